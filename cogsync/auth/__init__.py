@@ -1,0 +1,1 @@
+"""Client-side identity and request signing (Cognito Identity, SigV4)."""

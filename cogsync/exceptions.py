@@ -1,0 +1,142 @@
+"""Every error cogsync raises, grouped by what the caller should do about it.
+
+The tree::
+
+    CogsyncError
+    ├── UsageError                     your fault: fix the call, retrying will not help
+    │   ├── InvalidNameError           dataset name not 1-128 chars of [A-Za-z0-9_.:-]
+    │   ├── InvalidKeyError            record key not 1-128 UTF-8 bytes
+    │   ├── InvalidValueError          record value is not a str
+    │   ├── LimitExceededError         a write would break a limit; nothing was written
+    │   │   ├── DatasetLimitExceededError      more than 20 datasets per identity
+    │   │   ├── RecordLimitExceededError       more than 1,024 records in a dataset
+    │   │   └── DatasetSizeLimitExceededError  more than 1,048,576 bytes in a dataset
+    │   ├── UnsyncedChangesError       wipe_data() refused: local changes not yet synced
+    │   └── ConfigError                a cogsync.json or command-line setting is wrong
+    ├── ConflictError                  a push met a newer sync count and was not resolved
+    ├── NotAuthorizedError             credentials or logins refused; log in again
+    ├── OfflineError                   the server is unreachable; local data is intact, retry later
+    └── ServerError                    the server failed or answered nonsense; retry may help
+
+Each error says whether a retry can help in its ``retryable`` attribute.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CogsyncError",
+    "ConfigError",
+    "ConflictError",
+    "DatasetLimitExceededError",
+    "DatasetSizeLimitExceededError",
+    "InvalidKeyError",
+    "InvalidNameError",
+    "InvalidValueError",
+    "LimitExceededError",
+    "NotAuthorizedError",
+    "OfflineError",
+    "RecordLimitExceededError",
+    "ServerError",
+    "UnsyncedChangesError",
+    "UsageError",
+]
+
+
+class CogsyncError(Exception):
+    """Root of every error cogsync raises."""
+
+    retryable: bool = False
+
+
+class UsageError(CogsyncError):
+    """The call itself is wrong; change the call (retrying the same call will fail again)."""
+
+
+class InvalidNameError(UsageError, ValueError):
+    """A dataset name is not 1-128 characters of ``[A-Za-z0-9_.:-]``."""
+
+
+class InvalidKeyError(UsageError, ValueError):
+    """A record key is empty or longer than 128 UTF-8 bytes."""
+
+
+class InvalidValueError(UsageError, TypeError):
+    """A record value is not a ``str`` (store JSON as text; use ``remove`` to delete)."""
+
+
+class LimitExceededError(UsageError):
+    """A write would exceed a limit; nothing was written.
+
+    Attributes:
+        limit: the limit that would be broken.
+        attempted: the value the write would have reached.
+    """
+
+    def __init__(self, message: str, *, limit: int = 0, attempted: int = 0) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.attempted = attempted
+
+
+class DatasetLimitExceededError(LimitExceededError):
+    """An identity would hold more datasets than allowed (20 by default)."""
+
+
+class RecordLimitExceededError(LimitExceededError):
+    """A dataset would hold more records than allowed (1,024 by default)."""
+
+
+class DatasetSizeLimitExceededError(LimitExceededError):
+    """A dataset's keys and values would exceed the size limit (1,048,576 bytes by default)."""
+
+
+class UnsyncedChangesError(UsageError):
+    """``wipe_data()`` refused because local changes were never synced; sync or pass force=True."""
+
+
+class ConfigError(UsageError):
+    """A configuration file or setting is missing or malformed."""
+
+
+class ConflictError(CogsyncError):
+    """A push was rejected because the server holds a newer version of a record.
+
+    The sync engine resolves these by itself; this error reaches the app only when
+    retries are exhausted (another device keeps writing) -- sync again later.
+
+    Attributes:
+        key: the record key whose sync count was stale, if known.
+        current: the server's sync count for that record.
+        expected: the sync count the push expected.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        current: int | None = None,
+        expected: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.current = current
+        self.expected = expected
+
+
+class NotAuthorizedError(CogsyncError):
+    """The server refused the credentials, signature or logins; obtain new logins or credentials."""
+
+
+class OfflineError(CogsyncError):
+    """The server could not be reached; local data is intact and the call can be retried later."""
+
+    retryable = True
+
+
+class ServerError(CogsyncError):
+    """The server failed or sent an answer that does not follow the protocol; retry later."""
+
+    retryable = True

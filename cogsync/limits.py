@@ -1,0 +1,148 @@
+"""The limits every backend and the client enforce, and the checks that apply them.
+
+The same functions run in the client's local store and in ``cogsync serve`` so that a
+limit means exactly the same thing on both sides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cogsync.exceptions import (
+    DatasetLimitExceededError,
+    DatasetSizeLimitExceededError,
+    InvalidKeyError,
+    InvalidNameError,
+    InvalidValueError,
+    RecordLimitExceededError,
+)
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "check_dataset_count",
+    "check_dataset_totals",
+    "record_size",
+    "validate_key",
+    "validate_name",
+    "validate_value",
+]
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-identity limits (defaults are Cognito Sync's)."""
+
+    max_datasets: int = 20
+    max_records: int = 1024
+    max_dataset_bytes: int = 1_048_576
+    max_key_bytes: int = 128
+    max_name_length: int = 128
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def validate_name(name: object, limits: Limits = DEFAULT_LIMITS) -> str:
+    """Return ``name`` if it is a valid dataset name, else raise `InvalidNameError`."""
+    if (
+        not isinstance(name, str)
+        or len(name) > limits.max_name_length
+        or not _NAME_RE.fullmatch(name)
+    ):
+        raise InvalidNameError(
+            f"invalid dataset name {name!r}: use 1-{limits.max_name_length} characters "
+            "from A-Z a-z 0-9 _ . : -"
+        )
+    return name
+
+
+def validate_key(key: object, limits: Limits = DEFAULT_LIMITS) -> str:
+    """Return ``key`` if it is a valid record key (1-128 UTF-8 bytes), else raise."""
+    if not isinstance(key, str):
+        raise InvalidKeyError(f"record key must be a str, got {type(key).__name__}")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidKeyError(f"record key {key!r} is not valid Unicode text") from exc
+    if not 1 <= size <= limits.max_key_bytes:
+        raise InvalidKeyError(
+            f"record key {key[:40]!r} is {size} UTF-8 bytes; keys must be 1-"
+            f"{limits.max_key_bytes} bytes"
+        )
+    return key
+
+
+def validate_value(value: object) -> str:
+    """Return ``value`` if it is a str, else raise `InvalidValueError`."""
+    if not isinstance(value, str):
+        raise InvalidValueError(
+            f"record value must be a str, got {type(value).__name__}: store JSON as text "
+            "(json.dumps) and use remove() to delete a record"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidValueError("record value is not valid Unicode text (lone surrogate)") from exc
+    return value
+
+
+def record_size(key: str, value: str | None) -> int:
+    """Bytes a record counts towards its dataset's size: UTF-8 key + value; 0 if removed."""
+    if value is None:
+        return 0
+    return len(key.encode("utf-8")) + len(value.encode("utf-8"))
+
+
+def check_dataset_totals(
+    name: str,
+    current: Mapping[str, str | None],
+    changes: Mapping[str, str | None],
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[int, int]:
+    """Check that applying ``changes`` to the live records ``current`` stays within limits.
+
+    ``current`` maps key to value (None = removed/tombstone, not counted). Returns the
+    (record_count, size_in_bytes) after the change, or raises a `LimitExceededError`
+    subclass naming the limit.
+    """
+    count = sum(1 for v in current.values() if v is not None)
+    size = sum(record_size(k, v) for k, v in current.items())
+    for key, new in changes.items():
+        old = current.get(key)
+        if old is not None:
+            count -= 1
+            size -= record_size(key, old)
+        if new is not None:
+            count += 1
+            size += record_size(key, new)
+    if count > limits.max_records:
+        raise RecordLimitExceededError(
+            f"dataset {name!r} would hold {count} records; the limit is {limits.max_records}: "
+            "remove records or use another dataset",
+            limit=limits.max_records,
+            attempted=count,
+        )
+    if size > limits.max_dataset_bytes:
+        raise DatasetSizeLimitExceededError(
+            f"dataset {name!r} would hold {size} bytes of keys and values; the limit is "
+            f"{limits.max_dataset_bytes}: remove records or split the data across datasets",
+            limit=limits.max_dataset_bytes,
+            attempted=size,
+        )
+    return count, size
+
+
+def check_dataset_count(count_after: int, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Raise `DatasetLimitExceededError` if an identity would hold ``count_after`` datasets."""
+    if count_after > limits.max_datasets:
+        raise DatasetLimitExceededError(
+            f"an identity may hold at most {limits.max_datasets} datasets (this would make "
+            f"{count_after}): delete a dataset first",
+            limit=limits.max_datasets,
+            attempted=count_after,
+        )

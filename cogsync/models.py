@@ -1,0 +1,203 @@
+"""The domain values shared by the client, the sync engine, the backends and the server.
+
+All are immutable dataclasses; datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+
+__all__ = [
+    "Conflict",
+    "DatasetMetadata",
+    "DatasetState",
+    "PatchOp",
+    "PushResult",
+    "Record",
+    "RecordPage",
+    "RecordPatch",
+    "RecordWrite",
+    "RemoteDataset",
+    "Resolution",
+    "ServerInfo",
+    "SyncResult",
+    "utcnow",
+]
+
+PROTOCOL_VERSION = 1
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC, truncated to milliseconds (the wire precision)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One key/value record of a dataset, as stored locally or on the server.
+
+    ``value`` is None for a removed record (a tombstone kept so other devices learn of the
+    removal). ``sync_count`` is the dataset sync count of the batch that last wrote the
+    record on the server (0: never synced). ``revision`` is a local counter bumped by every
+    local write; the sync engine uses it to never overwrite an edit made during a sync.
+    """
+
+    key: str
+    value: str | None
+    sync_count: int = 0
+    last_modified_date: datetime | None = None
+    last_modified_by: str | None = None
+    device_last_modified_date: datetime | None = None
+    dirty: bool = False
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetMetadata:
+    """What `Client.list_datasets` reports about a dataset."""
+
+    name: str
+    sync_count: int
+    size_in_bytes: int
+    record_count: int
+    last_modified: datetime | None
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetState:
+    """A dataset's local bookkeeping row.
+
+    ``last_sync_count`` is the server sync count up to which every record is stored
+    locally; ``deleted_pending`` means the app deleted the dataset and the deletion has
+    not reached the server yet.
+    """
+
+    name: str
+    last_sync_count: int = 0
+    deleted_pending: bool = False
+    last_modified: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWrite:
+    """One record write that a sync applies to the local store.
+
+    The write happens only if the local record's ``revision`` still equals
+    ``expected_revision`` (absent records have revision 0); None writes unconditionally.
+    When the revision moved (the app edited the record during the sync), the local value
+    and dirty flag are kept; if ``keep_sync_count_on_mismatch`` is set the record still
+    adopts ``record.sync_count`` (used when acknowledging a push).
+    """
+
+    record: Record
+    expected_revision: int | None
+    keep_sync_count_on_mismatch: bool = False
+
+
+class PatchOp(str, Enum):
+    """What a record patch does on the server."""
+
+    REPLACE = "REPLACE"
+    REMOVE = "REMOVE"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPatch:
+    """One change in a push: ``sync_count`` is the record's count as the client last saw it."""
+
+    op: PatchOp
+    key: str
+    value: str | None
+    sync_count: int
+    device_last_modified_date: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteDataset:
+    """A dataset as the server lists it."""
+
+    name: str
+    sync_count: int
+    size_in_bytes: int
+    record_count: int
+    last_modified: datetime | None
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPage:
+    """One page of a pull: records with sync_count in (since, up_to], plus dataset metadata."""
+
+    dataset_name: str
+    sync_count: int
+    deleted: bool
+    records: tuple[Record, ...]
+    next_token: str | None
+    merged_dataset_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    """The server's answer to an accepted push: the new dataset sync count and records."""
+
+    dataset_name: str
+    sync_count: int
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """Protocol version and limits a server announces."""
+
+    protocol_version: int
+    max_datasets: int
+    max_records: int
+    max_dataset_bytes: int
+    max_key_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """How one conflict is settled: the value the record takes (None = removed)."""
+
+    key: str
+    value: str | None
+    source: str  # "local", "remote" or "value"
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A record changed both locally (dirty) and on the server since the last sync."""
+
+    key: str
+    local: Record
+    remote: Record
+
+    def resolve_with_local_record(self) -> Resolution:
+        """Keep this device's value (it will be pushed over the server's)."""
+        return Resolution(self.key, self.local.value, "local")
+
+    def resolve_with_remote_record(self) -> Resolution:
+        """Take the server's value and drop the local edit."""
+        return Resolution(self.key, self.remote.value, "remote")
+
+    def resolve_with_value(self, value: str | None) -> Resolution:
+        """Settle on a new value (e.g. a merge of both); None removes the record."""
+        return Resolution(self.key, value, "value")
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What one dataset's `synchronize` did."""
+
+    dataset_name: str
+    pulled: int = 0
+    pushed: int = 0
+    conflicts: tuple[Conflict, ...] = field(default_factory=tuple)
+    sync_count: int = 0
+    deleted: bool = False
+    merged_dataset_names: tuple[str, ...] = ()

@@ -1,0 +1,1 @@
+"""`cogsync serve`: an embedded backend speaking AppSync's and Cognito Identity's wire protocols."""

@@ -1,0 +1,132 @@
+"""The `LocalStore` protocol: everything the client and the sync engine need from storage.
+
+Data is kept per *owner*: the identity id once known, or the store's provisional owner
+(``provisional_owner()``) before the first contact with the server. Every write method is
+one transaction: it validates all limits first and either applies everything or raises
+and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from cogsync.limits import Limits
+from cogsync.models import DatasetState, Record, RecordWrite
+
+__all__ = ["LocalStore"]
+
+
+class LocalStore(Protocol):
+    """A device's local datasets. Implementations: `SQLiteStore`, `MemoryStore`."""
+
+    limits: Limits
+
+    def device_id(self) -> str:
+        """A stable random id for this device (created with the store)."""
+        ...
+
+    def identity_id(self) -> str | None:
+        """The identity id this device last used, or None while still unknown."""
+        ...
+
+    def set_identity_id(self, identity_id: str | None) -> None:
+        """Remember ``identity_id`` as the current identity (None forgets it)."""
+        ...
+
+    def provisional_owner(self) -> str:
+        """The owner under which data written before any identity was known is kept."""
+        ...
+
+    def attach_identity(self, identity_id: str) -> None:
+        """Move all data kept under the provisional owner to ``identity_id`` (one transaction).
+
+        Datasets that ``identity_id`` already holds locally under the same name are merged:
+        provisional records overwrite (stay dirty), so nothing written offline is lost.
+        Also sets the current identity id.
+        """
+        ...
+
+    def list_datasets(self, owner: str) -> list[DatasetState]:
+        """All datasets of ``owner`` kept locally, including ones deleted but not yet synced."""
+        ...
+
+    def get_dataset(self, owner: str, name: str) -> DatasetState | None:
+        """One dataset's bookkeeping row, or None."""
+        ...
+
+    def create_dataset(self, owner: str, name: str) -> DatasetState:
+        """Create an empty dataset if absent (enforces the datasets-per-identity limit)."""
+        ...
+
+    def get_record(self, owner: str, name: str, key: str) -> Record | None:
+        """One record (tombstones included), or None if never written."""
+        ...
+
+    def get_records(self, owner: str, name: str) -> dict[str, Record]:
+        """Every record of a dataset, tombstones included."""
+        ...
+
+    def write_local(
+        self, owner: str, name: str, changes: Mapping[str, str | None], now: datetime
+    ) -> None:
+        """Apply an app's writes (value, or None to remove) in one transaction, marking them dirty.
+
+        Validates name, keys, values and every limit before writing; creates the dataset
+        if needed; bumps each record's revision; a None for a never-synced record deletes
+        it outright, otherwise leaves a dirty tombstone.
+        """
+        ...
+
+    def size_in_bytes(self, owner: str, name: str) -> int:
+        """UTF-8 bytes of keys + values of the dataset's live records."""
+        ...
+
+    def mark_dataset_deleted(self, owner: str, name: str) -> None:
+        """The app deleted the dataset: drop its records and flag the deletion for the next sync."""
+        ...
+
+    def dirty_records(self, owner: str, name: str) -> list[Record]:
+        """Records changed locally and not yet pushed."""
+        ...
+
+    def apply_sync(
+        self,
+        owner: str,
+        name: str,
+        writes: Sequence[RecordWrite],
+        *,
+        last_sync_count: int | None = None,
+        clear_deleted_pending: bool = False,
+        reset_sync_counts: bool = False,
+    ) -> list[str]:
+        """Apply a sync step in one transaction; return the keys skipped by revision guards.
+
+        ``reset_sync_counts`` sets every record's sync_count to 0 and marks live records
+        dirty first (the dataset was deleted on the server and is being recreated).
+        ``last_sync_count`` (if given) is stored in the same transaction, so it never runs
+        ahead of the records it covers. Writes bypass the app limits (server data is
+        authoritative) but never the schema.
+        """
+        ...
+
+    def drop_dataset(self, owner: str, name: str) -> None:
+        """Forget a dataset locally (records and bookkeeping)."""
+        ...
+
+    def rename_dataset(self, owner: str, name: str, new_owner: str, new_name: str) -> None:
+        """Move a dataset to another owner/name, all its live records marked dirty and unsynced."""
+        ...
+
+    def has_unsynced_changes(self) -> bool:
+        """True if any owner has dirty records or pending dataset deletions."""
+        ...
+
+    def wipe(self) -> None:
+        """Delete all datasets and forget the identity id (the device id stays)."""
+        ...
+
+    def close(self) -> None:
+        """Release the underlying resources."""
+        ...

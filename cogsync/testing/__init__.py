@@ -1,0 +1,1 @@
+"""Test kits shipped with cogsync: contract suites, fakes and stateful machines."""
