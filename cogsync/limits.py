@@ -103,15 +103,19 @@ def check_dataset_totals(
     current: Mapping[str, str | None],
     changes: Mapping[str, str | None],
     limits: Limits = DEFAULT_LIMITS,
+    *,
+    rest_count: int = 0,
+    rest_bytes: int = 0,
 ) -> tuple[int, int]:
     """Check that applying ``changes`` to the live records ``current`` stays within limits.
 
     ``current`` maps key to value (None = removed/tombstone, not counted). Returns the
     (record_count, size_in_bytes) after the change, or raises a `LimitExceededError`
-    subclass naming the limit.
+    subclass naming the limit. ``rest_count`` and ``rest_bytes`` add live records that
+    ``current`` leaves out, so a store can pass only the changed keys plus an aggregate.
     """
-    count = sum(1 for v in current.values() if v is not None)
-    size = sum(record_size(k, v) for k, v in current.items())
+    count = rest_count + sum(1 for v in current.values() if v is not None)
+    size = rest_bytes + sum(record_size(k, v) for k, v in current.items())
     for key, new in changes.items():
         old = current.get(key)
         if old is not None:
