@@ -129,6 +129,11 @@ class CognitoIdentity:
         if identity_id is not None:
             self._identity_id = identity_id
 
+    def invalidate_credentials(self) -> None:
+        """Drop the current credentials; the next `credentials` call fetches new ones."""
+        self._credentials = None
+        self._expiration = None
+
     def forget_identity(self) -> None:
         """Drop the identity id and credentials; the next call obtains a new identity."""
         self._identity_id = None

@@ -1,0 +1,389 @@
+"""`GraphQLBackend`: the `RemoteBackend` over HTTP GraphQL signed with SigV4 (AppSync or
+``cogsync serve``).
+
+One gql session (one aiohttp connection pool) lives from the first call to `close`.
+Requests are signed with `AppSyncIAMAuthentication` from the identity's temporary
+credentials; a new signer is built whenever the credentials are renewed. Answers are
+parsed into `cogsync.models` here, and failures become cogsync errors here:
+
+- no connection, timeout, dropped connection        -> `OfflineError`
+- HTTP 401/403, ``UnauthorizedException``           -> `NotAuthorizedError`
+- ``ConflictException`` {key, current, expected}    -> `ConflictError`
+- ``LimitExceededException`` {limit, max, attempted} -> a `LimitExceededError` subclass
+- ``InvalidParameterException``                     -> a `UsageError` subclass
+- anything else                                     -> `ServerError`
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.credentials import Credentials
+from gql import Client, GraphQLRequest
+from gql.transport.aiohttp import AIOHTTPTransport
+from gql.transport.appsync_auth import AppSyncIAMAuthentication
+from gql.transport.exceptions import (
+    TransportConnectionFailed,
+    TransportError,
+    TransportQueryError,
+    TransportServerError,
+)
+
+from cogsync.auth.cognito import CognitoIdentity
+from cogsync.config import Config
+from cogsync.exceptions import (
+    CogsyncError,
+    ConflictError,
+    DatasetLimitExceededError,
+    DatasetSizeLimitExceededError,
+    InvalidKeyError,
+    InvalidNameError,
+    InvalidValueError,
+    LimitExceededError,
+    NotAuthorizedError,
+    OfflineError,
+    RecordLimitExceededError,
+    ServerError,
+    UsageError,
+)
+from cogsync.models import (
+    PROTOCOL_VERSION,
+    PushResult,
+    Record,
+    RecordPage,
+    RecordPatch,
+    RemoteDataset,
+    ServerInfo,
+)
+from cogsync.remote import operations
+
+__all__ = ["GraphQLBackend", "format_datetime", "parse_datetime", "translate_graphql_error"]
+
+_LIMIT_ERRORS: dict[str, type[LimitExceededError]] = {
+    "datasets": DatasetLimitExceededError,
+    "records": RecordLimitExceededError,
+    "bytes": DatasetSizeLimitExceededError,
+}
+
+
+class GraphQLBackend:
+    """One identity's view of a GraphQL sync server.
+
+    Args:
+        config: the endpoints (``graphql_url``) and region to sign for.
+        identity: supplies the identity's temporary credentials.
+        timeout: seconds allowed per request before the server counts as unreachable.
+    """
+
+    def __init__(self, config: Config, identity: CognitoIdentity, *, timeout: float = 30.0) -> None:
+        self._config = config
+        self._identity = identity
+        self._timeout = timeout
+        self._host = urlsplit(config.graphql_url).netloc
+        self._transport: AIOHTTPTransport | None = None
+        self._client: Client | None = None
+        self._session: Any = None
+        self._signed_with: Credentials | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def __aenter__(self) -> GraphQLBackend:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def server_info(self) -> ServerInfo:
+        """Protocol version and limits the server enforces."""
+        data = await self._execute(operations.SERVER_INFO, {})
+        info = _object(data, "serverInfo")
+        return ServerInfo(
+            protocol_version=_int(info, "protocolVersion"),
+            max_datasets=_int(info, "maxDatasets"),
+            max_records=_int(info, "maxRecords"),
+            max_dataset_bytes=_int(info, "maxDatasetBytes"),
+            max_key_bytes=_int(info, "maxKeyBytes"),
+        )
+
+    async def list_datasets(self) -> list[RemoteDataset]:
+        """All datasets of the caller (every page), deleted ones included."""
+        datasets: list[RemoteDataset] = []
+        token: str | None = None
+        while True:
+            data = await self._execute(operations.LIST_DATASETS, {"nextToken": token})
+            page = _object(data, "listDatasets")
+            for item in _list(page, "datasets"):
+                datasets.append(
+                    RemoteDataset(
+                        name=_str(item, "name"),
+                        sync_count=_int(item, "syncCount"),
+                        size_in_bytes=_int(item, "sizeInBytes"),
+                        record_count=_int(item, "recordCount"),
+                        last_modified=parse_datetime(item.get("lastModifiedDate")),
+                        deleted=bool(item.get("deleted")),
+                    )
+                )
+            token = page.get("nextToken")
+            if not token:
+                return datasets
+
+    async def list_records(
+        self, dataset_name: str, last_sync_count: int, next_token: str | None = None
+    ) -> RecordPage:
+        """One page of records with sync_count > ``last_sync_count`` (tombstones included)."""
+        variables = {
+            "datasetName": dataset_name,
+            "lastSyncCount": last_sync_count,
+            "nextToken": next_token,
+        }
+        data = await self._execute(operations.LIST_RECORDS, variables)
+        page = _object(data, "listRecords")
+        return RecordPage(
+            dataset_name=_str(page, "datasetName"),
+            sync_count=_int(page, "syncCount"),
+            deleted=bool(page.get("deleted")),
+            records=tuple(_record(item, item.get("value")) for item in _list(page, "records")),
+            next_token=page.get("nextToken") or None,
+            merged_dataset_names=tuple(str(n) for n in page.get("mergedDatasetNames") or ()),
+        )
+
+    async def push_records(
+        self,
+        dataset_name: str,
+        patches: Sequence[RecordPatch],
+        *,
+        client_request_id: str,
+        device_id: str,
+    ) -> PushResult:
+        """Apply ``patches`` all-or-nothing as one new sync count.
+
+        The answer carries record metadata only; values are taken from ``patches``.
+        """
+        variables = {
+            "input": {
+                "datasetName": dataset_name,
+                "clientRequestId": client_request_id,
+                "deviceId": device_id,
+                "protocolVersion": PROTOCOL_VERSION,
+                "records": [
+                    {
+                        "op": patch.op.value,
+                        "key": patch.key,
+                        "value": patch.value,
+                        "syncCount": patch.sync_count,
+                        "deviceLastModifiedDate": format_datetime(patch.device_last_modified_date),
+                    }
+                    for patch in patches
+                ],
+            }
+        }
+        data = await self._execute(operations.PUSH_RECORDS, variables)
+        change = _object(data, "pushRecords")
+        sent = {patch.key: patch.value for patch in patches}
+        return PushResult(
+            dataset_name=_str(change, "datasetName"),
+            sync_count=_int(change, "syncCount"),
+            records=tuple(
+                _record(item, sent.get(_str(item, "key"))) for item in change.get("records") or ()
+            ),
+        )
+
+    async def delete_dataset(self, dataset_name: str, *, client_request_id: str) -> int:
+        """Delete a dataset (the server keeps a tombstone); return its new sync count."""
+        variables = {"datasetName": dataset_name, "clientRequestId": client_request_id}
+        data = await self._execute(operations.DELETE_DATASET, variables)
+        return _int(_object(data, "deleteDataset"), "syncCount")
+
+    async def close(self) -> None:
+        """Close the HTTP session; the backend cannot be used afterwards."""
+        self._closed = True
+        async with self._lock:
+            client, self._client, self._session = self._client, None, None
+            if client is not None:
+                await client.close_async()  # type: ignore[no-untyped-call]
+
+    async def _execute(self, document: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        request = GraphQLRequest(document, variable_values=dict(variables))
+        for attempt in (1, 2):
+            session = await self._ready_session()
+            try:
+                result = await session.execute(request)
+            except TransportError as exc:
+                error = translate_transport_error(exc)
+                if isinstance(error, NotAuthorizedError) and attempt == 1:
+                    # The server may have forgotten the credentials it issued (it
+                    # restarted): one retry with new ones tells that from a real refusal.
+                    self._identity.invalidate_credentials()
+                    continue
+                raise error from exc
+            if not isinstance(result, dict):
+                raise ServerError("the GraphQL server answered without a data object")
+            return result
+        raise AssertionError("unreachable")
+
+    async def _ready_session(self) -> Any:
+        if self._closed:
+            raise RuntimeError("this GraphQLBackend is closed; create a new one")
+        credentials = await self._identity.credentials()
+        async with self._lock:
+            if self._session is None:
+                self._transport = AIOHTTPTransport(
+                    url=self._config.graphql_url,
+                    auth=self._signer(credentials),
+                    timeout=self._timeout,  # type: ignore[arg-type]
+                )
+                self._client = Client(transport=self._transport, fetch_schema_from_transport=False)
+                try:
+                    self._session = await self._client.connect_async()  # type: ignore[no-untyped-call]
+                except TransportError as exc:
+                    self._client = None
+                    raise translate_transport_error(exc) from exc
+                self._signed_with = credentials
+            elif credentials is not self._signed_with:
+                assert self._transport is not None
+                self._transport.auth = self._signer(credentials)
+                self._signed_with = credentials
+            return self._session
+
+    def _signer(self, credentials: Credentials) -> AppSyncIAMAuthentication:
+        return AppSyncIAMAuthentication(
+            host=self._host, region_name=self._config.region, credentials=credentials
+        )
+
+
+def translate_transport_error(exc: TransportError) -> CogsyncError:
+    """The cogsync error for a gql transport failure (query errors included)."""
+    if isinstance(exc, TransportQueryError):
+        errors = exc.errors or [{"message": str(exc)}]
+        return translate_graphql_error(errors[0] if isinstance(errors[0], dict) else {})
+    if isinstance(exc, TransportServerError) and exc.code in (401, 403):
+        return NotAuthorizedError(
+            f"the GraphQL server refused the request's signature (HTTP {exc.code}): check the "
+            "identity pool and log in again"
+        )
+    if isinstance(exc, TransportServerError) and exc.code is not None:
+        return ServerError(f"the GraphQL server failed (HTTP {exc.code}): {exc}; retry later")
+    if isinstance(exc, TransportConnectionFailed):
+        return OfflineError(
+            f"cannot reach the GraphQL server ({exc.__cause__ or exc}); local data is intact, "
+            "retry later"
+        )
+    return ServerError(f"the GraphQL server answered outside the protocol: {exc}")
+
+
+def translate_graphql_error(error: Mapping[str, Any]) -> CogsyncError:
+    """The cogsync error for one AppSync-style GraphQL error (``errorType``/``errorInfo``)."""
+    kind = str(error.get("errorType") or "")
+    message = str(error.get("message") or kind or "unknown error")
+    info = error.get("errorInfo")
+    info = info if isinstance(info, dict) else {}
+    if kind.endswith("UnauthorizedException"):
+        return NotAuthorizedError(f"the server refused the request: {message}; log in again")
+    if kind == "ConflictException":
+        return ConflictError(
+            f"the server holds newer data: {message}; synchronize again",
+            key=info.get("key"),
+            current=_opt_int(info.get("current")),
+            expected=_opt_int(info.get("expected")),
+        )
+    if kind == "LimitExceededException":
+        error_class = _LIMIT_ERRORS.get(str(info.get("limit")), LimitExceededError)
+        return error_class(
+            f"the server refused a write that would exceed a limit: {message}",
+            limit=_opt_int(info.get("max")) or 0,
+            attempted=_opt_int(info.get("attempted")) or 0,
+        )
+    if kind == "InvalidParameterException":
+        return _usage_error(message, info)
+    return ServerError(f"the server failed: {kind + ': ' if kind else ''}{message}")
+
+
+def _usage_error(message: str, info: Mapping[str, Any]) -> UsageError:
+    subject = f"{info.get('parameter') or info.get('field') or ''} {message}".lower()
+    text = f"the server rejected a parameter: {message}"
+    if "name" in subject:
+        return InvalidNameError(text)
+    if "value" in subject:
+        return InvalidValueError(text)
+    if "key" in subject:
+        return InvalidKeyError(text)
+    if "protocol" in subject:
+        return UsageError(f"{text}; client and server speak different protocol versions")
+    return UsageError(text)
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """An AWSDateTime string as an aware UTC datetime (None stays None)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ServerError(f"expected an AWSDateTime string, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ServerError(f"the server sent an invalid AWSDateTime {value!r}") from exc
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_datetime(value: datetime | None) -> str | None:
+    """An aware datetime as AWSDateTime (UTC, milliseconds, ``Z``); naive means UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _record(item: Mapping[str, Any], value: str | None) -> Record:
+    return Record(
+        key=_str(item, "key"),
+        value=value,
+        sync_count=_int(item, "syncCount"),
+        last_modified_date=parse_datetime(item.get("lastModifiedDate")),
+        last_modified_by=item.get("lastModifiedBy"),
+        device_last_modified_date=parse_datetime(item.get("deviceLastModifiedDate")),
+    )
+
+
+def _object(data: Mapping[str, Any], field: str) -> dict[str, Any]:
+    value = data.get(field)
+    if not isinstance(value, dict):
+        raise ServerError(f"the server's answer lacks {field}")
+    return value
+
+
+def _list(data: Mapping[str, Any], field: str) -> list[dict[str, Any]]:
+    value = data.get(field)
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ServerError(f"the server's answer has no list {field}")
+    return value
+
+
+def _str(data: Mapping[str, Any], field: str) -> str:
+    value = data.get(field)
+    if not isinstance(value, str):
+        raise ServerError(f"the server's answer has no string {field}")
+    return value
+
+
+def _int(data: Mapping[str, Any], field: str) -> int:
+    value = data.get(field)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ServerError(f"the server's answer has no integer {field}")
+    return value
+
+
+def _opt_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
