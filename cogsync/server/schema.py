@@ -1,0 +1,184 @@
+"""The sync protocol's GraphQL schema as `cogsync serve` executes it.
+
+The packaged ``cogsync/server/schema.graphql`` is the very file AppSync runs (a copy of
+``server_schema/schema.graphql``). graphql-core does not know AppSync's built-in scalars
+and directives, so they are declared in front of it here, and the scalars get AppSync's
+serialization rules (``AWSDateTime``: ISO-8601 UTC with milliseconds and ``Z``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from graphql import (
+    GraphQLError,
+    GraphQLScalarType,
+    GraphQLSchema,
+    IntValueNode,
+    StringValueNode,
+    ValueNode,
+    build_schema,
+)
+
+__all__ = [
+    "APPSYNC_DECLARATIONS",
+    "format_datetime",
+    "load_schema",
+    "parse_datetime",
+    "schema_sdl",
+]
+
+APPSYNC_DECLARATIONS = """
+scalar AWSDate
+scalar AWSTime
+scalar AWSDateTime
+scalar AWSTimestamp
+scalar AWSEmail
+scalar AWSJSON
+scalar AWSURL
+scalar AWSPhone
+scalar AWSIPAddress
+
+directive @aws_iam on OBJECT | FIELD_DEFINITION
+directive @aws_subscribe(mutations: [String]) on FIELD_DEFINITION
+directive @aws_cognito_user_pools(cognito_groups: [String]) on OBJECT | FIELD_DEFINITION
+directive @aws_api_key on OBJECT | FIELD_DEFINITION
+directive @aws_oidc on OBJECT | FIELD_DEFINITION
+directive @aws_lambda on OBJECT | FIELD_DEFINITION
+directive @aws_auth(cognito_groups: [String]) on FIELD_DEFINITION
+"""
+"""AppSync's built-in scalars and directives, declared for graphql-core."""
+
+_DATETIME_RE = re.compile(
+    r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}(?::\d{2}(?:\.(\d{1,9}))?)?)"
+    r"(Z|[+-]\d{2}:\d{2}(?::\d{2})?)"
+)
+_DATETIME_HINT = "expected ISO-8601 with a time zone, e.g. 2024-05-01T12:00:00.000Z"
+
+
+def format_datetime(value: datetime) -> str:
+    """Render an aware datetime as AppSync does: UTC, milliseconds, ``Z`` suffix."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"datetime {value!r} has no time zone; cogsync uses aware UTC times")
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_datetime(text: str) -> datetime:
+    """Parse an ``AWSDateTime`` strictly into an aware UTC datetime (ms precision).
+
+    Raises:
+        ValueError: ``text`` is not ISO-8601 date-time with a time zone.
+    """
+    match = _DATETIME_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"invalid AWSDateTime {text[:64]!r}: {_DATETIME_HINT}")
+    date, time, fraction, zone = match.groups()
+    if fraction is not None:
+        time = time[: -len(fraction)] + (fraction + "000000")[:6]
+    if zone == "Z":
+        zone = "+00:00"
+    try:
+        utc = datetime.fromisoformat(f"{date}T{time}{zone}").astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"invalid AWSDateTime {text[:64]!r}: {exc}") from exc
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+def _serialize_datetime(value: Any) -> str:
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if not isinstance(value, datetime):
+        raise GraphQLError(f"AWSDateTime cannot represent {type(value).__name__} value")
+    return format_datetime(value)
+
+
+def _parse_datetime_value(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise GraphQLError(f"AWSDateTime must be a string: {_DATETIME_HINT}")
+    try:
+        return parse_datetime(value)
+    except ValueError as exc:
+        raise GraphQLError(str(exc)) from exc
+
+
+def _parse_datetime_literal(node: ValueNode, _variables: Any = None) -> datetime:
+    if not isinstance(node, StringValueNode):
+        raise GraphQLError(f"AWSDateTime must be a string literal: {_DATETIME_HINT}")
+    return _parse_datetime_value(node.value)
+
+
+def _parse_json_value(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise GraphQLError("AWSJSON must be a string holding JSON")
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise GraphQLError(f"AWSJSON is not valid JSON: {exc}") from exc
+
+
+def _parse_json_literal(node: ValueNode, _variables: Any = None) -> Any:
+    if not isinstance(node, StringValueNode):
+        raise GraphQLError("AWSJSON must be a string literal holding JSON")
+    return _parse_json_value(node.value)
+
+
+def _parse_timestamp_value(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GraphQLError("AWSTimestamp must be an integer number of seconds since the epoch")
+    return value
+
+
+def _parse_timestamp_literal(node: ValueNode, _variables: Any = None) -> int:
+    if not isinstance(node, IntValueNode):
+        raise GraphQLError("AWSTimestamp must be an integer literal")
+    return int(node.value)
+
+
+def _parse_string_value(value: Any) -> str:
+    if not isinstance(value, str):
+        raise GraphQLError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _parse_string_literal(node: ValueNode, _variables: Any = None) -> str:
+    if not isinstance(node, StringValueNode):
+        raise GraphQLError("expected a string literal")
+    return node.value
+
+
+_SCALAR_FUNCTIONS: dict[str, tuple[Callable[..., Any], ...]] = {
+    "AWSDateTime": (_serialize_datetime, _parse_datetime_value, _parse_datetime_literal),
+    "AWSJSON": (json.dumps, _parse_json_value, _parse_json_literal),
+    "AWSTimestamp": (_parse_timestamp_value, _parse_timestamp_value, _parse_timestamp_literal),
+}
+_STRING_FUNCTIONS = (str, _parse_string_value, _parse_string_literal)
+
+
+def _configure_scalars(schema: GraphQLSchema) -> None:
+    for name, type_ in schema.type_map.items():
+        if isinstance(type_, GraphQLScalarType) and name.startswith("AWS"):
+            functions = _SCALAR_FUNCTIONS.get(name, _STRING_FUNCTIONS)
+            for attribute, function in zip(
+                ("serialize", "parse_value", "parse_literal"), functions, strict=True
+            ):
+                setattr(type_, attribute, function)
+
+
+def schema_sdl() -> str:
+    """The packaged ``schema.graphql`` text, exactly as shipped."""
+    return resources.files("cogsync.server").joinpath("schema.graphql").read_text("utf-8")
+
+
+@cache
+def load_schema() -> GraphQLSchema:
+    """Build (once) the executable schema: AppSync declarations + the packaged file."""
+    schema = build_schema(APPSYNC_DECLARATIONS + schema_sdl())
+    _configure_scalars(schema)
+    return schema
