@@ -1,0 +1,309 @@
+"""`MemoryStore`: the reference `LocalStore`, kept in plain dicts.
+
+It defines the semantics `SQLiteStore` must match (the store contract and a randomised
+comparison run both), and is a fast store for tests. Every write method validates
+everything first and mutates only afterwards, so a failed call changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from cogsync.exceptions import UsageError
+from cogsync.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_dataset_count,
+    check_dataset_totals,
+    record_size,
+    validate_key,
+    validate_name,
+    validate_value,
+)
+from cogsync.models import DatasetState, Record, RecordWrite, utcnow
+
+__all__ = ["MemoryStore"]
+
+_Dataset = tuple[str, str]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return a if b is None or (a is not None and a >= b) else b
+
+
+class MemoryStore:
+    """A `LocalStore` in memory, with the same semantics as `SQLiteStore`.
+
+    Args:
+        limits: the limits `write_local` and `create_dataset` enforce.
+        device_id: this device's id (a random one if None).
+    """
+
+    def __init__(self, *, limits: Limits = DEFAULT_LIMITS, device_id: str | None = None) -> None:
+        self.limits = limits
+        self._device_id = device_id or str(uuid.uuid4())
+        self._identity_id: str | None = None
+        self._datasets: dict[_Dataset, DatasetState] = {}
+        self._records: dict[_Dataset, dict[str, Record]] = {}
+        self._lock = threading.RLock()
+
+    # -- identity -----------------------------------------------------------------------
+
+    def device_id(self) -> str:
+        """A stable random id for this device (created with the store)."""
+        return self._device_id
+
+    def identity_id(self) -> str | None:
+        """The identity id this device last used, or None while still unknown."""
+        return self._identity_id
+
+    def set_identity_id(self, identity_id: str | None) -> None:
+        """Remember ``identity_id`` as the current identity (None forgets it)."""
+        self._identity_id = identity_id
+
+    def provisional_owner(self) -> str:
+        """The owner under which data written before any identity was known is kept."""
+        return f"provisional:{self._device_id}"
+
+    def attach_identity(self, identity_id: str) -> None:
+        """Move provisional data to ``identity_id`` (merging same-named datasets)."""
+        source = self.provisional_owner()
+        with self._lock:
+            if identity_id != source:
+                for owner, name in [ds for ds in self._datasets if ds[0] == source]:
+                    self._move((owner, name), (identity_id, name))
+            self._identity_id = identity_id
+
+    def _move(self, source: _Dataset, target: _Dataset) -> None:
+        state = self._datasets.pop(source)
+        moved = self._records.pop(source, {})
+        records = self._records.setdefault(target, {})
+        for key, rec in moved.items():
+            if rec.value is None:
+                continue
+            old = records.get(key)
+            records[key] = replace(
+                rec,
+                sync_count=old.sync_count if old else 0,
+                dirty=True,
+                revision=max(rec.revision, old.revision if old else 0) + 1,
+            )
+        if not records:
+            del self._records[target]
+        if state.deleted_pending and not records:
+            return
+        existing = self._datasets.get(target, DatasetState(target[1]))
+        modified = _later(existing.last_modified, state.last_modified)
+        self._datasets[target] = replace(existing, last_modified=modified)
+
+    # -- datasets -----------------------------------------------------------------------
+
+    def list_datasets(self, owner: str) -> list[DatasetState]:
+        """All datasets of ``owner`` kept locally, including ones deleted but not yet synced."""
+        return sorted(
+            (state for (o, _), state in self._datasets.items() if o == owner),
+            key=lambda state: state.name,
+        )
+
+    def get_dataset(self, owner: str, name: str) -> DatasetState | None:
+        """One dataset's bookkeeping row, or None."""
+        return self._datasets.get((owner, name))
+
+    def _counted(self, owner: str) -> int:
+        return sum(
+            1
+            for ds, state in self._datasets.items()
+            if ds[0] == owner and (not state.deleted_pending or self._records.get(ds))
+        )
+
+    def create_dataset(self, owner: str, name: str) -> DatasetState:
+        """Create an empty dataset if absent (enforces the datasets-per-identity limit)."""
+        validate_name(name, self.limits)
+        with self._lock:
+            if (owner, name) not in self._datasets:
+                check_dataset_count(self._counted(owner) + 1, self.limits)
+                self._datasets[(owner, name)] = DatasetState(name)
+            return self._datasets[(owner, name)]
+
+    def mark_dataset_deleted(self, owner: str, name: str) -> None:
+        """The app deleted the dataset: drop its records and flag the deletion for the next sync."""
+        validate_name(name, self.limits)
+        with self._lock:
+            self._records.pop((owner, name), None)
+            state = self._datasets.get((owner, name), DatasetState(name))
+            self._datasets[(owner, name)] = replace(state, deleted_pending=True)
+
+    def drop_dataset(self, owner: str, name: str) -> None:
+        """Forget a dataset locally (records and bookkeeping)."""
+        with self._lock:
+            self._records.pop((owner, name), None)
+            self._datasets.pop((owner, name), None)
+
+    def rename_dataset(self, owner: str, name: str, new_owner: str, new_name: str) -> None:
+        """Move a dataset to another owner/name, its live records dirty and unsynced.
+
+        Raises:
+            UsageError: ``owner`` holds no dataset ``name``.
+        """
+        validate_name(new_name, self.limits)
+        with self._lock:
+            if (owner, name) not in self._datasets:
+                raise UsageError(f"no local dataset {name!r} to rename: create it first")
+            if (owner, name) != (new_owner, new_name):
+                self._move((owner, name), (new_owner, new_name))
+
+    # -- records ------------------------------------------------------------------------
+
+    def get_record(self, owner: str, name: str, key: str) -> Record | None:
+        """One record (tombstones included), or None if never written."""
+        return self._records.get((owner, name), {}).get(key)
+
+    def get_records(self, owner: str, name: str) -> dict[str, Record]:
+        """Every record of a dataset, tombstones included."""
+        return dict(sorted(self._records.get((owner, name), {}).items()))
+
+    def dirty_records(self, owner: str, name: str) -> list[Record]:
+        """Records changed locally and not yet pushed."""
+        return [rec for rec in self.get_records(owner, name).values() if rec.dirty]
+
+    def size_in_bytes(self, owner: str, name: str) -> int:
+        """UTF-8 bytes of keys + values of the dataset's live records."""
+        records = self._records.get((owner, name), {})
+        return sum(record_size(key, rec.value) for key, rec in records.items())
+
+    def write_local(
+        self, owner: str, name: str, changes: Mapping[str, str | None], now: datetime
+    ) -> None:
+        """Apply an app's writes (value, or None to remove) in one transaction, marking them dirty.
+
+        Validates name, keys, values and every limit before writing; creates the dataset
+        if needed; bumps each record's revision; a None for a never-synced record deletes
+        it outright, otherwise leaves a dirty tombstone. Writing to a dataset pending
+        deletion keeps the pending deletion and makes the dataset count again.
+        """
+        validate_name(name, self.limits)
+        changes = dict(changes)
+        for key, value in changes.items():
+            validate_key(key, self.limits)
+            if value is not None:
+                validate_value(value)
+        ds = (owner, name)
+        stamp = _utc(now)
+        with self._lock:
+            records = self._records.get(ds, {})
+            state = self._datasets.get(ds)
+            counted = state is not None and (not state.deleted_pending or bool(records))
+            creates = any(v is not None for v in changes.values())
+            if not counted and (state is None or creates):
+                check_dataset_count(self._counted(owner) + 1, self.limits)
+            current = {key: rec.value for key, rec in records.items()}
+            check_dataset_totals(name, current, changes, self.limits)
+            records = self._records.setdefault(ds, records)
+            for key, value in changes.items():
+                old = records.get(key)
+                if value is None and (old is None or old.sync_count == 0):
+                    records.pop(key, None)
+                    continue
+                records[key] = Record(
+                    key,
+                    value,
+                    sync_count=old.sync_count if old else 0,
+                    last_modified_date=stamp,
+                    last_modified_by=self._device_id,
+                    device_last_modified_date=stamp,
+                    dirty=True,
+                    revision=(old.revision if old else 0) + 1,
+                )
+            if not records:
+                del self._records[ds]
+            state = state or DatasetState(name)
+            self._datasets[ds] = replace(state, last_modified=_later(state.last_modified, stamp))
+
+    def apply_sync(
+        self,
+        owner: str,
+        name: str,
+        writes: Sequence[RecordWrite],
+        *,
+        last_sync_count: int | None = None,
+        clear_deleted_pending: bool = False,
+        reset_sync_counts: bool = False,
+    ) -> list[str]:
+        """Apply a sync step in one transaction; return the keys skipped by revision guards.
+
+        Applied writes keep the local revision. A skipped write with
+        ``keep_sync_count_on_mismatch`` adopts only the sync count; if the app removed the
+        record meanwhile, a dirty tombstone carrying that sync count is left so the
+        removal reaches the server.
+        """
+        ds = (owner, name)
+        skipped: list[str] = []
+        with self._lock:
+            state = self._datasets.get(ds) or DatasetState(name)
+            records = self._records.setdefault(ds, {})
+            if reset_sync_counts:
+                for key, rec in records.items():
+                    records[key] = replace(
+                        rec, sync_count=0, dirty=rec.dirty or rec.value is not None
+                    )
+            for write in writes:
+                rec = write.record
+                old = records.get(rec.key)
+                current = old.revision if old else 0
+                if write.expected_revision in (None, current):
+                    records[rec.key] = replace(
+                        rec,
+                        last_modified_date=_utc(rec.last_modified_date),
+                        device_last_modified_date=_utc(rec.device_last_modified_date),
+                        revision=current,
+                    )
+                    modified = _later(state.last_modified, _utc(rec.last_modified_date))
+                    state = replace(state, last_modified=modified)
+                    continue
+                skipped.append(rec.key)
+                if not write.keep_sync_count_on_mismatch:
+                    continue
+                if old is not None:
+                    records[rec.key] = replace(old, sync_count=rec.sync_count)
+                    continue
+                stamp = utcnow()
+                records[rec.key] = Record(
+                    rec.key, None, rec.sync_count, stamp, self._device_id, stamp, True,
+                    (write.expected_revision or 0) + 1,
+                )  # fmt: skip
+            if not records:
+                del self._records[ds]
+            if last_sync_count is not None:
+                state = replace(state, last_sync_count=last_sync_count)
+            if clear_deleted_pending:
+                state = replace(state, deleted_pending=False)
+            self._datasets[ds] = state
+        return skipped
+
+    # -- whole store --------------------------------------------------------------------
+
+    def has_unsynced_changes(self) -> bool:
+        """True if any owner has dirty records or pending dataset deletions."""
+        return any(s.deleted_pending for s in self._datasets.values()) or any(
+            rec.dirty for records in self._records.values() for rec in records.values()
+        )
+
+    def wipe(self) -> None:
+        """Delete all datasets and forget the identity id (the device id stays)."""
+        with self._lock:
+            self._datasets.clear()
+            self._records.clear()
+            self._identity_id = None
+
+    def close(self) -> None:
+        """Nothing to release; present for the protocol."""

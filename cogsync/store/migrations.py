@@ -1,0 +1,113 @@
+"""The schema of a device's SQLite store, built and upgraded by named migrations.
+
+Each migration is a function taking a `sqlite_utils.Database`; they run in the order of
+`MIGRATIONS` and each applied name is recorded in the ``_migrations`` table. Rules: a
+migration never drops or rewrites user data (unsynced records must survive every
+upgrade), and a shipped migration is never edited -- add a new one instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+from cogsync.exceptions import ConfigError
+from cogsync.models import utcnow
+
+__all__ = [
+    "MIGRATIONS",
+    "Migration",
+    "applied_migrations",
+    "m001_initial",
+    "m002_record_revision",
+    "migrate",
+]
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """Create ``meta`` (device and identity ids), ``datasets`` and ``records``."""
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("datasets").create(
+        {
+            "owner": str,
+            "name": str,
+            "last_sync_count": int,
+            "deleted_pending": int,
+            "last_modified": str,
+        },
+        pk=("owner", "name"),
+        not_null={"owner", "name", "last_sync_count", "deleted_pending"},
+        defaults={"last_sync_count": 0, "deleted_pending": 0},
+    )
+    db.table("records").create(
+        {
+            "owner": str,
+            "dataset": str,
+            "key": str,
+            "value": str,
+            "sync_count": int,
+            "last_modified_date": str,
+            "last_modified_by": str,
+            "device_last_modified_date": str,
+            "dirty": int,
+        },
+        pk=("owner", "dataset", "key"),
+        not_null={"owner", "dataset", "key", "sync_count", "dirty"},
+        defaults={"sync_count": 0, "dirty": 0},
+    )
+
+
+def m002_record_revision(db: sqlite_utils.Database) -> None:
+    """Add the per-record local ``revision`` and an index of dirty records.
+
+    Records that already exist start at revision 1, so a sync guard written for an
+    absent record (revision 0) can never match them.
+    """
+    db.table("records").add_column("revision", int, not_null_default=0)
+    db.execute("UPDATE records SET revision = 1")
+    db.execute("CREATE INDEX records_dirty ON records (owner, dataset) WHERE dirty = 1")
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_record_revision)
+
+
+def applied_migrations(db: sqlite_utils.Database) -> list[str]:
+    """Names of the migrations recorded in ``db``, in the order they were applied."""
+    if not db.table("_migrations").exists():
+        return []
+    return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+
+
+def migrate(db: sqlite_utils.Database, *, upto: str | None = None) -> list[str]:
+    """Apply the pending migrations (all, or up to and including ``upto``); return their names.
+
+    Runs inside the caller's transaction, so an upgrade is all-or-nothing. Raises
+    `ConfigError` if the file records a migration this version does not know (it was
+    written by a newer cogsync).
+    """
+    if not db.table("_migrations").exists():
+        db.table("_migrations").create({"name": str, "applied_at": str}, pk="name")
+    done = applied_migrations(db)
+    known = [m.__name__ for m in MIGRATIONS]
+    unknown = [name for name in done if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"the store file was upgraded by a newer cogsync (unknown migrations {unknown}): "
+            "upgrade cogsync to open it"
+        )
+    applied = []
+    for migration in MIGRATIONS:
+        name = migration.__name__
+        if name not in done:
+            migration(db)
+            db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                (name, utcnow().isoformat()),
+            )
+            applied.append(name)
+        if name == upto:
+            break
+    return applied

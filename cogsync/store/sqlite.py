@@ -1,0 +1,558 @@
+"""`SQLiteStore`: a device's datasets in one SQLite file (WAL, every change durable on return).
+
+Design rules:
+
+- Every write method is one ``BEGIN IMMEDIATE`` transaction that reads what it needs,
+  validates every limit and only then writes; a failure rolls everything back.
+- ``synchronous=FULL``: when a write method returns, the change survives a crash.
+- Several processes may share the file: writers queue on SQLite's busy timeout, and
+  ``BEGIN IMMEDIATE`` is retried while the file stays locked, so "database is locked"
+  never reaches the caller.
+- One connection, guarded by a lock, usable from any single thread (the async client
+  runs every call on one worker thread).
+- Hot paths run prepared plain SQL; the schema is introspected only when opening.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from cogsync.exceptions import ConfigError, UsageError
+from cogsync.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_dataset_count,
+    check_dataset_totals,
+    validate_key,
+    validate_name,
+    validate_value,
+)
+from cogsync.models import DatasetState, Record, RecordWrite, utcnow
+from cogsync.store.migrations import migrate
+
+__all__ = ["BUSY_TIMEOUT_SECONDS", "SQLiteStore"]
+
+BUSY_TIMEOUT_SECONDS = 30.0
+_T = TypeVar("_T")
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+_RECORD_COLUMNS = (
+    "key, value, sync_count, last_modified_date, last_modified_by, "
+    "device_last_modified_date, dirty, revision"
+)
+_KEYS_IN = "key IN (SELECT value FROM json_each(:keys))"
+_SELECT_TOUCHED = (
+    "SELECT key, value, sync_count, revision FROM records "
+    f"WHERE owner = :owner AND dataset = :name AND {_KEYS_IN}"
+)
+# Dataset flags plus the live records not touched by the write, in one statement.
+_SELECT_STATE = (
+    """
+SELECT
+  (SELECT deleted_pending FROM datasets WHERE owner = :owner AND name = :name),
+  EXISTS (SELECT 1 FROM records WHERE owner = :owner AND dataset = :name),
+  count(value),
+  total(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)))
+FROM records
+WHERE owner = :owner AND dataset = :name AND value IS NOT NULL AND NOT """
+    + _KEYS_IN
+)
+_COUNTED_DATASETS = """
+SELECT count(*) FROM datasets AS d WHERE owner = ? AND (deleted_pending = 0
+  OR EXISTS (SELECT 1 FROM records AS r WHERE r.owner = d.owner AND r.dataset = d.name))
+"""
+_UPSERT_LOCAL = """
+INSERT INTO records (owner, dataset, key, value, sync_count, last_modified_date,
+  last_modified_by, device_last_modified_date, dirty, revision)
+VALUES (?, ?, ?, ?, 0, ?, ?, ?, 1, 1)
+ON CONFLICT (owner, dataset, key) DO UPDATE SET value = excluded.value,
+  last_modified_date = excluded.last_modified_date, last_modified_by = excluded.last_modified_by,
+  device_last_modified_date = excluded.device_last_modified_date, dirty = 1,
+  revision = records.revision + 1
+"""
+_UPSERT_SYNCED = """
+INSERT INTO records (owner, dataset, key, value, sync_count, last_modified_date,
+  last_modified_by, device_last_modified_date, dirty, revision)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (owner, dataset, key) DO UPDATE SET value = excluded.value,
+  sync_count = excluded.sync_count, last_modified_date = excluded.last_modified_date,
+  last_modified_by = excluded.last_modified_by,
+  device_last_modified_date = excluded.device_last_modified_date, dirty = excluded.dirty
+"""
+_TOUCH_DATASET = """
+INSERT INTO datasets (owner, name, last_modified) VALUES (?, ?, ?)
+ON CONFLICT (owner, name) DO UPDATE SET
+  last_modified = max(coalesce(last_modified, ''), coalesce(excluded.last_modified, ''))
+"""
+# Moving a dataset: live records overwrite the target's (keeping its sync count) or join
+# it unsynced; every moved record is dirty with a revision beyond both sides'.
+_MOVE_MERGE = """
+UPDATE records AS t SET value = s.value, dirty = 1, revision = max(t.revision, s.revision) + 1,
+  last_modified_date = s.last_modified_date, last_modified_by = s.last_modified_by,
+  device_last_modified_date = s.device_last_modified_date
+FROM records AS s
+WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
+  AND t.owner = :do AND t.dataset = :dn AND t.key = s.key
+"""
+_MOVE_NEW = """
+INSERT INTO records (owner, dataset, key, value, sync_count, last_modified_date,
+  last_modified_by, device_last_modified_date, dirty, revision)
+SELECT :do, :dn, key, value, 0, last_modified_date, last_modified_by,
+  device_last_modified_date, 1, revision + 1
+FROM records AS s WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM records AS t WHERE t.owner = :do AND t.dataset = :dn
+                  AND t.key = s.key)
+"""
+_MOVE_DATASET = """
+INSERT INTO datasets (owner, name, last_modified)
+SELECT :do, :dn, last_modified FROM datasets AS s WHERE s.owner = :so AND s.name = :sn
+  AND (deleted_pending = 0 OR EXISTS (SELECT 1 FROM records WHERE owner = :do AND dataset = :dn))
+ON CONFLICT (owner, name) DO UPDATE SET
+  last_modified = max(coalesce(last_modified, ''), coalesce(excluded.last_modified, ''))
+"""
+
+
+def _text(moment: datetime | None) -> str | None:
+    """ISO-8601 UTC text of fixed width (so text order is time order); naive means UTC."""
+    if moment is None:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _record(row: Sequence[Any]) -> Record:
+    return Record(
+        key=row[0],
+        value=row[1],
+        sync_count=row[2],
+        last_modified_date=_moment(row[3]),
+        last_modified_by=row[4],
+        device_last_modified_date=_moment(row[5]),
+        dirty=bool(row[6]),
+        revision=row[7],
+    )
+
+
+def _dataset(row: Sequence[Any]) -> DatasetState:
+    return DatasetState(
+        name=row[0],
+        last_sync_count=row[1],
+        deleted_pending=bool(row[2]),
+        last_modified=_moment(row[3]) if row[3] else None,
+    )
+
+
+class SQLiteStore:
+    """A `LocalStore` kept in one SQLite file per device.
+
+    Args:
+        db_path: the file; created (with a new device id) if missing, upgraded if old.
+        limits: the limits `write_local` and `create_dataset` enforce.
+        device_id: the device id to record when the file is created; an existing file
+            keeps its own.
+
+    Raises:
+        ConfigError: the file is not a SQLite database, or a newer cogsync upgraded it.
+    """
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        device_id: str | None = None,
+    ) -> None:
+        self.limits = limits
+        self.path = Path(db_path)
+        self._lock = threading.RLock()
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+        try:
+            self._db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
+            self._conn = conn
+            self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            conn.execute("PRAGMA synchronous = FULL")
+            with self._write():
+                migrate(self._db)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('device_id', ?)",
+                    (device_id or str(uuid.uuid4()),),
+                )
+            self._device_id: str = self._meta("device_id") or ""
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ConfigError(
+                f"cannot open {self.path} as a cogsync store ({exc}): pass the path of a "
+                "device file cogsync created, or a new path"
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+
+    # -- transactions -------------------------------------------------------------------
+
+    @staticmethod
+    def _retry_busy(step: Callable[[], _T]) -> _T:
+        """Run ``step()``, retrying while another connection holds the file locked."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        pause = 0.001
+        while True:
+            try:
+                return step()
+            except sqlite3.OperationalError as exc:
+                code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+                if code not in _BUSY_CODES or time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: commit on success, roll back on any error."""
+        with self._lock:
+            conn = self._conn
+            self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    # -- identity -----------------------------------------------------------------------
+
+    def device_id(self) -> str:
+        """A stable random id for this device (created with the store)."""
+        return self._device_id
+
+    def identity_id(self) -> str | None:
+        """The identity id this device last used, or None while still unknown."""
+        return self._meta("identity_id")
+
+    def set_identity_id(self, identity_id: str | None) -> None:
+        """Remember ``identity_id`` as the current identity (None forgets it)."""
+        with self._write() as conn:
+            self._set_identity(conn, identity_id)
+
+    @staticmethod
+    def _set_identity(conn: sqlite3.Connection, identity_id: str | None) -> None:
+        if identity_id is None:
+            conn.execute("DELETE FROM meta WHERE key = 'identity_id'")
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('identity_id', ?)",
+                (identity_id,),
+            )
+
+    def provisional_owner(self) -> str:
+        """The owner under which data written before any identity was known is kept."""
+        return f"provisional:{self._device_id}"
+
+    def attach_identity(self, identity_id: str) -> None:
+        """Move provisional data to ``identity_id`` (merging same-named datasets).
+
+        Moves bypass the limits: data written offline is never refused at login.
+        """
+        source = self.provisional_owner()
+        with self._write() as conn:
+            if identity_id != source:
+                names = conn.execute("SELECT name FROM datasets WHERE owner = ?", (source,))
+                for (name,) in names.fetchall():
+                    self._move(conn, source, name, identity_id, name)
+            self._set_identity(conn, identity_id)
+
+    @staticmethod
+    def _move(
+        conn: sqlite3.Connection, owner: str, name: str, new_owner: str, new_name: str
+    ) -> None:
+        params = {"so": owner, "sn": name, "do": new_owner, "dn": new_name}
+        conn.execute(_MOVE_MERGE, params)
+        conn.execute(_MOVE_NEW, params)
+        conn.execute(_MOVE_DATASET, params)
+        conn.execute("DELETE FROM records WHERE owner = ? AND dataset = ?", (owner, name))
+        conn.execute("DELETE FROM datasets WHERE owner = ? AND name = ?", (owner, name))
+
+    # -- datasets -----------------------------------------------------------------------
+
+    def list_datasets(self, owner: str) -> list[DatasetState]:
+        """All datasets of ``owner`` kept locally, including ones deleted but not yet synced."""
+        rows = self._rows(
+            "SELECT name, last_sync_count, deleted_pending, last_modified FROM datasets "
+            "WHERE owner = ? ORDER BY name",
+            (owner,),
+        )
+        return [_dataset(row) for row in rows]
+
+    def get_dataset(self, owner: str, name: str) -> DatasetState | None:
+        """One dataset's bookkeeping row, or None."""
+        rows = self._rows(
+            "SELECT name, last_sync_count, deleted_pending, last_modified FROM datasets "
+            "WHERE owner = ? AND name = ?",
+            (owner, name),
+        )
+        return _dataset(rows[0]) if rows else None
+
+    def create_dataset(self, owner: str, name: str) -> DatasetState:
+        """Create an empty dataset if absent (enforces the datasets-per-identity limit)."""
+        validate_name(name, self.limits)
+        with self._write() as conn:
+            if not conn.execute(
+                "SELECT 1 FROM datasets WHERE owner = ? AND name = ?", (owner, name)
+            ).fetchone():
+                counted = conn.execute(_COUNTED_DATASETS, (owner,)).fetchone()[0]
+                check_dataset_count(counted + 1, self.limits)
+                conn.execute("INSERT INTO datasets (owner, name) VALUES (?, ?)", (owner, name))
+        state = self.get_dataset(owner, name)
+        assert state is not None
+        return state
+
+    def mark_dataset_deleted(self, owner: str, name: str) -> None:
+        """The app deleted the dataset: drop its records and flag the deletion for the next sync."""
+        validate_name(name, self.limits)
+        with self._write() as conn:
+            conn.execute("DELETE FROM records WHERE owner = ? AND dataset = ?", (owner, name))
+            conn.execute(
+                "INSERT INTO datasets (owner, name, deleted_pending) VALUES (?, ?, 1) "
+                "ON CONFLICT (owner, name) DO UPDATE SET deleted_pending = 1",
+                (owner, name),
+            )
+
+    def drop_dataset(self, owner: str, name: str) -> None:
+        """Forget a dataset locally (records and bookkeeping)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM records WHERE owner = ? AND dataset = ?", (owner, name))
+            conn.execute("DELETE FROM datasets WHERE owner = ? AND name = ?", (owner, name))
+
+    def rename_dataset(self, owner: str, name: str, new_owner: str, new_name: str) -> None:
+        """Move a dataset to another owner/name, its live records dirty and unsynced.
+
+        Records overwrite same-keyed ones of an existing target (which keep their sync
+        count); tombstones are dropped. Limits are not checked (data is only moved).
+
+        Raises:
+            UsageError: ``owner`` holds no dataset ``name``.
+        """
+        validate_name(new_name, self.limits)
+        with self._write() as conn:
+            if not conn.execute(
+                "SELECT 1 FROM datasets WHERE owner = ? AND name = ?", (owner, name)
+            ).fetchone():
+                raise UsageError(f"no local dataset {name!r} to rename: create it first")
+            if (owner, name) != (new_owner, new_name):
+                self._move(conn, owner, name, new_owner, new_name)
+
+    # -- records ------------------------------------------------------------------------
+
+    def get_record(self, owner: str, name: str, key: str) -> Record | None:
+        """One record (tombstones included), or None if never written."""
+        rows = self._rows(
+            f"SELECT {_RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND key = ?",
+            (owner, name, key),
+        )
+        return _record(rows[0]) if rows else None
+
+    def get_records(self, owner: str, name: str) -> dict[str, Record]:
+        """Every record of a dataset, tombstones included."""
+        rows = self._rows(
+            f"SELECT {_RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? ORDER BY key",
+            (owner, name),
+        )
+        return {row[0]: _record(row) for row in rows}
+
+    def dirty_records(self, owner: str, name: str) -> list[Record]:
+        """Records changed locally and not yet pushed."""
+        rows = self._rows(
+            f"SELECT {_RECORD_COLUMNS} FROM records "
+            "WHERE owner = ? AND dataset = ? AND dirty = 1 ORDER BY key",
+            (owner, name),
+        )
+        return [_record(row) for row in rows]
+
+    def size_in_bytes(self, owner: str, name: str) -> int:
+        """UTF-8 bytes of keys + values of the dataset's live records."""
+        rows = self._rows(
+            "SELECT total(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))) "
+            "FROM records WHERE owner = ? AND dataset = ?",
+            (owner, name),
+        )
+        return int(rows[0][0])
+
+    def write_local(
+        self, owner: str, name: str, changes: Mapping[str, str | None], now: datetime
+    ) -> None:
+        """Apply an app's writes (value, or None to remove) in one transaction, marking them dirty.
+
+        Validates name, keys, values and every limit before writing; creates the dataset
+        if needed; bumps each record's revision; a None for a never-synced record deletes
+        it outright, otherwise leaves a dirty tombstone. Writing to a dataset pending
+        deletion keeps the pending deletion and makes the dataset count again.
+        """
+        validate_name(name, self.limits)
+        changes = dict(changes)
+        for key, value in changes.items():
+            validate_key(key, self.limits)
+            if value is not None:
+                validate_value(value)
+        params = {"owner": owner, "name": name, "keys": json.dumps(list(changes))}
+        stamp = _text(now)
+        with self._write() as conn:
+            touched = {row[0]: row for row in conn.execute(_SELECT_TOUCHED, params)}
+            pending, has_records, rest_count, rest_bytes = conn.execute(
+                _SELECT_STATE, params
+            ).fetchone()
+            counted = pending == 0 or (pending == 1 and has_records)
+            creates = any(v is not None for v in changes.values())
+            if not counted and (pending is None or creates):
+                before = conn.execute(_COUNTED_DATASETS, (owner,)).fetchone()[0]
+                check_dataset_count(before + 1, self.limits)
+            check_dataset_totals(
+                name,
+                {key: row[1] for key, row in touched.items()},
+                changes,
+                self.limits,
+                rest_count=rest_count,
+                rest_bytes=int(rest_bytes),
+            )
+            upserts = []
+            deletes = []
+            for key, value in changes.items():
+                old = touched.get(key)
+                if value is None and (old is None or old[2] == 0):
+                    if old is not None:
+                        deletes.append((owner, name, key))
+                    continue
+                upserts.append((owner, name, key, value, stamp, self._device_id, stamp))
+            conn.executemany(_UPSERT_LOCAL, upserts)
+            if deletes:
+                conn.executemany(
+                    "DELETE FROM records WHERE owner = ? AND dataset = ? AND key = ?", deletes
+                )
+            conn.execute(_TOUCH_DATASET, (owner, name, stamp))
+
+    def apply_sync(
+        self,
+        owner: str,
+        name: str,
+        writes: Sequence[RecordWrite],
+        *,
+        last_sync_count: int | None = None,
+        clear_deleted_pending: bool = False,
+        reset_sync_counts: bool = False,
+    ) -> list[str]:
+        """Apply a sync step in one transaction; return the keys skipped by revision guards.
+
+        Applied writes keep the local revision. A skipped write with
+        ``keep_sync_count_on_mismatch`` adopts only the sync count; if the app removed the
+        record meanwhile, a dirty tombstone carrying that sync count is left so the
+        removal reaches the server.
+        """
+        keys = json.dumps([w.record.key for w in writes])
+        skipped: list[str] = []
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO datasets (owner, name) VALUES (?, ?)", (owner, name)
+            )
+            if reset_sync_counts:
+                conn.execute(
+                    "UPDATE records SET sync_count = 0, dirty = (dirty OR value IS NOT NULL) "
+                    "WHERE owner = ? AND dataset = ?",
+                    (owner, name),
+                )
+            revisions: dict[str, int] = {
+                row[0]: row[3]
+                for row in conn.execute(
+                    _SELECT_TOUCHED, {"owner": owner, "name": name, "keys": keys}
+                )
+            }
+            newest: str | None = None
+            for write in writes:
+                rec = write.record
+                current = revisions.get(rec.key)
+                if write.expected_revision in (None, current or 0):
+                    conn.execute(
+                        _UPSERT_SYNCED,
+                        (owner, name, rec.key, rec.value, rec.sync_count,
+                         _text(rec.last_modified_date), rec.last_modified_by,
+                         _text(rec.device_last_modified_date), int(rec.dirty), current or 0),
+                    )  # fmt: skip
+                    revisions[rec.key] = current or 0
+                    modified = _text(rec.last_modified_date)
+                    if modified is not None and (newest is None or modified > newest):
+                        newest = modified
+                    continue
+                skipped.append(rec.key)
+                if not write.keep_sync_count_on_mismatch:
+                    continue
+                if current is not None:
+                    conn.execute(
+                        "UPDATE records SET sync_count = ? WHERE owner = ? AND dataset = ? "
+                        "AND key = ?",
+                        (rec.sync_count, owner, name, rec.key),
+                    )
+                    continue
+                stamp = _text(utcnow())
+                revision = (write.expected_revision or 0) + 1
+                conn.execute(
+                    _UPSERT_SYNCED,
+                    (owner, name, rec.key, None, rec.sync_count, stamp, self._device_id,
+                     stamp, 1, revision),
+                )  # fmt: skip
+                revisions[rec.key] = revision
+            if newest is not None:
+                conn.execute(_TOUCH_DATASET, (owner, name, newest))
+            if last_sync_count is not None:
+                conn.execute(
+                    "UPDATE datasets SET last_sync_count = ? WHERE owner = ? AND name = ?",
+                    (last_sync_count, owner, name),
+                )
+            if clear_deleted_pending:
+                conn.execute(
+                    "UPDATE datasets SET deleted_pending = 0 WHERE owner = ? AND name = ?",
+                    (owner, name),
+                )
+        return skipped
+
+    # -- whole store --------------------------------------------------------------------
+
+    def has_unsynced_changes(self) -> bool:
+        """True if any owner has dirty records or pending dataset deletions."""
+        rows = self._rows(
+            "SELECT EXISTS (SELECT 1 FROM records WHERE dirty = 1) "
+            "OR EXISTS (SELECT 1 FROM datasets WHERE deleted_pending = 1)"
+        )
+        return bool(rows[0][0])
+
+    def wipe(self) -> None:
+        """Delete all datasets and forget the identity id (the device id stays)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM records")
+            conn.execute("DELETE FROM datasets")
+            self._set_identity(conn, None)
+
+    def close(self) -> None:
+        """Close the database connection (the file stays consistent at any moment)."""
+        with self._lock:
+            self._db.close()
