@@ -159,16 +159,21 @@ _SCALAR_FUNCTIONS: dict[str, tuple[Callable[..., Any], ...]] = {
     "AWSTimestamp": (_parse_timestamp_value, _parse_timestamp_value, _parse_timestamp_literal),
 }
 _STRING_FUNCTIONS = (str, _parse_string_value, _parse_string_literal)
+_COERCER_NAMES = (
+    ("serialize", "coerce_output_value"),
+    ("parse_value", "coerce_input_value"),
+    ("parse_literal", "coerce_input_literal"),
+)
 
 
 def _configure_scalars(schema: GraphQLSchema) -> None:
     for name, type_ in schema.type_map.items():
         if isinstance(type_, GraphQLScalarType) and name.startswith("AWS"):
             functions = _SCALAR_FUNCTIONS.get(name, _STRING_FUNCTIONS)
-            for attribute, function in zip(
-                ("serialize", "parse_value", "parse_literal"), functions, strict=True
-            ):
-                setattr(type_, attribute, function)
+            for names, function in zip(_COERCER_NAMES, functions, strict=True):
+                for attribute in names:  # graphql-core 3.2 names, and 3.3's new ones
+                    if attribute in vars(type_):
+                        setattr(type_, attribute, function)
 
 
 def schema_sdl() -> str:

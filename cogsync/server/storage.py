@@ -417,35 +417,34 @@ class ServerStorage:
             self._remember(change, client_request_id, "delete", now, keys)
             return change
 
-    def merge_identity(self, source_identity_id: str, target_identity_id: str) -> list[str]:
+    def merge_identity(
+        self, source_identity_id: str, target_identity_id: str
+    ) -> list[DatasetChange]:
         """Move every live dataset of ``source`` to ``target`` as ``<name>.<source>``.
 
         Cognito Sync's identity merge: nothing is dropped, the merged datasets count
         towards the target's dataset limit until the app reconciles and deletes them, and
         listRecords of ``<name>`` reports them in mergedDatasetNames. The source identity
-        is left without data. Returns the merged dataset names.
+        is left without data. Returns one change per merged dataset (to publish).
         """
         if source_identity_id == target_identity_id:
             raise InvalidRequestError("cannot merge an identity into itself")
-        merged: list[str] = []
         with self._transaction() as db:
             sources = db.execute(
                 "SELECT name, sync_count FROM datasets WHERE identity_id=? AND deleted=0 "
                 "ORDER BY name",
                 (source_identity_id,),
             ).fetchall()
-            for name, source_count in sources:
-                new_name = merged_dataset_name(name, source_identity_id, self.limits)
-                self._merge_one(
-                    source_identity_id, target_identity_id, name, new_name, source_count
-                )
-                merged.append(new_name)
-            for table, column in (("records", "identity_id"), ("datasets", "identity_id")):
-                db.execute(f"DELETE FROM {table} WHERE {column}=?", (source_identity_id,))
-        return merged
+            changes = [
+                self._merge_one(source_identity_id, target_identity_id, name, count)
+                for name, count in sources
+            ]
+            db.execute("DELETE FROM records WHERE identity_id=?", (source_identity_id,))
+            db.execute("DELETE FROM datasets WHERE identity_id=?", (source_identity_id,))
+        return changes
 
-    def _merge_one(self, source: str, target: str, name: str, new_name: str, count: int) -> None:
-        db = self._db
+    def _merge_one(self, source: str, target: str, name: str, count: int) -> DatasetChange:
+        db, new_name = self._db, merged_dataset_name(name, source, self.limits)
         row = db.execute(
             "SELECT sync_count, deleted FROM datasets WHERE identity_id=? AND name=?",
             (target, new_name),
@@ -454,7 +453,7 @@ class ServerStorage:
             raise InvalidRequestError(
                 f"identity {target} already holds dataset {new_name!r}: delete it before merging"
             )
-        sync_count = max(count, row[0] if row else 0) + 1
+        sync_count, now = max(count, row[0] if row else 0) + 1, self._clock()
         db.execute("DELETE FROM records WHERE identity_id=? AND dataset=?", (target, new_name))
         db.execute(
             "INSERT INTO records SELECT ?, ?, key, value, ?, last_modified_date, "
@@ -462,13 +461,6 @@ class ServerStorage:
             "WHERE identity_id=? AND dataset=? AND value IS NOT NULL",
             (target, new_name, sync_count, source, name),
         )
-        size, record_count = db.execute(
-            "SELECT COALESCE(SUM(LENGTH(CAST(key AS BLOB)) + LENGTH(CAST(value AS BLOB))), 0), "
-            "COUNT(*) FROM records WHERE identity_id=? AND dataset=?",
-            (target, new_name),
-        ).fetchone()
-        now = self._clock()
-        self._save_dataset(target, new_name, sync_count, size, record_count, now, merged_into=name)
         keys = [
             k
             for (k,) in db.execute(
@@ -476,7 +468,14 @@ class ServerStorage:
                 (target, new_name),
             )
         ]
-        self._log(DatasetChange(target, new_name, sync_count, False), None, now, keys)
+        size, record_count = db.execute(
+            "SELECT size_in_bytes, record_count FROM datasets WHERE identity_id=? AND name=?",
+            (source, name),
+        ).fetchone()
+        self._save_dataset(target, new_name, sync_count, size, record_count, now, merged_into=name)
+        change = DatasetChange(target, new_name, sync_count, False)
+        self._log(change, None, now, keys)
+        return change
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -1,0 +1,497 @@
+"""`SyncService`: executes the sync protocol's GraphQL operations for one caller at a time.
+
+The HTTP and WebSocket front-ends authenticate the caller and hand over the identity id;
+this module parses, validates and executes the GraphQL document with graphql-core against
+`ServerStorage`, and answers in AppSync's shape::
+
+    {"data": ..., "errors": [{"message", "errorType", "errorInfo", "path", "locations"}]}
+
+Rules:
+
+* The caller's identity comes only from the ``identity_id`` argument, never from GraphQL
+  arguments; a subscription for another identity is refused.
+* Storage calls run on one worker thread (one writer); the event loop never blocks on SQLite.
+* A change is published to subscribers only after its transaction committed, and carries
+  no record values (``records`` is null for subscribers).
+* Errors say what was wrong and what to do; unexpected failures are logged here and reach
+  the client only as a generic ``InternalFailure``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from inspect import isawaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLResolveInfo,
+    OperationType,
+    execute,
+    get_operation_ast,
+    parse,
+    subscribe,
+    validate,
+)
+
+from cogsync.exceptions import (
+    ConflictError,
+    DatasetLimitExceededError,
+    DatasetSizeLimitExceededError,
+    LimitExceededError,
+    RecordLimitExceededError,
+    UsageError,
+)
+from cogsync.models import PROTOCOL_VERSION, PatchOp, Record, RecordPatch
+from cogsync.server.hooks import ServerHooks, SyncRejected
+from cogsync.server.schema import load_schema
+from cogsync.server.storage import DatasetChange, ServerStorage
+
+__all__ = ["SubscriptionRefused", "SyncService"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+if TYPE_CHECKING:
+    Info = GraphQLResolveInfo[Any]
+_QUEUE_SIZE = 1000
+_CLOSED = object()
+_LIMIT_NAMES: dict[type[LimitExceededError], str] = {
+    DatasetLimitExceededError: "datasets",
+    RecordLimitExceededError: "records",
+    DatasetSizeLimitExceededError: "bytes",
+}
+
+
+class SubscriptionRefused(Exception):
+    """A subscription request that is not accepted; send it back as an ``error`` message.
+
+    Attributes:
+        error_type: AppSync's errorType (``UnauthorizedException``, ``ValidationError``, ...).
+        message: what was wrong and what to do.
+    """
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+class _Refusal(Exception):
+    """Raised in a resolver for an error with a fixed errorType."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def _dataset_change(change: DatasetChange, *, with_records: bool) -> dict[str, Any]:
+    return {
+        "identityId": change.identity_id,
+        "datasetName": change.dataset_name,
+        "syncCount": change.sync_count,
+        "deleted": change.deleted,
+        "records": [_record(r) for r in change.records] if with_records else None,
+    }
+
+
+def _record(record: Record) -> dict[str, Any]:
+    return {
+        "key": record.key,
+        "value": record.value,
+        "syncCount": record.sync_count,
+        "lastModifiedDate": record.last_modified_date,
+        "lastModifiedBy": record.last_modified_by,
+        "deviceLastModifiedDate": record.device_last_modified_date,
+    }
+
+
+def _error_type(exc: BaseException) -> tuple[str, dict[str, Any] | None] | None:
+    """AppSync's errorType and errorInfo for an expected error; None if unexpected."""
+    if isinstance(exc, _Refusal):
+        return exc.error_type, None
+    if isinstance(exc, ConflictError):
+        return "ConflictException", {
+            "key": exc.key,
+            "current": exc.current,
+            "expected": exc.expected,
+        }
+    if isinstance(exc, LimitExceededError):
+        name = next((n for t, n in _LIMIT_NAMES.items() if isinstance(exc, t)), "records")
+        return "LimitExceededException", {
+            "limit": name,
+            "max": exc.limit,
+            "attempted": exc.attempted,
+        }
+    if isinstance(exc, SyncRejected):
+        return "InvalidParameterException", {"rejectedBy": "syncTrigger"}
+    if isinstance(exc, UsageError):
+        return "InvalidParameterException", None
+    return None
+
+
+def _format_error(error: GraphQLError) -> dict[str, Any]:
+    original = error.original_error
+    mapped = _error_type(original) if original is not None else None
+    message = error.message
+    if mapped is None and error.path is None:
+        mapped = ("ValidationError", None)  # variables, operation selection, coercion
+    if mapped is None:
+        logger.error("GraphQL resolver failed at %s: %s", error.path, error, exc_info=original)
+        mapped = ("InternalFailure", None)
+        message = "the server failed to handle this request; retry later (see the server log)"
+    locations = error.locations
+    return {
+        "message": message,
+        "errorType": mapped[0],
+        "errorInfo": mapped[1],
+        "path": list(error.path) if error.path is not None else None,
+        "locations": (
+            [{"line": loc.line, "column": loc.column} for loc in locations] if locations else None
+        ),
+    }
+
+
+def _response(result: ExecutionResult) -> dict[str, Any]:
+    response: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        response["errors"] = [_format_error(e) for e in result.errors]
+    return response
+
+
+def _failure(error_type: str, message: str) -> dict[str, Any]:
+    error = {"message": message, "errorType": error_type, "errorInfo": None}
+    return {"data": None, "errors": [error | {"path": None, "locations": None}]}
+
+
+class _Hub:
+    """In-process pub/sub: one bounded queue per open subscription, grouped by identity."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, set[asyncio.Queue[object]]] = {}
+
+    def register(self, identity_id: str) -> asyncio.Queue[object]:
+        queue: asyncio.Queue[object] = asyncio.Queue(_QUEUE_SIZE)
+        self._queues.setdefault(identity_id, set()).add(queue)
+        return queue
+
+    def unregister(self, identity_id: str, queue: asyncio.Queue[object]) -> None:
+        queues = self._queues.get(identity_id, set())
+        queues.discard(queue)
+        if not queues:
+            self._queues.pop(identity_id, None)
+
+    def subscriber_count(self, identity_id: str) -> int:
+        return len(self._queues.get(identity_id, ()))
+
+    def publish(self, identity_id: str, event: object) -> None:
+        for queue in list(self._queues.get(identity_id, ())):
+            if queue.full():  # a stalled subscriber loses its oldest pokes, never blocks others
+                queue.get_nowait()
+            queue.put_nowait(event)
+
+    def close(self) -> None:
+        for queues in list(self._queues.values()):
+            for queue in queues:
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(_CLOSED)
+
+
+class _EventSource:
+    """The source stream of one subscription; registered from creation until closed."""
+
+    def __init__(self, hub: _Hub, identity_id: str) -> None:
+        self._hub, self._identity_id = hub, identity_id
+        self._queue = hub.register(identity_id)
+
+    def __aiter__(self) -> _EventSource:
+        return self
+
+    async def __anext__(self) -> object:
+        event = await self._queue.get()
+        if event is _CLOSED:
+            self.close()
+            raise StopAsyncIteration
+        return event
+
+    def close(self) -> None:
+        self._hub.unregister(self._identity_id, self._queue)
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+class _Subscription:
+    """What `SyncService.subscribe` returns: AppSync-shaped events until ``aclose()``."""
+
+    def __init__(self, stream: AsyncIterator[ExecutionResult], source: _EventSource) -> None:
+        self._stream, self._source = stream, source
+
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return _response(await self._stream.__anext__())
+
+    async def aclose(self) -> None:
+        self._source.close()
+        aclose = getattr(self._stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class _Root:
+    """Root value of one operation: the resolvers, bound to the caller's identity."""
+
+    def __init__(self, service: SyncService, identity_id: str) -> None:
+        self._service, self._identity = service, identity_id
+        self.source: _EventSource | None = None
+
+    def serverInfo(self, _info: Info) -> dict[str, int]:
+        limits = self._service.storage.limits
+        return {
+            "protocolVersion": PROTOCOL_VERSION,
+            "maxDatasets": limits.max_datasets,
+            "maxRecords": limits.max_records,
+            "maxDatasetBytes": limits.max_dataset_bytes,
+            "maxKeyBytes": limits.max_key_bytes,
+        }
+
+    async def listDatasets(
+        self, _info: Info, nextToken: str | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        storage = self._service.storage
+        page = await self._service.run(
+            storage.list_datasets, self._identity, next_token=nextToken, limit=limit
+        )
+        datasets = [
+            {
+                "name": d.name,
+                "syncCount": d.sync_count,
+                "sizeInBytes": d.size_in_bytes,
+                "recordCount": d.record_count,
+                "lastModifiedDate": d.last_modified,
+                "deleted": d.deleted,
+            }
+            for d in page.datasets
+        ]
+        return {"datasets": datasets, "nextToken": page.next_token}
+
+    async def listRecords(
+        self,
+        _info: Info,
+        datasetName: str,
+        lastSyncCount: int,
+        nextToken: str | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        page = await self._service.run(
+            self._service.storage.list_records,
+            self._identity,
+            datasetName,
+            lastSyncCount,
+            next_token=nextToken,
+            limit=limit,
+        )
+        return {
+            "datasetName": page.dataset_name,
+            "syncCount": page.sync_count,
+            "deleted": page.deleted,
+            "mergedDatasetNames": list(page.merged_dataset_names),
+            "records": [_record(r) for r in page.records],
+            "nextToken": page.next_token,
+        }
+
+    async def pushRecords(self, _info: Info, input: dict[str, Any]) -> dict[str, Any]:
+        patches = [
+            RecordPatch(
+                PatchOp(p["op"]),
+                p["key"],
+                p.get("value"),
+                p["syncCount"],
+                p.get("deviceLastModifiedDate"),
+            )
+            for p in input["records"]
+        ]
+        change = await self._service.run(
+            self._service.storage.push_records,
+            self._identity,
+            input["datasetName"],
+            patches,
+            client_request_id=input["clientRequestId"],
+            device_id=input["deviceId"],
+            protocol_version=input["protocolVersion"],
+            trigger=self._service.hooks.sync_trigger,
+        )
+        self._service.publish(change)
+        return _dataset_change(change, with_records=True)
+
+    async def deleteDataset(
+        self, _info: Info, datasetName: str, clientRequestId: str
+    ) -> dict[str, Any]:
+        change = await self._service.run(
+            self._service.storage.delete_dataset,
+            self._identity,
+            datasetName,
+            client_request_id=clientRequestId,
+        )
+        self._service.publish(change)
+        return _dataset_change(change, with_records=True)
+
+    def onDatasetChanged(self, _info: Info, identityId: str) -> _EventSource:
+        if identityId != self._identity:
+            raise _Refusal(
+                "UnauthorizedException",
+                "onDatasetChanged may only be opened for the caller's own identity: pass "
+                "identityId equal to the identity of the signing credentials",
+            )
+        self.source = _EventSource(self._service.hub, self._identity)
+        return self.source
+
+
+class SyncService:
+    """The GraphQL side of `cogsync serve` over one `ServerStorage`.
+
+    Args:
+        storage: the store; the service runs every call of it on one worker thread.
+        hooks: the operator's hooks (sync trigger).
+    """
+
+    def __init__(self, storage: ServerStorage, *, hooks: ServerHooks | None = None) -> None:
+        self.storage = storage
+        self.hooks = hooks or ServerHooks()
+        self.hub = _Hub()
+        self.schema = load_schema()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="cogsync-storage")
+
+    async def run(self, function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run a blocking storage call on the storage thread and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(function, *args, **kwargs))
+
+    def publish(self, change: DatasetChange) -> None:
+        """Tell the identity's subscribers about an applied change (no values)."""
+        if change.applied:
+            event = {"onDatasetChanged": _dataset_change(change, with_records=False)}
+            self.hub.publish(change.identity_id, event)
+
+    async def merge_identity(self, source_identity_id: str, target_identity_id: str) -> list[str]:
+        """Merge ``source``'s datasets into ``target`` (see `ServerStorage.merge_identity`)."""
+        changes = await self.run(
+            self.storage.merge_identity, source_identity_id, target_identity_id
+        )
+        for change in changes:
+            self.publish(change)
+        return [c.dataset_name for c in changes]
+
+    def close(self) -> None:
+        """End every open subscription and stop the storage thread (the storage stays open)."""
+        self.hub.close()
+        self._executor.shutdown(wait=True)
+
+    def _document(self, query: object) -> tuple[DocumentNode | None, dict[str, Any] | None]:
+        if not isinstance(query, str):
+            return None, _failure("BadRequestException", "query must be a GraphQL document string")
+        try:
+            document = parse(query)
+        except GraphQLError as exc:
+            return None, _failure("BadRequestException", f"invalid GraphQL syntax: {exc.message}")
+        errors = validate(self.schema, document)
+        if errors:
+            return None, {"data": None, "errors": [_format_error(e) for e in errors]}
+        return document, None
+
+    async def execute(
+        self,
+        identity_id: str,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+    ) -> dict[str, Any]:
+        """Run a query or mutation for ``identity_id``; return the AppSync-shaped response."""
+        try:
+            document, failure = self._document(query)
+            if document is None:
+                return failure or {}
+            if variables is not None and not isinstance(variables, dict):
+                return _failure("BadRequestException", "variables must be a JSON object")
+            if operation_name is not None and not isinstance(operation_name, str):
+                return _failure("BadRequestException", "operationName must be a string")
+            operation = get_operation_ast(document, operation_name)
+            if operation is not None and operation.operation is OperationType.SUBSCRIPTION:
+                return _failure(
+                    "BadRequestException",
+                    "subscriptions are not served over HTTP: open them on the real-time "
+                    "WebSocket endpoint",
+                )
+            result = execute(
+                self.schema,
+                document,
+                root_value=_Root(self, identity_id),
+                variable_values=variables,
+                operation_name=operation_name,
+            )
+            if isawaitable(result):
+                result = await result
+            return _response(result)
+        except Exception:
+            logger.exception("GraphQL request failed")
+            return _failure("InternalFailure", "the server failed to handle this request")
+
+    async def subscribe(
+        self,
+        identity_id: str,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Open an onDatasetChanged subscription for ``identity_id``.
+
+        Returns an async iterator of AppSync-shaped events (``{"data": {...}}``); close it
+        with ``aclose()``.
+
+        Raises:
+            SubscriptionRefused: the document is invalid, not an onDatasetChanged
+                subscription, or asks for another identity's changes.
+        """
+        document, failure = self._document(query)
+        if document is None:
+            error = (failure or {"errors": [{}]})["errors"][0]
+            raise SubscriptionRefused(
+                error.get("errorType", "BadRequestException"), error.get("message", "")
+            )
+        if variables is not None and not isinstance(variables, dict):
+            raise SubscriptionRefused("BadRequestException", "variables must be a JSON object")
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
+            raise SubscriptionRefused(
+                "BadRequestException",
+                "send exactly one subscription operation (onDatasetChanged), or name it with "
+                "operationName; queries and mutations go to the HTTP endpoint",
+            )
+        root = _Root(self, identity_id)
+        result = subscribe(
+            self.schema,
+            document,
+            root_value=root,
+            variable_values=variables,
+            operation_name=operation_name,
+        )
+        if isawaitable(result):
+            result = await result
+        if isinstance(result, ExecutionResult) or root.source is None:
+            if root.source is not None:
+                root.source.close()
+            errors = (result.errors if isinstance(result, ExecutionResult) else None) or []
+            formatted = [_format_error(e) for e in errors] or [
+                {"errorType": "BadRequestException", "message": "subscription not started"}
+            ]
+            raise SubscriptionRefused(formatted[0]["errorType"], formatted[0]["message"])
+        return _Subscription(result, root.source)
