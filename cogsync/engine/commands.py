@@ -1,0 +1,148 @@
+"""The commands the sync flow yields, and what the driver sends back for each.
+
+`cogsync.engine.flow.sync_dataset` is a generator: it yields one of these frozen
+dataclasses and receives the result named in the class docstring (or has the command's
+failure thrown into it). A driver (`cogsync.engine.driver.run_sync`, or a test by hand)
+executes them: store commands against a `LocalStore`, remote commands against a
+`RemoteBackend`, callback commands by asking the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from cogsync.models import (
+    Conflict,
+    DatasetState,
+    PushResult,
+    Record,
+    RecordPage,
+    RecordPatch,
+    RecordWrite,
+    Resolution,
+)
+
+__all__ = [
+    "ApplySync",
+    "Command",
+    "DatasetDeleted",
+    "DatasetsMerged",
+    "DeleteRemote",
+    "DropDataset",
+    "ListRecords",
+    "LocalSnapshot",
+    "NewRequestId",
+    "PushRecords",
+    "ReadLocal",
+    "ResolveConflicts",
+]
+
+T = TypeVar("T")
+
+
+class Command(Generic[T]):
+    """Base of every command; ``T`` is the type of the result the driver sends back."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSnapshot:
+    """A dataset as stored locally: its bookkeeping row (None if absent) and every record."""
+
+    state: DatasetState | None
+    records: Mapping[str, Record] = field(default_factory=dict)
+
+
+# ---- local store -----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ReadLocal(Command[LocalSnapshot]):
+    """Read the dataset's state and records (tombstones included) -> `LocalSnapshot`."""
+
+    dataset: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApplySync(Command[list[str]]):
+    """One `LocalStore.apply_sync` transaction -> the keys skipped by revision guards."""
+
+    dataset: str
+    writes: tuple[RecordWrite, ...] = ()
+    last_sync_count: int | None = None
+    clear_deleted_pending: bool = False
+    reset_sync_counts: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DropDataset(Command[None]):
+    """Forget the dataset locally (records and bookkeeping) -> None."""
+
+    dataset: str
+
+
+# ---- remote backend ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ListRecords(Command[RecordPage]):
+    """Fetch one page of records with sync_count > ``since`` -> `RecordPage`."""
+
+    dataset: str
+    since: int
+    next_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushRecords(Command[PushResult]):
+    """Push one batch -> `PushResult`, or `ConflictError` thrown into the flow.
+
+    Re-executing the same command (same ``client_request_id``) after a network failure
+    is safe: the server applies a request id at most once.
+    """
+
+    dataset: str
+    patches: tuple[RecordPatch, ...]
+    client_request_id: str
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRemote(Command[int]):
+    """Delete the dataset on the server -> its new sync count."""
+
+    dataset: str
+    client_request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewRequestId(Command[str]):
+    """Make a fresh, globally unique client request id -> str."""
+
+
+# ---- app callbacks -----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ResolveConflicts(Command[list[Resolution]]):
+    """Ask the app's ``on_conflict`` -> one `Resolution` per conflict (validated by the flow)."""
+
+    dataset: str
+    conflicts: tuple[Conflict, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetDeleted(Command[bool]):
+    """The server deleted the dataset; ask ``on_dataset_deleted`` -> True to drop the local copy.
+
+    ``unsynced_changes`` tells a driver without a callback what to default to: follow the
+    deletion unless this device holds edits the server never saw.
+    """
+
+    dataset: str
+    unsynced_changes: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetsMerged(Command[bool]):
+    """The server reports datasets merged into this identity -> True to continue the sync."""
+
+    dataset: str
+    merged_names: tuple[str, ...]

@@ -1,0 +1,296 @@
+"""The sync algorithm for one dataset, written once as a generator of commands.
+
+`sync_dataset` performs no I/O: it yields `cogsync.engine.commands` and receives their
+results, so the same code runs against every store and backend and is tested by hand.
+
+Design rules (each fixes a failure mode of Cognito Sync's clients):
+
+- A conflict is a dirty local record whose server version has a NEWER sync count AND a
+  different value. A dirty record whose value equals the server's just adopts the server's
+  sync count and becomes clean: it can never get stuck.
+- Every store write a sync makes carries the record revision seen in the snapshot it was
+  planned from, so an edit the app makes while the sync runs is never overwritten.
+- ``last_sync_count`` is stored in the same transaction as the records it covers. After a
+  push it moves to the push's count only if that is exactly the pulled count + 1; otherwise
+  another device wrote in between and the next pull must fetch its records.
+- A push retried after a network failure reuses its client request id (the server applies
+  it once); a push after a conflict rejection is a new batch with a new id, preceded by a
+  re-pull far enough back to see every record it conflicted on.
+- The flow always ends in a `SyncResult` or raises a typed `CogsyncError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+from cogsync.engine.commands import (
+    ApplySync,
+    Command,
+    DatasetDeleted,
+    DatasetsMerged,
+    DeleteRemote,
+    DropDataset,
+    ListRecords,
+    LocalSnapshot,
+    NewRequestId,
+    PushRecords,
+    ReadLocal,
+    ResolveConflicts,
+)
+from cogsync.engine.conflicts import check_resolutions
+from cogsync.exceptions import ConflictError, OfflineError
+from cogsync.models import (
+    Conflict,
+    PatchOp,
+    PushResult,
+    Record,
+    RecordPatch,
+    RecordWrite,
+    Resolution,
+    SyncResult,
+    utcnow,
+)
+
+__all__ = ["Flow", "plan_pull", "sync_dataset"]
+
+T = TypeVar("T")
+Flow = Generator[Command[Any], Any, T]
+
+
+def _ask(command: Command[T]) -> Flow[T]:
+    result: T = yield command
+    return result
+
+
+def _mutate(command: Command[T], network_retries: int) -> Flow[T]:
+    """Run a remote mutation, re-sending the identical command after a network failure."""
+    for attempt in range(network_retries + 1):
+        try:
+            return (yield from _ask(command))
+        except OfflineError:
+            if attempt == network_retries:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True, slots=True)
+class _Pull:
+    up_to: int
+    deleted: bool
+    records: tuple[Record, ...]
+    merged_names: tuple[str, ...]
+
+
+def _pull(name: str, since: int) -> Flow[_Pull]:
+    """Fetch every page since ``since``; the first page fixes the up-to sync count."""
+    first = page = yield from _ask(ListRecords(name, since))
+    records = list(page.records)
+    while page.next_token is not None:
+        page = yield from _ask(ListRecords(name, since, page.next_token))
+        records.extend(page.records)
+    return _Pull(first.sync_count, first.deleted, tuple(records), first.merged_dataset_names)
+
+
+@dataclass(slots=True)
+class PullPlan:
+    """What a pull means for the local store: writes to apply and conflicts to resolve."""
+
+    writes: list[RecordWrite] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+def plan_pull(local: Mapping[str, Record], remote: Iterable[Record]) -> PullPlan:
+    """Decide, record by record, how pulled ``remote`` records meet the ``local`` ones."""
+    plan = PullPlan()
+    for theirs in remote:
+        ours = local.get(theirs.key)
+        clean = RecordWrite(
+            replace(theirs, dirty=False), expected_revision=ours.revision if ours else 0
+        )
+        if ours is None:
+            plan.writes.append(clean)  # tombstones too: a later put then carries their count
+        elif theirs.sync_count < ours.sync_count:
+            continue  # this device already stores a newer server version
+        elif ours.value == theirs.value:
+            if ours.dirty or theirs.sync_count > ours.sync_count:
+                plan.writes.append(clean)  # same value: adopt the server's count, stay clean
+        elif not ours.dirty:
+            plan.writes.append(clean)
+        elif theirs.sync_count > ours.sync_count:
+            plan.conflicts.append(Conflict(theirs.key, ours, theirs))
+        # else: a dirty edit made on top of this very server version; it will be pushed
+    return plan
+
+
+def _settle(conflict: Conflict, resolution: Resolution, now: datetime) -> RecordWrite:
+    """The store write that settles ``conflict`` the way ``resolution`` says."""
+    ours, theirs = conflict.local, conflict.remote
+    if resolution.value == theirs.value:
+        return RecordWrite(replace(theirs, dirty=False), expected_revision=ours.revision)
+    edited = ours.device_last_modified_date
+    if resolution.source == "value" or resolution.value != ours.value:
+        edited = now
+    settled = replace(
+        ours,
+        value=resolution.value,
+        sync_count=theirs.sync_count,
+        device_last_modified_date=edited,
+        dirty=True,
+    )
+    return RecordWrite(settled, expected_revision=ours.revision)
+
+
+def _patch(record: Record) -> RecordPatch:
+    op = PatchOp.REMOVE if record.value is None else PatchOp.REPLACE
+    return RecordPatch(
+        op, record.key, record.value, record.sync_count, record.device_last_modified_date
+    )
+
+
+def _acknowledge(
+    pushed: Iterable[Record], result: PushResult, local: Mapping[str, Record]
+) -> tuple[RecordWrite, ...]:
+    """Writes marking pushed records clean with the server's new sync counts."""
+    stored = {r.key: r for r in result.records}
+    writes = []
+    for mine in pushed:
+        server = stored.get(mine.key) or replace(mine, sync_count=result.sync_count)
+        writes.append(
+            RecordWrite(
+                replace(server, dirty=False),
+                expected_revision=local[mine.key].revision,
+                keep_sync_count_on_mismatch=True,
+            )
+        )
+    return tuple(writes)
+
+
+def sync_dataset(
+    name: str,
+    *,
+    device_id: str,
+    max_retries: int = 5,
+    network_retries: int = 2,
+    clock: Callable[[], datetime] = utcnow,
+) -> Flow[SyncResult]:
+    """Synchronize dataset ``name``: delete, pull, resolve conflicts, apply, push.
+
+    Args:
+        name: the dataset.
+        device_id: this device's id, sent with every push.
+        max_retries: how many times a push rejected with a conflict is re-planned and
+            retried before giving up.
+        network_retries: how many times a push or delete that failed with `OfflineError`
+            is re-sent unchanged (same client request id) before the error propagates.
+        clock: the time stamped on values a resolver invents.
+
+    Returns:
+        What the sync did. Raises `ConflictError` when retries are exhausted or the
+        resolver answered wrongly, `OfflineError` when the server is unreachable (local
+        data intact), and whatever the store, backend or callbacks raise.
+    """
+    first = yield from _ask(ReadLocal(name))
+    snapshot: LocalSnapshot | None = first
+    state = first.state
+    since = state.last_sync_count if state else 0
+    if state is not None and state.deleted_pending:
+        request_id = yield from _ask(NewRequestId())
+        since = yield from _mutate(DeleteRemote(name, request_id), network_retries)
+        if not any(r.value is not None for r in first.records.values()):
+            yield from _ask(DropDataset(name))
+            return SyncResult(name, sync_count=since, deleted=True)
+        # Records written after the deletion: push them into a new dataset.
+        yield from _ask(
+            ApplySync(
+                name, last_sync_count=since, clear_deleted_pending=True, reset_sync_counts=True
+            )
+        )
+        snapshot = None
+
+    conflicts: list[Conflict] = []
+    pulled: set[str] = set()
+    merged: tuple[str, ...] = ()
+    rejected = 0
+    while True:
+        if snapshot is None:
+            snapshot = yield from _ask(ReadLocal(name))
+        pull = yield from _pull(name, since)
+        if pull.merged_names and not merged:
+            merged = pull.merged_names
+            if not (yield from _ask(DatasetsMerged(name, merged))):
+                return SyncResult(name, sync_count=since, merged_dataset_names=merged)
+
+        if pull.deleted:
+            if snapshot.state is None:
+                return SyncResult(name, sync_count=pull.up_to, deleted=True)
+            dirty = any(r.dirty for r in snapshot.records.values())
+            if (yield from _ask(DatasetDeleted(name, unsynced_changes=dirty))):
+                yield from _ask(DropDataset(name))
+                return SyncResult(name, sync_count=pull.up_to, deleted=True)
+            apply = ApplySync(name, last_sync_count=pull.up_to, reset_sync_counts=True)
+        else:
+            pulled.update(r.key for r in pull.records)
+            plan = plan_pull(snapshot.records, pull.records)
+            if plan.conflicts:
+                answer = yield from _ask(ResolveConflicts(name, tuple(plan.conflicts)))
+                resolved = check_resolutions(name, plan.conflicts, answer)
+                now = clock()
+                plan.writes.extend(_settle(c, resolved[c.key], now) for c in plan.conflicts)
+                conflicts.extend(plan.conflicts)
+            apply = ApplySync(name, tuple(plan.writes), last_sync_count=pull.up_to)
+        if apply.writes or apply.reset_sync_counts or pull.up_to != since:
+            yield from _ask(apply)
+
+        local = yield from _ask(ReadLocal(name))
+        dirty_records = sorted((r for r in local.records.values() if r.dirty), key=_key)
+        if not dirty_records:
+            return _result(name, pulled, 0, conflicts, pull.up_to, merged)
+        patches = tuple(_patch(r) for r in dirty_records)
+        request_id = yield from _ask(NewRequestId())
+        try:
+            result = yield from _mutate(
+                PushRecords(name, patches, request_id, device_id), network_retries
+            )
+        except ConflictError as exc:
+            rejected += 1
+            if rejected > max_retries:
+                raise ConflictError(
+                    f"dataset {name!r}: push rejected by conflicts {rejected} times, retries "
+                    f"exhausted ({exc}); another device keeps writing -- sync again later",
+                    key=exc.key,
+                    current=exc.current,
+                    expected=exc.expected,
+                ) from exc
+            # Re-pull far enough back to see the server version of every pushed record.
+            since = min([pull.up_to, *(p.sync_count for p in patches)])
+            snapshot = None
+            continue
+        advanced = result.sync_count if result.sync_count == pull.up_to + 1 else None
+        acks = _acknowledge(dirty_records, result, local.records)
+        yield from _ask(ApplySync(name, acks, last_sync_count=advanced))
+        return _result(name, pulled, len(patches), conflicts, result.sync_count, merged)
+
+
+def _key(record: Record) -> str:
+    return record.key
+
+
+def _result(
+    name: str,
+    pulled: set[str],
+    pushed: int,
+    conflicts: list[Conflict],
+    sync_count: int,
+    merged: tuple[str, ...],
+) -> SyncResult:
+    return SyncResult(
+        name,
+        pulled=len(pulled),
+        pushed=pushed,
+        conflicts=tuple(conflicts),
+        sync_count=sync_count,
+        merged_dataset_names=merged,
+    )
