@@ -188,6 +188,15 @@ class IdentityDatabase:
             )
         return identity_id
 
+    def ensure_identity(self, identity_id: str, now: float) -> bool:
+        """Create an identity with this very id unless it exists (migration); True if created."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO identities (identity_id, created, modified) VALUES (?, ?, ?)",
+                (identity_id, now, now),
+            )
+        return cursor.rowcount == 1
+
     def identity(self, identity_id: str) -> IdentityRecord | None:
         """The identity with this id, or None."""
         with self._lock:
@@ -226,6 +235,13 @@ class IdentityDatabase:
                 "UPDATE identities SET modified = ? WHERE identity_id = ?", (now, identity_id)
             )
 
+    def remove_identity(self, identity_id: str) -> None:
+        """Forget an identity (after a merge) and revoke its credentials."""
+        with self._lock:
+            self._db.execute("DELETE FROM credentials WHERE identity_id = ?", (identity_id,))
+            self._db.execute("DELETE FROM logins WHERE identity_id = ?", (identity_id,))
+            self._db.execute("DELETE FROM identities WHERE identity_id = ?", (identity_id,))
+
     def list_identities(
         self, limit: int, after: int = 0
     ) -> tuple[list[IdentityRecord], int | None]:
@@ -245,9 +261,7 @@ class IdentityDatabase:
         token = secrets.token_urlsafe(96)
         expires_at = float(int(now + lifetime))
         with self._lock:
-            self._db.execute(
-                "DELETE FROM credentials WHERE expires_at < ?", (now - _PURGE_AFTER,)
-            )
+            self._db.execute("DELETE FROM credentials WHERE expires_at < ?", (now - _PURGE_AFTER,))
             self._db.execute(
                 "INSERT INTO credentials (access_key_id, identity_id, token_sha256, issued_at, "
                 "expires_at) VALUES (?, ?, ?, ?, ?)",
@@ -283,7 +297,6 @@ class IdentityDatabase:
             return None
         secret = SigningSecret(access_key_id, self._derive_secret(access_key_id), row[1], row[2])
         return KeyRecord(secret, str(row[0]))
-
 
     def authenticate(self, request: SignedRequest, *, service: str, now: float) -> KeyRecord:
         """Verify a request's SigV4 signature against the keys this server issued.

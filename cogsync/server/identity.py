@@ -54,6 +54,8 @@ class IdentitySettings:
         oidc_issuers: issuer URL (``https://...``) -> its JWKS document.
         credential_lifetime: seconds temporary credentials stay valid.
         token_lifetime: default seconds an OpenID token stays valid.
+        on_merge: called ``(guest_identity_id, identity_id)`` (in a worker thread) when a
+            guest presents logins of another identity: the guest's data must move over.
     """
 
     allow_guests: bool = True
@@ -61,6 +63,7 @@ class IdentitySettings:
     oidc_issuers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     credential_lifetime: float = 3600.0
     token_lifetime: float = 900.0
+    on_merge: Callable[[str, str], object] | None = None
 
 
 def load_jwks(path: str) -> dict[str, Any]:
@@ -303,15 +306,23 @@ class IdentityApi:
             if not self._settings.allow_guests:
                 raise _not_authorized("Unauthenticated access is not supported for this pool")
             return identity_id
-        for provider, _, owner in logins:
-            if owner is not None and owner != identity_id:
+        owners = {owner for _, _, owner in logins if owner is not None} - {identity_id}
+        if owners:
+            if record.logins or len(owners) > 1:
                 raise _not_authorized(
-                    f"the {provider} login belongs to another identity: call GetId with it"
+                    "these logins belong to another identity: call GetId with them"
                 )
+            target = owners.pop()
+            if self._settings.on_merge is not None:
+                self._settings.on_merge(identity_id, target)
+            self._db.remove_identity(identity_id)
+            identity_id = target
         self._link(identity_id, logins, self._clock())
         return identity_id
 
-    def _link(self, identity_id: str, logins: list[tuple[str, str, str | None]], now: float) -> None:
+    def _link(
+        self, identity_id: str, logins: list[tuple[str, str, str | None]], now: float
+    ) -> None:
         for provider, subject, owner in logins:
             if owner is None:
                 self._db.link_login(identity_id, provider, subject, now)

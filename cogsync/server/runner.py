@@ -1,0 +1,295 @@
+"""`EmbeddedServer`: run `cogsync serve` inside a process (tests, ``cogsync demo``, benchmarks).
+
+Everything lives in one data directory: ``identity.db`` (identities, credentials, keys),
+``sync.db`` (datasets and records), ``admin.json`` (mode 0600) and ``cogsync.json``. A
+restart on the same directory keeps the pool id, the admin key, identities and data.
+
+Use it from asyncio (``async with EmbeddedServer(dir) as srv``) or from blocking code
+(``with EmbeddedServer(dir) as srv``: the server then runs on its own event-loop thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from cogsync.config import Config
+from cogsync.exceptions import ConfigError
+from cogsync.limits import DEFAULT_LIMITS, Limits
+from cogsync.server.admin import admin_routes
+from cogsync.server.app import GraphQLService, ServerSettings, create_app
+from cogsync.server.credentials import AdminCredentials, IdentityDatabase
+from cogsync.server.hooks import ServerHooks
+from cogsync.server.identity import IdentitySettings
+from cogsync.server.resolvers import SubscriptionRefused, SyncService
+from cogsync.server.storage import ServerStorage
+
+__all__ = ["EmbeddedServer"]
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+class EmbeddedServer:
+    """A `cogsync serve` server on ``host:port`` (port 0 picks a free port).
+
+    Args:
+        data_dir: the data directory (created if missing).
+        host: interface to listen on.
+        port: TCP port; 0 picks a free one (read it from `port` after start).
+        region: region of a new identity pool (kept from the first start afterwards).
+        allow_guests: issue identities without logins.
+        developer_provider: the developer provider name for
+            GetOpenIdTokenForDeveloperIdentity.
+        oidc_issuers: OIDC issuer URL -> JWKS document, for ID-token logins.
+        limits: per-identity limits (Cognito Sync's by default).
+        hooks: operator hooks (sync trigger).
+        keepalive_interval: seconds between real-time ``ka`` messages.
+        credential_lifetime: seconds issued credentials stay valid.
+        clock: epoch-seconds clock for signatures, credentials and tokens (tests move it).
+        config_out: also write the client config there (it always goes to
+            ``data_dir/cogsync.json``).
+        service: a GraphQL executor to use instead of the built-in `SyncService`; then
+            ``refused`` names the exception its ``subscribe`` raises to refuse.
+        refused: see ``service``.
+
+    Attributes (after start):
+        port: the port listened on.
+        config: the client `Config` for this server.
+        admin_credentials: the admin key (as in ``admin.json``).
+        storage: the `ServerStorage` (None with a custom ``service``).
+        sync_service: the `SyncService` (None with a custom ``service``).
+        identity_db: the `IdentityDatabase`.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        region: str = "us-east-1",
+        allow_guests: bool = True,
+        developer_provider: str = "login.cogsync.dev",
+        oidc_issuers: Mapping[str, Mapping[str, Any]] | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        hooks: ServerHooks | None = None,
+        keepalive_interval: float = 60.0,
+        credential_lifetime: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+        config_out: str | Path | None = None,
+        service: GraphQLService | None = None,
+        refused: type[Exception] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.port = port
+        self.region = region
+        self.allow_guests = allow_guests
+        self.developer_provider = developer_provider
+        self.oidc_issuers = dict(oidc_issuers or {})
+        self.limits = limits
+        self.hooks = hooks
+        self.keepalive_interval = keepalive_interval
+        self.credential_lifetime = credential_lifetime
+        self.clock = clock
+        self.config_out = Path(config_out) if config_out is not None else None
+        self._service = service
+        self._refused = refused
+        self.storage: ServerStorage | None = None
+        self.sync_service: SyncService | None = None
+        self._serving_loop: asyncio.AbstractEventLoop | None = None
+        self._db: IdentityDatabase | None = None
+        self._runner: web.AppRunner | None = None
+        self._config: Config | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- state --------------------------------------------------------------------------
+
+    @property
+    def identity_db(self) -> IdentityDatabase:
+        """The identity database (only while running)."""
+        if self._db is None:
+            raise RuntimeError("the server is not running: start it first")
+        return self._db
+
+    @property
+    def config(self) -> Config:
+        """The client config for this server (only while running)."""
+        if self._config is None:
+            raise RuntimeError("the server is not running: start it first")
+        return self._config
+
+    @property
+    def admin_credentials(self) -> AdminCredentials:
+        """The admin access key and secret (as in ``admin.json``)."""
+        return self.identity_db.admin_credentials
+
+    @property
+    def url(self) -> str:
+        """The server's base URL (``http://host:port``)."""
+        return f"http://{_url_host(self.host)}:{self.port}"
+
+    # -- asyncio lifecycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the databases, start listening and write ``admin.json`` / ``cogsync.json``."""
+        if self._runner is not None:
+            raise RuntimeError("the server is already running")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._serving_loop = asyncio.get_running_loop()
+        db = IdentityDatabase(self.data_dir / "identity.db", region=self.region)
+        try:
+            service, refused = self._build_service()
+            settings = ServerSettings(
+                identity=IdentitySettings(
+                    allow_guests=self.allow_guests,
+                    developer_provider=self.developer_provider,
+                    oidc_issuers=self.oidc_issuers,
+                    credential_lifetime=self.credential_lifetime,
+                    on_merge=self._merge if self.storage is not None else None,
+                ),
+                keepalive_interval=self.keepalive_interval,
+            )
+            app = create_app(db, service, refused=refused, settings=settings, clock=self.clock)
+            if self.storage is not None:
+                app.add_routes(admin_routes(self.storage, db, clock=self.clock))
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, self.host, self.port)
+            try:
+                await site.start()
+            except OSError as exc:
+                await runner.cleanup()
+                raise ConfigError(
+                    f"cannot listen on {self.host}:{self.port}: {exc.strerror}; pick another "
+                    "--port or stop the other server"
+                ) from exc
+        except BaseException:
+            db.close()
+            self._close_storage()
+            raise
+        self._db = db
+        self._runner = runner
+        if self.port == 0:
+            self.port = int(runner.addresses[0][1])
+        self._config = Config(
+            region=db.region,
+            identity_pool_id=db.pool_id,
+            graphql_url=f"{self.url}/graphql",
+            realtime_url=f"ws://{self.url.removeprefix('http://')}/graphql/realtime",
+            identity_endpoint=f"{self.url}/",
+        )
+        self._write_files()
+
+    def _build_service(self) -> tuple[GraphQLService, type[Exception]]:
+        if self._service is not None:
+            if self._refused is None:
+                raise ConfigError("a custom service needs `refused`, its refusal exception")
+            return self._service, self._refused
+        self.storage = ServerStorage(self.data_dir / "sync.db", self.limits)
+        self.sync_service = SyncService(self.storage, hooks=self.hooks)
+        return self.sync_service, SubscriptionRefused
+
+    def _merge(self, guest_identity_id: str, identity_id: str) -> None:
+        """Move a guest's datasets to the identity it logged in to (from a worker thread)."""
+        if self.sync_service is not None and self._serving_loop is not None:
+            merge = self.sync_service.merge_identity(guest_identity_id, identity_id)
+            asyncio.run_coroutine_threadsafe(merge, self._serving_loop).result()
+
+    def _write_files(self) -> None:
+        admin = self.admin_credentials
+        admin_path = self.data_dir / "admin.json"
+        fd = os.open(admin_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(
+                {
+                    "access_key_id": admin.access_key_id,
+                    "secret_access_key": admin.secret_access_key,
+                },
+                handle,
+                indent=2,
+            )
+            handle.write("\n")
+        os.chmod(admin_path, 0o600)
+        self.config.dump(self.data_dir / "cogsync.json")
+        if self.config_out is not None:
+            self.config.dump(self.config_out)
+
+    def _close_storage(self) -> None:
+        if self.sync_service is not None:
+            self.sync_service.close()
+            self.sync_service = None
+        if self.storage is not None:
+            self.storage.close()
+            self.storage = None
+
+    async def stop(self) -> None:
+        """Close every connection, stop listening and close the databases."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        self._close_storage()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._config = None
+
+    async def __aenter__(self) -> EmbeddedServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- blocking lifecycle (own event-loop thread) -------------------------------------
+
+    def __enter__(self) -> EmbeddedServer:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="cogsync-server", daemon=True)
+        thread.start()
+        self._loop, self._thread = loop, thread
+        try:
+            asyncio.run_coroutine_threadsafe(self.start(), loop).result()
+        except BaseException:
+            self._stop_thread()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self.stop(), self._loop).result()
+        self._stop_thread()
+
+    def _stop_thread(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
