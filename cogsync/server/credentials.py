@@ -192,7 +192,8 @@ class IdentityDatabase:
         """Create an identity with this very id unless it exists (migration); True if created."""
         with self._lock:
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO identities (identity_id, created, modified) VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO identities (identity_id, created, modified) "
+                "VALUES (?, ?, ?)",
                 (identity_id, now, now),
             )
         return cursor.rowcount == 1

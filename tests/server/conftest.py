@@ -19,15 +19,17 @@ from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 
 from cogsync.server.runner import EmbeddedServer
 
-SERVER_INFO = "query { serverInfo { protocolVersion maxDatasets maxRecords maxDatasetBytes maxKeyBytes } }"
+SERVER_INFO = """query { serverInfo {
+  protocolVersion maxDatasets maxRecords maxDatasetBytes maxKeyBytes } }"""
 LIST_DATASETS = """query L($t: String) { listDatasets(nextToken: $t) {
   datasets { name syncCount sizeInBytes recordCount deleted } nextToken } }"""
 LIST_RECORDS = """query R($n: String!, $s: Int!) { listRecords(datasetName: $n, lastSyncCount: $s) {
   datasetName syncCount deleted mergedDatasetNames records { key value syncCount } nextToken } }"""
 PUSH = """mutation P($i: PushRecordsInput!) { pushRecords(input: $i) {
   identityId datasetName syncCount deleted records { key value syncCount } } }"""
-DELETE = """mutation D($n: String!, $r: String!) { deleteDataset(datasetName: $n, clientRequestId: $r) {
-  identityId datasetName syncCount deleted } }"""
+DELETE = """mutation D($n: String!, $r: String!) {
+  deleteDataset(datasetName: $n, clientRequestId: $r) {
+    identityId datasetName syncCount deleted } }"""
 SUBSCRIBE = """subscription S($id: ID!) { onDatasetChanged(identityId: $id) {
   identityId datasetName syncCount deleted } }"""
 

@@ -1,0 +1,146 @@
+"""The ``cogsync`` command line: one subcommand per job.
+
+Each subcommand is added by a ``_add_<name>(subparsers)`` function listed in
+``_SUBCOMMANDS``; it sets ``func`` (``(args) -> exit status``) on its parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cogsync.exceptions import CogsyncError, ConfigError
+
+__all__ = ["build_parser", "main"]
+
+_SubParsers = Any  # argparse's private _SubParsersAction
+
+
+def _add_serve(subparsers: _SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the sync server (GraphQL + real-time + Cognito Identity API)",
+        description=(
+            "Run the embedded cogsync server. It writes the client config (--config-out) "
+            "and DIR/admin.json (admin credentials for its Cognito Identity API) on start; "
+            "a restart on the same --data keeps identities, credentials and data."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 = any)")
+    parser.add_argument("--data", type=Path, default=Path("cogsync-data"), help="data directory")
+    parser.add_argument(
+        "--config-out",
+        type=Path,
+        default=Path("cogsync.json"),
+        help="where to write the client config (default cogsync.json)",
+    )
+    parser.add_argument("--no-guests", action="store_true", help="refuse identities without logins")
+    parser.add_argument(
+        "--developer-provider",
+        default="login.cogsync.dev",
+        help="developer provider name for GetOpenIdTokenForDeveloperIdentity",
+    )
+    parser.add_argument(
+        "--oidc-issuer",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="accept ID tokens of this issuer (repeatable; pair each with --jwks-file)",
+    )
+    parser.add_argument(
+        "--jwks-file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="JWKS of the matching --oidc-issuer",
+    )
+    parser.add_argument(
+        "--keepalive", type=float, default=60.0, help="seconds between real-time ka messages"
+    )
+    parser.set_defaults(func=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from cogsync.server.identity import load_jwks
+    from cogsync.server.runner import EmbeddedServer
+
+    if len(args.oidc_issuer) != len(args.jwks_file):
+        raise ConfigError("give one --jwks-file for each --oidc-issuer, in the same order")
+    issuers = {
+        issuer: load_jwks(str(path))
+        for issuer, path in zip(args.oidc_issuer, args.jwks_file, strict=True)
+    }
+    for issuer in issuers:
+        if not issuer.startswith("https://"):
+            raise ConfigError(f"--oidc-issuer {issuer!r} must be an https:// URL")
+    server = EmbeddedServer(
+        args.data,
+        host=args.host,
+        port=args.port,
+        allow_guests=not args.no_guests,
+        developer_provider=args.developer_provider,
+        oidc_issuers=issuers,
+        keepalive_interval=args.keepalive,
+        config_out=args.config_out,
+    )
+    asyncio.run(_serve_until_signal(server))
+    return 0
+
+
+async def _serve_until_signal(server: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with server:
+        config = server.config
+        print(f"cogsync serve: listening on {server.url}", flush=True)
+        print(f"  GraphQL:          {config.graphql_url}")
+        print(f"  real-time:        {config.realtime_url}")
+        print(f"  identity API:     {config.identity_endpoint}")
+        print(f"  identity pool:    {config.identity_pool_id}")
+        print(f"  client config:    {server.config_out or server.data_dir / 'cogsync.json'}")
+        print(f"  admin credentials: {server.data_dir / 'admin.json'}", flush=True)
+        await stop.wait()
+        print("cogsync serve: stopping", flush=True)
+
+
+_SUBCOMMANDS: tuple[Callable[[_SubParsers], None], ...] = (_add_serve,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cogsync`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="cogsync",
+        description="Offline-first per-identity datasets synced across devices.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in _SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``cogsync`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except CogsyncError as exc:
+        print(f"cogsync {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
