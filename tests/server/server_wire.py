@@ -1,0 +1,105 @@
+"""Helpers shared by the `cogsync serve` wire tests: GraphQL documents, clients, credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.credentials import Credentials
+from gql import Client
+from gql.transport.aiohttp import AIOHTTPTransport
+from gql.transport.appsync_auth import AppSyncIAMAuthentication
+from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
+
+from cogsync.server.runner import EmbeddedServer
+
+SERVER_INFO = """query { serverInfo {
+  protocolVersion maxDatasets maxRecords maxDatasetBytes maxKeyBytes } }"""
+LIST_DATASETS = """query L($t: String) { listDatasets(nextToken: $t) {
+  datasets { name syncCount sizeInBytes recordCount deleted } nextToken } }"""
+LIST_RECORDS = """query R($n: String!, $s: Int!) { listRecords(datasetName: $n, lastSyncCount: $s) {
+  datasetName syncCount deleted mergedDatasetNames records { key value syncCount } nextToken } }"""
+PUSH = """mutation P($i: PushRecordsInput!) { pushRecords(input: $i) {
+  identityId datasetName syncCount deleted records { key value syncCount } } }"""
+DELETE = """mutation D($n: String!, $r: String!) {
+  deleteDataset(datasetName: $n, clientRequestId: $r) {
+    identityId datasetName syncCount deleted } }"""
+SUBSCRIBE = """subscription S($id: ID!) { onDatasetChanged(identityId: $id) {
+  identityId datasetName syncCount deleted } }"""
+
+
+class Clock:
+    """The server's clock: real time plus an offset that tests move."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def identity_client(srv: EmbeddedServer, *, admin: bool = False) -> Any:
+    """A boto3 cognito-identity client for the server (admin-signed if ``admin``)."""
+    keys = srv.admin_credentials
+    return boto3.client(
+        "cognito-identity",
+        endpoint_url=srv.config.identity_endpoint,
+        region_name=srv.config.region,
+        aws_access_key_id=keys.access_key_id if admin else "unused",
+        aws_secret_access_key=keys.secret_access_key if admin else "unused",
+    )
+
+
+def issue_credentials(
+    srv: EmbeddedServer, logins: dict[str, str] | None = None
+) -> tuple[str, Credentials]:
+    """GetId + GetCredentialsForIdentity (blocking): the identity id and its credentials."""
+    client = identity_client(srv)
+    extra = {"Logins": logins} if logins else {}
+    identity_id = client.get_id(IdentityPoolId=srv.config.identity_pool_id, **extra)["IdentityId"]
+    creds = client.get_credentials_for_identity(IdentityId=identity_id, **extra)["Credentials"]
+    return identity_id, Credentials(creds["AccessKeyId"], creds["SecretKey"], creds["SessionToken"])
+
+
+async def new_identity(srv: EmbeddedServer) -> tuple[str, Credentials]:
+    """A guest identity and its credentials, fetched off the event loop."""
+    return await asyncio.to_thread(issue_credentials, srv)
+
+
+def iam_auth(srv: EmbeddedServer, creds: Credentials) -> AppSyncIAMAuthentication:
+    host = urlsplit(srv.config.graphql_url).netloc
+    return AppSyncIAMAuthentication(host=host, region_name=srv.config.region, credentials=creds)
+
+
+def http_client(srv: EmbeddedServer, creds: Credentials) -> Client:
+    transport = AIOHTTPTransport(url=srv.config.graphql_url, auth=iam_auth(srv, creds))
+    return Client(transport=transport, fetch_schema_from_transport=False)
+
+
+def ws_client(srv: EmbeddedServer, creds: Credentials) -> Client:
+    transport = AppSyncWebsocketsTransport(url=srv.config.realtime_url, auth=iam_auth(srv, creds))
+    return Client(transport=transport, fetch_schema_from_transport=False)
+
+
+def push_input(name: str, request_id: str, records: dict[str, str | None]) -> dict[str, Any]:
+    """pushRecords variables writing ``records`` (None removes) as new records."""
+    return {
+        "i": {
+            "datasetName": name,
+            "clientRequestId": request_id,
+            "deviceId": "device-1",
+            "protocolVersion": 1,
+            "records": [
+                {
+                    "op": "REPLACE" if value is not None else "REMOVE",
+                    "key": key,
+                    "value": value,
+                    "syncCount": 0,
+                }
+                for key, value in records.items()
+            ],
+        }
+    }
