@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from cogsync.exceptions import UsageError
+from cogsync.exceptions import InvalidKeyError, UsageError
 from cogsync.limits import (
     DEFAULT_LIMITS,
     Limits,
@@ -24,11 +24,24 @@ from cogsync.limits import (
     validate_name,
     validate_value,
 )
-from cogsync.models import DatasetState, Record, RecordWrite, utcnow
+from cogsync.models import DatasetState, Record, RecordWrite
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStore", "check_sync_writes"]
 
 _Dataset = tuple[str, str]
+
+
+def check_sync_writes(writes: Sequence[RecordWrite]) -> None:
+    """Raise unless every write has a non-empty str key and a str or None value.
+
+    Sync writes bypass the app limits but never the shape of a record.
+    """
+    for write in writes:
+        key, value = write.record.key, write.record.value
+        if not isinstance(key, str) or not key:
+            raise InvalidKeyError(f"sync wrote a record key {key!r}: keys are non-empty str")
+        if value is not None:
+            validate_value(value)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -244,8 +257,9 @@ class MemoryStore:
         Applied writes keep the local revision. A skipped write with
         ``keep_sync_count_on_mismatch`` adopts only the sync count; if the app removed the
         record meanwhile, a dirty tombstone carrying that sync count is left so the
-        removal reaches the server.
+        removal reaches the server (its dates are unknown: None).
         """
+        check_sync_writes(writes)
         ds = (owner, name)
         skipped: list[str] = []
         with self._lock:
@@ -276,9 +290,8 @@ class MemoryStore:
                 if old is not None:
                     records[rec.key] = replace(old, sync_count=rec.sync_count)
                     continue
-                stamp = utcnow()
                 records[rec.key] = Record(
-                    rec.key, None, rec.sync_count, stamp, self._device_id, stamp, True,
+                    rec.key, None, rec.sync_count, None, self._device_id, None, True,
                     (write.expected_revision or 0) + 1,
                 )  # fmt: skip
             if not records:

@@ -38,7 +38,8 @@ from cogsync.limits import (
     validate_name,
     validate_value,
 )
-from cogsync.models import DatasetState, Record, RecordWrite, utcnow
+from cogsync.models import DatasetState, Record, RecordWrite
+from cogsync.store.memory import check_sync_writes
 from cogsync.store.migrations import migrate
 
 __all__ = ["BUSY_TIMEOUT_SECONDS", "SQLiteStore"]
@@ -467,8 +468,9 @@ class SQLiteStore:
         Applied writes keep the local revision. A skipped write with
         ``keep_sync_count_on_mismatch`` adopts only the sync count; if the app removed the
         record meanwhile, a dirty tombstone carrying that sync count is left so the
-        removal reaches the server.
+        removal reaches the server (its dates are unknown: None).
         """
+        check_sync_writes(writes)
         keys = json.dumps([w.record.key for w in writes])
         skipped: list[str] = []
         with self._write() as conn:
@@ -513,12 +515,11 @@ class SQLiteStore:
                         (rec.sync_count, owner, name, rec.key),
                     )
                     continue
-                stamp = _text(utcnow())
                 revision = (write.expected_revision or 0) + 1
                 conn.execute(
                     _UPSERT_SYNCED,
-                    (owner, name, rec.key, None, rec.sync_count, stamp, self._device_id,
-                     stamp, 1, revision),
+                    (owner, name, rec.key, None, rec.sync_count, None, self._device_id, None,
+                     1, revision),
                 )  # fmt: skip
                 revisions[rec.key] = revision
             if newest is not None:
