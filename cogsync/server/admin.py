@@ -247,6 +247,17 @@ def export_dataset(storage: ServerStorage, body: dict[str, Any]) -> dict[str, An
     }
 
 
+async def _read_body(request: web.Request) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65536):
+        size += len(chunk)
+        if size > MAX_ADMIN_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _error(error_type: str, message: str, status: int) -> web.Response:
     return web.json_response({"__type": error_type, "message": message}, status=status)
 
@@ -266,8 +277,8 @@ def admin_routes(
     """
 
     async def handle(request: web.Request, operation: Callable[[dict[str, Any]], Any]) -> Any:
-        body = await request.content.read(MAX_ADMIN_BODY + 1)
-        if len(body) > MAX_ADMIN_BODY:
+        body = await _read_body(request)
+        if body is None:
             return _error("BadRequestException", "admin request body larger than 16 MB", 413)
         try:
             key = await asyncio.to_thread(
