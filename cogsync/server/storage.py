@@ -337,10 +337,7 @@ class ServerStorage:
             if trigger is not None:
                 batch = list(trigger(identity_id, dataset_name, batch))
             changes = self._validated(batch)
-            row = db.execute(
-                "SELECT sync_count, deleted FROM datasets WHERE identity_id=? AND name=?",
-                (identity_id, dataset_name),
-            ).fetchone()
+            row = self._dataset_row(identity_id, dataset_name)
             current = {
                 key: (value, count)
                 for key, value, count in db.execute(
@@ -387,10 +384,7 @@ class ServerStorage:
             replay = self._replay(identity_id, client_request_id, "delete", dataset_name)
             if replay is not None:
                 return replay
-            row = db.execute(
-                "SELECT sync_count, deleted FROM datasets WHERE identity_id=? AND name=?",
-                (identity_id, dataset_name),
-            ).fetchone()
+            row = self._dataset_row(identity_id, dataset_name)
             if row is None or row[1]:
                 sync_count = row[0] if row else 0
                 change = DatasetChange(identity_id, dataset_name, sync_count, True, applied=False)
@@ -398,14 +392,7 @@ class ServerStorage:
                 return change
             sync_count = row[0] + 1
             now = self._clock()
-            keys = [
-                key
-                for (key,) in db.execute(
-                    "SELECT key FROM records WHERE identity_id=? AND dataset=? "
-                    "AND value IS NOT NULL ORDER BY key",
-                    (identity_id, dataset_name),
-                )
-            ]
+            keys = self._live_keys(identity_id, dataset_name)
             db.execute(
                 "UPDATE records SET value=NULL, sync_count=?, last_modified_date=?, "
                 "last_modified_by=NULL, device_last_modified_date=NULL "
@@ -445,10 +432,7 @@ class ServerStorage:
 
     def _merge_one(self, source: str, target: str, name: str, count: int) -> DatasetChange:
         db, new_name = self._db, merged_dataset_name(name, source, self.limits)
-        row = db.execute(
-            "SELECT sync_count, deleted FROM datasets WHERE identity_id=? AND name=?",
-            (target, new_name),
-        ).fetchone()
+        row = self._dataset_row(target, new_name)
         if row is not None and not row[1]:
             raise InvalidRequestError(
                 f"identity {target} already holds dataset {new_name!r}: delete it before merging"
@@ -461,13 +445,7 @@ class ServerStorage:
             "WHERE identity_id=? AND dataset=? AND value IS NOT NULL",
             (target, new_name, sync_count, source, name),
         )
-        keys = [
-            k
-            for (k,) in db.execute(
-                "SELECT key FROM records WHERE identity_id=? AND dataset=? ORDER BY key",
-                (target, new_name),
-            )
-        ]
+        keys = self._live_keys(target, new_name)
         size, record_count = db.execute(
             "SELECT size_in_bytes, record_count FROM datasets WHERE identity_id=? AND name=?",
             (source, name),
@@ -525,10 +503,7 @@ class ServerStorage:
             raise InvalidRequestError("lastSyncCount must be 0 (everything) or more")
         size = _page_limit(limit, RECORD_PAGE_SIZE)
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT sync_count, deleted FROM datasets WHERE identity_id=? AND name=?",
-                (identity_id, dataset_name),
-            ).fetchone()
+            row = self._dataset_row(identity_id, dataset_name)
             current, deleted = (row[0], bool(row[1])) if row else (0, False)
             up_to, position = current, (last_sync_count, "")
             if next_token is not None:
@@ -640,6 +615,17 @@ class ServerStorage:
             current=current,
             expected=patch.sync_count,
         )
+
+    def _dataset_row(self, identity_id: str, name: str) -> tuple[int, int] | None:
+        row = self._db.execute(
+            "SELECT sync_count, deleted FROM datasets WHERE identity_id=? AND name=?",
+            (identity_id, name),
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def _live_keys(self, identity_id: str, name: str) -> list[str]:
+        sql = "SELECT key FROM records WHERE identity_id=? AND dataset=? AND value IS NOT NULL"
+        return [key for (key,) in self._db.execute(sql + " ORDER BY key", (identity_id, name))]
 
     def _live_dataset_count(self, identity_id: str) -> int:
         (count,) = self._db.execute(
