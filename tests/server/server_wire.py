@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.credentials import Credentials
-from gql import Client
+from gql import Client, GraphQLRequest
 from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.appsync_auth import AppSyncIAMAuthentication
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
@@ -29,6 +29,11 @@ DELETE = """mutation D($n: String!, $r: String!) {
     identityId datasetName syncCount deleted } }"""
 SUBSCRIBE = """subscription S($id: ID!) { onDatasetChanged(identityId: $id) {
   identityId datasetName syncCount deleted } }"""
+
+
+def op(document: str, **variables: Any) -> GraphQLRequest:
+    """A GraphQL request with its variables."""
+    return GraphQLRequest(document, variable_values=variables or None)
 
 
 class Clock:
@@ -84,10 +89,11 @@ def ws_client(srv: EmbeddedServer, creds: Credentials) -> Client:
     return Client(transport=transport, fetch_schema_from_transport=False)
 
 
-def push_input(name: str, request_id: str, records: dict[str, str | None]) -> dict[str, Any]:
-    """pushRecords variables writing ``records`` (None removes) as new records."""
-    return {
-        "i": {
+def push(name: str, request_id: str, records: dict[str, str | None]) -> GraphQLRequest:
+    """A pushRecords request writing ``records`` (None removes) as new records."""
+    return op(
+        PUSH,
+        i={
             "datasetName": name,
             "clientRequestId": request_id,
             "deviceId": "device-1",
@@ -101,5 +107,5 @@ def push_input(name: str, request_id: str, records: dict[str, str | None]) -> di
                 }
                 for key, value in records.items()
             ],
-        }
-    }
+        },
+    )
