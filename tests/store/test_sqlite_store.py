@@ -1,0 +1,121 @@
+"""SQLiteStore specifics: schema upgrades, opening bad files, file settings, worker threads."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from cogsync.exceptions import ConfigError
+from cogsync.models import Record, RecordWrite
+from cogsync.store.migrations import MIGRATIONS, applied_migrations, migrate
+from cogsync.store.sqlite import SQLiteStore
+from cogsync.testing.store_contract import T0
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "store_v1.db"
+FIXTURE_OWNER = "us-east-1:00000000-0000-0000-0000-00000000f1f1"
+
+
+def columns(path: Path, table: str) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def test_fixture_holds_only_the_first_migration() -> None:
+    db = sqlite_utils.Database(sqlite3.connect(f"file:{FIXTURE}?mode=ro", uri=True))
+    assert applied_migrations(db) == ["m001_initial"]
+    assert "revision" not in columns(FIXTURE, "records")
+    db.close()
+
+
+def test_old_store_upgrades_with_dirty_records_intact(tmp_path: Path) -> None:
+    path = tmp_path / "device.db"
+    shutil.copy(FIXTURE, path)
+    store = SQLiteStore(path)
+    assert (store.device_id(), store.identity_id()) == ("fixture-device", FIXTURE_OWNER)
+    dirty = store.dirty_records(FIXTURE_OWNER, "settings")
+    assert [(r.key, r.value, r.sync_count, r.revision) for r in dirty] == [
+        ("old", None, 2, 1),
+        ("theme", "dark", 0, 1),
+        ("émoji-😀", "€uro", 3, 1),
+    ]
+    lang = store.get_record(FIXTURE_OWNER, "settings", "lang")
+    assert lang is not None and (lang.value, lang.dirty, lang.last_modified_by) == (
+        "en", False, "other-device",
+    )  # fmt: skip
+    assert lang.last_modified_date == T0.replace(month=3, day=1, hour=10, microsecond=0)
+    state = store.get_dataset(FIXTURE_OWNER, "settings")
+    assert state is not None and state.last_sync_count == 3
+    # Migrated records are at revision 1, so a guard written for an absent record skips them.
+    assert store.apply_sync(FIXTURE_OWNER, "settings", [RecordWrite(Record("theme", "x"), 0)]) == [
+        "theme"
+    ]
+    store.attach_identity(FIXTURE_OWNER)
+    draft = store.get_record(FIXTURE_OWNER, "notes", "draft")
+    assert draft is not None and (draft.value, draft.dirty) == ("offline text", True)
+    store.close()
+    db = sqlite_utils.Database(path)
+    assert applied_migrations(db) == [m.__name__ for m in MIGRATIONS]
+    assert "records_dirty" in {index.name for index in db.table("records").indexes}
+    db.close()
+
+
+def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:
+    path = tmp_path / "device.db"
+    SQLiteStore(path).close()
+    db = sqlite_utils.Database(path)
+    assert migrate(db) == []
+    assert len(applied_migrations(db)) == len(MIGRATIONS)
+    db.close()
+
+
+def test_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "device.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO _migrations VALUES ('m999_future', '2030-01-01')")
+    conn.close()
+    with pytest.raises(ConfigError, match="newer cogsync"):
+        SQLiteStore(path)
+
+
+def test_non_database_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database " * 100)
+    with pytest.raises(ConfigError, match="cannot open") as info:
+        SQLiteStore(path)
+    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+
+
+def test_file_settings(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "device.db", device_id="given-id")
+    conn = store._db.conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
+    assert store.device_id() == "given-id"
+    store.close()
+    reopened = SQLiteStore(tmp_path / "device.db", device_id="ignored")
+    assert reopened.device_id() == "given-id"
+    reopened.close()
+
+
+def test_usable_from_worker_threads(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "device.db")
+    owner = store.provisional_owner()
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(store.write_local, owner, "d", {"from": "worker"}, T0).result()
+        assert worker.submit(store.get_records, owner, "d").result()["from"].value == "worker"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [
+            pool.submit(store.write_local, owner, f"t{i % 4}", {f"k{i}": str(i)}, T0)
+            for i in range(200)
+        ]
+        for future in futures:
+            future.result()
+    assert sum(len(store.get_records(owner, f"t{i}")) for i in range(4)) == 200
+    store.close()
