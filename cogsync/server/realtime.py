@@ -44,6 +44,7 @@ __all__ = [
 SUBPROTOCOL = "graphql-ws"
 CONNECTION_TIMEOUT_MS = 300_000
 _MAX_ID_LENGTH = 128
+_HANDSHAKE_LINGER = 2.0  # seconds a refused connection stays open for the client's first frame
 _log = logging.getLogger(__name__)
 
 
@@ -188,6 +189,10 @@ class _Connection:
             self.identity_id = await self._handshake(request)
         except _Refused as exc:
             await self.send({"type": "connection_error", "payload": exc.payload()})
+            # Let the client's connection_init arrive before closing, so that it reads the
+            # error instead of failing to send.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await self._ws.receive(timeout=_HANDSHAKE_LINGER)
             await self._ws.close()
             return
         async for message in self._ws:
