@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -253,3 +256,41 @@ def test_restart_keeps_pool_admin_key_and_identities(tmp_path: Path) -> None:
         client = identity_client(srv)
         assert client.get_id(IdentityPoolId=pool, Logins={COGNITO: token})["IdentityId"] == alice
         assert client.get_credentials_for_identity(IdentityId=guest)["IdentityId"] == guest
+
+
+def test_cogsync_serve_command(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "cogsync.json"
+    command = [sys.executable, "-m", "cogsync.cli", "serve", "--port", "0", "--data", str(data)]
+    process = subprocess.Popen(
+        [*command, "--config-out", str(out), "--no-guests"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("cogsync serve: listening on http://127.0.0.1:")
+        config = Config.load(out)
+        assert config.graphql_url == first.split()[-1] + "/graphql"
+        client = boto3.client(
+            "cognito-identity",
+            endpoint_url=config.identity_endpoint,
+            region_name=config.region,
+            aws_access_key_id="unused",
+            aws_secret_access_key="unused",
+        )
+        with pytest.raises(ClientError) as exc:
+            client.get_id(IdentityPoolId=config.identity_pool_id)
+        assert error_code(exc) == "NotAuthorizedException"
+        assert stat.S_IMODE(os.stat(data / "admin.json").st_mode) == 0o600
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        if process.stdout is not None:
+            process.stdout.close()
+    bad = subprocess.run(
+        [*command, "--oidc-issuer", "https://issuer.example"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert bad.returncode == 2 and "--jwks-file" in bad.stderr
