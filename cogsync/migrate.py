@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from cogsync.exceptions import CogsyncError, ConfigError, UsageError
+from cogsync.exceptions import CogsyncError, ConfigError, LimitExceededError, UsageError
 from cogsync.limits import record_size
 from cogsync.migrate_source import CognitoSyncSource, SourceRecords, SyncCountGone
 from cogsync.migrate_target import ServerTarget, Target
@@ -293,11 +293,10 @@ class Migrator:
             return
         copied = self.checkpoint.datasets_of(identity_id)
         present = self.source.datasets(identity_id)
-        for dataset in present:
-            self._migrate_dataset(identity_id, dataset.name, copied.get(dataset.name))
+        ok = [self._migrate_dataset(identity_id, d.name, copied.get(d.name)) for d in present]
         for name in sorted(set(copied) - {d.name for d in present}):
             self._delete_dataset(identity_id, name, copied[name])
-        if not self.dry_run:
+        if not self.dry_run and all(ok):  # a failed dataset is retried by the next run
             self.checkpoint.mark_identity_done(identity_id)
         self._add(identities=1)
 
@@ -307,13 +306,14 @@ class Migrator:
         except SyncCountGone:  # deleted and re-created at the source: copy it all again
             return self.source.records(identity_id, name, 0)
 
-    def _migrate_dataset(self, identity_id: str, name: str, since: int | None) -> None:
+    def _migrate_dataset(self, identity_id: str, name: str, since: int | None) -> bool:
+        """Copy one dataset's changes; False if the target refused it (reported)."""
         data = self._read(identity_id, name, since or 0)
         if not data.exists:
-            return
+            return True
         if since is not None and data.sync_count == since and not data.records:
             self._add(skipped=1)
-            return
+            return True
         size = sum(record_size(r.key, r.value) for r in data.records)
         where = f"{identity_id}/{name}"
         if self.dry_run:
@@ -326,11 +326,15 @@ class Migrator:
             try:
                 self.target.import_dataset(identity_id, name, data)
             except UsageError as exc:
-                self.progress.message(f"error: {where}: {exc}")
+                hint = ""
+                if isinstance(exc, LimitExceededError):
+                    hint = " (the target's limit: raise it on the server or shrink the source)"
+                self.progress.message(f"error: {where}: {exc}{hint}")
                 self._add(errors=1)
-                return
+                return False
             self.checkpoint.mark_dataset(identity_id, name, data.sync_count)
         self._add(datasets=1, records=len(data.records), bytes=size)
+        return True
 
     def _delete_dataset(self, identity_id: str, name: str, copied: int) -> None:
         where = f"{identity_id}/{name}"

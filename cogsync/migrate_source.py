@@ -63,6 +63,7 @@ _REFUSED = frozenset(
         "ExpiredTokenException",
     }
 )
+_CONNECT_ATTEMPTS = 3
 _UNKNOWN = frozenset({"ResourceNotFoundException", "InvalidParameterException"})
 
 
@@ -190,7 +191,7 @@ class CognitoSyncSource:
                     continue
                 raise self._translate(what, code, message) from exc
             except (ConnectionError, HTTPClientError) as exc:
-                if attempt < self.max_attempts:
+                if attempt < min(self.max_attempts, _CONNECT_ATTEMPTS):
                     self._sleep(next(delays))
                     continue
                 raise OfflineError(

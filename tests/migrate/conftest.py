@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_cognito import FakeCognito, FakeCognitoServer
 
 from cogsync.server.runner import EmbeddedServer
-from fake_cognito import FakeCognito, FakeCognitoServer
 
 MAX_DATASET_BYTES = 1_048_576
 BIG_KEY = "big"

@@ -276,7 +276,9 @@ class FakeCognito:
         }
         if start + size < len(names):
             result["NextToken"] = str(start + size)
-        return self._respond(SYNC_MODEL.operation_model("ListDatasets").output_shape, result, "sync")
+        return self._respond(
+            SYNC_MODEL.operation_model("ListDatasets").output_shape, result, "sync"
+        )
 
     async def _list_records(self, request: web.Request) -> web.Response:
         self._check_query(request, "ListRecords")

@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 from conftest import BIG_KEY, max_size_value, migrate_args
-from fake_cognito import FakeCognito, FakeCognitoServer, check_shape, SYNC_MODEL
+from fake_cognito import SYNC_MODEL, FakeCognito, FakeCognitoServer, check_shape
 
 from cogsync.client import Client
 from cogsync.migrate import main
