@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from conftest import BIG_KEY, max_size_value, migrate_args
 from fake_cognito import SYNC_MODEL, FakeCognito, FakeCognitoServer, check_shape
 
 from cogsync.client import Client
-from cogsync.migrate import main
+from cogsync.migrate import add_parser, main, run
 from cogsync.server.runner import EmbeddedServer
 
 COGNITO_PROVIDER = "cognito-identity.amazonaws.com"
@@ -179,3 +181,22 @@ def test_verify_reports_differences(
     err = capsys.readouterr().err
     assert f"differs: {identity_id}/settings: same record counts" in err
     assert "1 differ" in err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal(
+    aws_env: dict[str, str], cognito: FakeCognitoServer, server: EmbeddedServer, tmp_path: Path
+) -> None:
+    parser = argparse.ArgumentParser(prog="cogsync")
+    add_parser(parser.add_subparsers())  # how `cogsync migrate` is wired
+    argv = ["migrate", *migrate_args(cognito, server, tmp_path / "cp.json", "--dry-run")]
+    args = parser.parse_args(argv)
+    terminal = _Terminal()
+    assert run(args, out=terminal) == 0
+    text = terminal.getvalue()
+    assert "\r[" in text and "migrate: identities" not in text
+    assert f"\r[{'#' * 30}] identities 130/130" in text
