@@ -388,13 +388,14 @@ def _difference(
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``migrate`` command to an ``argparse`` subparsers object and return it."""
+    """Add the ``migrate`` command to ``argparse`` subparsers (``func`` = `run`); return it."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "migrate",
         help="copy an identity pool's data off Cognito Sync",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     _add_arguments(parser)
+    parser.set_defaults(func=run)
     return parser
 
 
