@@ -59,8 +59,6 @@ def _read(store: LocalStore, owner: str, name: str) -> LocalSnapshot:
 
 
 def _apply(store: LocalStore, owner: str, command: ApplySync) -> list[str]:
-    if store.get_dataset(owner, command.dataset) is None:
-        store.create_dataset(owner, command.dataset)
     return store.apply_sync(
         owner,
         command.dataset,

@@ -16,6 +16,8 @@ Design rules (each fixes a failure mode of Cognito Sync's clients):
 - A push retried after a network failure reuses its client request id (the server applies
   it once); a push after a conflict rejection is a new batch with a new id, preceded by a
   re-pull far enough back to see every record it conflicted on.
+- A local copy is dropped (deleted on the server, or here) only if the app did not write
+  to it during the sync; otherwise the data is kept and recreates the dataset.
 - The flow always ends in a `SyncResult` or raises a typed `CogsyncError`.
 """
 
@@ -199,8 +201,8 @@ def sync_dataset(
     if state is not None and state.deleted_pending:
         request_id = yield from _ask(NewRequestId())
         since = yield from _mutate(DeleteRemote(name, request_id), network_retries)
-        if not any(r.value is not None for r in first.records.values()):
-            yield from _ask(DropDataset(name))
+        live = any(r.value is not None for r in first.records.values())
+        if not live and (yield from _drop_unless_edited(name, first)):
             return SyncResult(name, sync_count=since, deleted=True)
         # Records written after the deletion: push them into a new dataset.
         yield from _ask(
@@ -227,9 +229,11 @@ def sync_dataset(
             if snapshot.state is None:
                 return SyncResult(name, sync_count=pull.up_to, deleted=True)
             dirty = any(r.dirty for r in snapshot.records.values())
-            if (yield from _ask(DatasetDeleted(name, unsynced_changes=dirty))):
-                yield from _ask(DropDataset(name))
+            if (yield from _ask(DatasetDeleted(name, unsynced_changes=dirty))) and (
+                yield from _drop_unless_edited(name, snapshot)
+            ):
                 return SyncResult(name, sync_count=pull.up_to, deleted=True)
+            # Kept (or edited during this sync): recreate the dataset from the local data.
             apply = ApplySync(name, last_sync_count=pull.up_to, reset_sync_counts=True)
         else:
             pulled.update(r.key for r in pull.records)
@@ -272,6 +276,17 @@ def sync_dataset(
         acks = _acknowledge(dirty_records, result, local.records)
         yield from _ask(ApplySync(name, acks, last_sync_count=advanced))
         return _result(name, pulled, len(patches), conflicts, result.sync_count, merged)
+
+
+def _drop_unless_edited(name: str, seen: LocalSnapshot) -> Flow[bool]:
+    """Drop the local dataset unless the app wrote to it since ``seen``; True if dropped."""
+    now = yield from _ask(ReadLocal(name))
+    for key, record in now.records.items():
+        before = seen.records.get(key)
+        if before is None or before.revision != record.revision:
+            return False
+    yield from _ask(DropDataset(name))
+    return True
 
 
 def _key(record: Record) -> str:

@@ -1,0 +1,29 @@
+"""Random multi-device histories against the in-memory server converge without losing writes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from cogsync.testing.stateful import SyncMachine
+
+_quick = settings(
+    max_examples=30,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+_long = settings(_quick, max_examples=400, stateful_step_count=60)
+
+
+def test_devices_converge_in_random_histories() -> None:
+    run = SyncMachine.TestCase
+    run.settings = _quick
+    run().runTest()
+
+
+@pytest.mark.slow
+def test_devices_converge_in_long_random_histories() -> None:
+    run = SyncMachine.TestCase
+    run.settings = _long
+    run().runTest()
