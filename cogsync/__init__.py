@@ -4,7 +4,10 @@ The successor of AWS Cognito Sync: `Client` / `AsyncClient` keep an identity's d
 a local SQLite file and synchronize them with `cogsync serve` or AppSync + DynamoDB.
 """
 
+from cogsync.client import AsyncClient, Client
 from cogsync.config import Config
+from cogsync.dataset import AsyncDataset, Dataset
+from cogsync.engine.conflicts import last_writer_wins, local_wins, remote_wins
 from cogsync.exceptions import (
     CogsyncError,
     ConfigError,
@@ -28,11 +31,15 @@ from cogsync.models import Conflict, DatasetMetadata, Record, Resolution, SyncRe
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
+    "AsyncDataset",
+    "Client",
     "CogsyncError",
     "Config",
     "ConfigError",
     "Conflict",
     "ConflictError",
+    "Dataset",
     "DatasetLimitExceededError",
     "DatasetMetadata",
     "DatasetSizeLimitExceededError",
@@ -50,4 +57,7 @@ __all__ = [
     "SyncResult",
     "UnsyncedChangesError",
     "UsageError",
+    "last_writer_wins",
+    "local_wins",
+    "remote_wins",
 ]

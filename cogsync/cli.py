@@ -114,7 +114,70 @@ async def _serve_until_signal(server: Any) -> None:
         print("cogsync serve: stopping", flush=True)
 
 
-_SUBCOMMANDS: tuple[Callable[[_SubParsers], None], ...] = (_add_serve,)
+def _add_demo(subparsers: _SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run an embedded server and two devices: offline edits, a conflict, push sync",
+        description="Exit status 0 only if both devices converge.",
+    )
+    parser.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from cogsync.demo import main as demo_main
+
+    return demo_main()
+
+
+def _add_migrate(subparsers: _SubParsers) -> None:
+    from cogsync.migrate import add_parser
+
+    add_parser(subparsers)
+
+
+def _add_inspect(subparsers: _SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "inspect", help="show the datasets, records and dirty state of a device file"
+    )
+    parser.add_argument("db", type=Path, help="the device's SQLite file")
+    parser.set_defaults(func=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from cogsync.store.sqlite import SQLiteStore
+
+    if not args.db.is_file():
+        raise ConfigError(f"no device file at {args.db}")
+    store = SQLiteStore(args.db)
+    try:
+        identity = store.identity_id()
+        print(f"device   {store.device_id()}")
+        print(f"identity {identity or '(not known yet)'}")
+        owners = [o for o in (identity, store.provisional_owner()) if o]
+        for owner in owners:
+            for state in store.list_datasets(owner):
+                records = store.get_records(owner, state.name)
+                dirty = sum(1 for r in records.values() if r.dirty)
+                flag = " (deletion pending)" if state.deleted_pending else ""
+                print(
+                    f"\n{owner} / {state.name}{flag}: last sync count {state.last_sync_count}, "
+                    f"{len(records)} records, {dirty} dirty"
+                )
+                for key, rec in sorted(records.items()):
+                    mark = "*" if rec.dirty else " "
+                    value = "(removed)" if rec.value is None else repr(rec.value[:60])
+                    print(f"  {mark} {key} = {value}  [sync {rec.sync_count}]")
+    finally:
+        store.close()
+    return 0
+
+
+_SUBCOMMANDS: tuple[Callable[[_SubParsers], None], ...] = (
+    _add_serve,
+    _add_demo,
+    _add_migrate,
+    _add_inspect,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -321,9 +321,7 @@ class AsyncClient:
             results[state.name] = await self.synchronize(state.name, **callbacks)
         return results
 
-    async def synchronize_on_connectivity(
-        self, name: str, **callbacks: Any
-    ) -> SyncResult | None:
+    async def synchronize_on_connectivity(self, name: str, **callbacks: Any) -> SyncResult | None:
         """Sync now if the server is reachable; else retry in the background until it is.
 
         Returns the result, or None when the sync was deferred.
