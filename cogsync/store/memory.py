@@ -50,6 +50,10 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _live(records: Mapping[str, Record]) -> bool:
+    return any(rec.value is not None for rec in records.values())
+
+
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     return a if b is None or (a is not None and a >= b) else b
 
@@ -100,6 +104,8 @@ class MemoryStore:
     def _move(self, source: _Dataset, target: _Dataset) -> None:
         state = self._datasets.pop(source)
         moved = self._records.pop(source, {})
+        if state.deleted_pending and not _live(moved):
+            return
         records = self._records.setdefault(target, {})
         for key, rec in moved.items():
             if rec.value is None:
@@ -113,8 +119,6 @@ class MemoryStore:
             )
         if not records:
             del self._records[target]
-        if state.deleted_pending and not records:
-            return
         existing = self._datasets.get(target, DatasetState(target[1]))
         modified = _later(existing.last_modified, state.last_modified)
         self._datasets[target] = replace(existing, last_modified=modified)
@@ -136,7 +140,7 @@ class MemoryStore:
         return sum(
             1
             for ds, state in self._datasets.items()
-            if ds[0] == owner and (not state.deleted_pending or self._records.get(ds))
+            if ds[0] == owner and (not state.deleted_pending or _live(self._records.get(ds, {})))
         )
 
     def create_dataset(self, owner: str, name: str) -> DatasetState:
@@ -215,7 +219,7 @@ class MemoryStore:
         with self._lock:
             records = self._records.get(ds, {})
             state = self._datasets.get(ds)
-            counted = state is not None and (not state.deleted_pending or bool(records))
+            counted = state is not None and (not state.deleted_pending or _live(records))
             creates = any(v is not None for v in changes.values())
             if not counted and (state is None or creates):
                 check_dataset_count(self._counted(owner) + 1, self.limits)

@@ -20,7 +20,7 @@ __all__ = [
     "Migration",
     "applied_migrations",
     "m001_initial",
-    "m002_record_revision",
+    "m002_revisions_and_totals",
     "migrate",
 ]
 
@@ -60,18 +60,28 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-def m002_record_revision(db: sqlite_utils.Database) -> None:
-    """Add the per-record local ``revision`` and an index of dirty records.
+def m002_revisions_and_totals(db: sqlite_utils.Database) -> None:
+    """Add the per-record local ``revision`` and per-dataset live totals.
 
-    Records that already exist start at revision 1, so a sync guard written for an
-    absent record (revision 0) can never match them.
+    Records that already exist start at revision 1, so a sync guard written for an absent
+    record (revision 0) never matches them. ``record_count`` and ``size_bytes`` (UTF-8
+    bytes of live keys and values) let a write check the limits without scanning. (No
+    index on ``dirty``: keeping one current costs more per write than the scans it saves.)
     """
     db.table("records").add_column("revision", int, not_null_default=0)
     db.execute("UPDATE records SET revision = 1")
-    db.execute("CREATE INDEX records_dirty ON records (owner, dataset) WHERE dirty = 1")
+    db.table("datasets").add_column("record_count", int, not_null_default=0)
+    db.table("datasets").add_column("size_bytes", int, not_null_default=0)
+    db.execute(
+        "UPDATE datasets SET record_count = (SELECT count(r.value) FROM records AS r"
+        "  WHERE r.owner = datasets.owner AND r.dataset = datasets.name),"
+        " size_bytes = (SELECT CAST(total(length(CAST(r.key AS BLOB))"
+        "  + length(CAST(r.value AS BLOB))) AS INTEGER) FROM records AS r"
+        "  WHERE r.owner = datasets.owner AND r.dataset = datasets.name)"
+    )
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_record_revision)
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_revisions_and_totals)
 
 
 def applied_migrations(db: sqlite_utils.Database) -> list[str]:

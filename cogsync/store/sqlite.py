@@ -52,49 +52,53 @@ _RECORD_COLUMNS = (
     "key, value, sync_count, last_modified_date, last_modified_by, "
     "device_last_modified_date, dirty, revision"
 )
-_KEYS_IN = "key IN (SELECT value FROM json_each(:keys))"
-_SELECT_TOUCHED = (
-    "SELECT key, value, sync_count, revision FROM records "
-    f"WHERE owner = :owner AND dataset = :name AND {_KEYS_IN}"
+_DATASET_COLUMNS = "name, last_sync_count, deleted_pending, last_modified"
+# Rows a write touches: key, value, sync_count, revision, bytes it counts (None if removed).
+_SELECT_ALL = (
+    "SELECT key, value, sync_count, revision, length(CAST(key AS BLOB)) + "
+    "length(CAST(value AS BLOB)) FROM records WHERE owner = ? AND dataset = ?"
 )
-# Dataset flags plus the live records not touched by the write, in one statement.
-_SELECT_STATE = (
-    """
-SELECT
-  (SELECT deleted_pending FROM datasets WHERE owner = :owner AND name = :name),
-  EXISTS (SELECT 1 FROM records WHERE owner = :owner AND dataset = :name),
-  count(value),
-  total(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)))
-FROM records
-WHERE owner = :owner AND dataset = :name AND value IS NOT NULL AND NOT """
-    + _KEYS_IN
+_SELECT_ONE = _SELECT_ALL + " AND key = ?"
+_SELECT_TOUCHED = _SELECT_ALL + " AND key IN (SELECT value FROM json_each(?))"
+_SCAN_FROM = 64  # batches larger than this read the whole dataset instead of joining keys
+# A dataset counts towards the per-owner limit unless it is pending deletion and empty.
+_COUNTED_DATASETS = (
+    "SELECT count(*) FROM datasets WHERE owner = ? AND (deleted_pending = 0 OR record_count > 0)"
 )
-_COUNTED_DATASETS = """
-SELECT count(*) FROM datasets AS d WHERE owner = ? AND (deleted_pending = 0
-  OR EXISTS (SELECT 1 FROM records AS r WHERE r.owner = d.owner AND r.dataset = d.name))
-"""
-_UPSERT_LOCAL = """
+_INSERT_RECORD = """
 INSERT INTO records (owner, dataset, key, value, sync_count, last_modified_date,
   last_modified_by, device_last_modified_date, dirty, revision)
-VALUES (?, ?, ?, ?, 0, ?, ?, ?, 1, 1)
+"""
+_UPSERT_LOCAL = (
+    _INSERT_RECORD
+    + """VALUES (?, ?, ?, ?, 0, ?, ?, ?, 1, 1)
 ON CONFLICT (owner, dataset, key) DO UPDATE SET value = excluded.value,
   last_modified_date = excluded.last_modified_date, last_modified_by = excluded.last_modified_by,
   device_last_modified_date = excluded.device_last_modified_date, dirty = 1,
   revision = records.revision + 1
 """
-_UPSERT_SYNCED = """
-INSERT INTO records (owner, dataset, key, value, sync_count, last_modified_date,
-  last_modified_by, device_last_modified_date, dirty, revision)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+)
+_UPSERT_SYNCED = (
+    _INSERT_RECORD
+    + """VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (owner, dataset, key) DO UPDATE SET value = excluded.value,
   sync_count = excluded.sync_count, last_modified_date = excluded.last_modified_date,
   last_modified_by = excluded.last_modified_by,
   device_last_modified_date = excluded.device_last_modified_date, dirty = excluded.dirty
 """
-_TOUCH_DATASET = """
-INSERT INTO datasets (owner, name, last_modified) VALUES (?, ?, ?)
-ON CONFLICT (owner, name) DO UPDATE SET
-  last_modified = max(coalesce(last_modified, ''), coalesce(excluded.last_modified, ''))
+)
+_LATER = "max(coalesce(last_modified, ''), coalesce(excluded.last_modified, ''))"
+_SAVE_DATASET = f"""
+INSERT INTO datasets (owner, name, last_modified, record_count, size_bytes) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (owner, name) DO UPDATE SET last_modified = {_LATER},
+  record_count = excluded.record_count, size_bytes = excluded.size_bytes
+"""
+_REFRESH_TOTALS = """
+UPDATE datasets SET
+  record_count = (SELECT count(value) FROM records WHERE owner = :do AND dataset = :dn),
+  size_bytes = (SELECT total(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)))
+                FROM records WHERE owner = :do AND dataset = :dn)
+WHERE owner = :do AND name = :dn
 """
 # Moving a dataset: live records overwrite the target's (keeping its sync count) or join
 # it unsynced; every moved record is dirty with a revision beyond both sides'.
@@ -106,21 +110,20 @@ FROM records AS s
 WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
   AND t.owner = :do AND t.dataset = :dn AND t.key = s.key
 """
-_MOVE_NEW = """
-INSERT INTO records (owner, dataset, key, value, sync_count, last_modified_date,
-  last_modified_by, device_last_modified_date, dirty, revision)
+_MOVE_NEW = (
+    _INSERT_RECORD
+    + """
 SELECT :do, :dn, key, value, 0, last_modified_date, last_modified_by,
   device_last_modified_date, 1, revision + 1
 FROM records AS s WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM records AS t WHERE t.owner = :do AND t.dataset = :dn
                   AND t.key = s.key)
 """
-_MOVE_DATASET = """
+)
+_MOVE_DATASET = f"""
 INSERT INTO datasets (owner, name, last_modified)
-SELECT :do, :dn, last_modified FROM datasets AS s WHERE s.owner = :so AND s.name = :sn
-  AND (deleted_pending = 0 OR EXISTS (SELECT 1 FROM records WHERE owner = :do AND dataset = :dn))
-ON CONFLICT (owner, name) DO UPDATE SET
-  last_modified = max(coalesce(last_modified, ''), coalesce(excluded.last_modified, ''))
+SELECT :do, :dn, last_modified FROM datasets WHERE owner = :so AND name = :sn
+ON CONFLICT (owner, name) DO UPDATE SET last_modified = {_LATER}
 """
 
 
@@ -147,6 +150,11 @@ def _record(row: Sequence[Any]) -> Record:
         dirty=bool(row[6]),
         revision=row[7],
     )
+
+
+def _drop(conn: sqlite3.Connection, owner: str, name: str) -> None:
+    conn.execute("DELETE FROM records WHERE owner = ? AND dataset = ?", (owner, name))
+    conn.execute("DELETE FROM datasets WHERE owner = ? AND name = ?", (owner, name))
 
 
 def _dataset(row: Sequence[Any]) -> DatasetState:
@@ -289,20 +297,25 @@ class SQLiteStore:
     def _move(
         conn: sqlite3.Connection, owner: str, name: str, new_owner: str, new_name: str
     ) -> None:
+        """Move one dataset; one pending deletion with no live records just disappears."""
         params = {"so": owner, "sn": name, "do": new_owner, "dn": new_name}
-        conn.execute(_MOVE_MERGE, params)
-        conn.execute(_MOVE_NEW, params)
-        conn.execute(_MOVE_DATASET, params)
-        conn.execute("DELETE FROM records WHERE owner = ? AND dataset = ?", (owner, name))
-        conn.execute("DELETE FROM datasets WHERE owner = ? AND name = ?", (owner, name))
+        pending, count = conn.execute(
+            "SELECT deleted_pending, record_count FROM datasets WHERE owner = ? AND name = ?",
+            (owner, name),
+        ).fetchone()
+        if not pending or count:
+            conn.execute(_MOVE_MERGE, params)
+            conn.execute(_MOVE_NEW, params)
+            conn.execute(_MOVE_DATASET, params)
+            conn.execute(_REFRESH_TOTALS, params)
+        _drop(conn, owner, name)
 
     # -- datasets -----------------------------------------------------------------------
 
     def list_datasets(self, owner: str) -> list[DatasetState]:
         """All datasets of ``owner`` kept locally, including ones deleted but not yet synced."""
         rows = self._rows(
-            "SELECT name, last_sync_count, deleted_pending, last_modified FROM datasets "
-            "WHERE owner = ? ORDER BY name",
+            f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE owner = ? ORDER BY name",
             (owner,),
         )
         return [_dataset(row) for row in rows]
@@ -310,8 +323,7 @@ class SQLiteStore:
     def get_dataset(self, owner: str, name: str) -> DatasetState | None:
         """One dataset's bookkeeping row, or None."""
         rows = self._rows(
-            "SELECT name, last_sync_count, deleted_pending, last_modified FROM datasets "
-            "WHERE owner = ? AND name = ?",
+            f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE owner = ? AND name = ?",
             (owner, name),
         )
         return _dataset(rows[0]) if rows else None
@@ -336,16 +348,15 @@ class SQLiteStore:
         with self._write() as conn:
             conn.execute("DELETE FROM records WHERE owner = ? AND dataset = ?", (owner, name))
             conn.execute(
-                "INSERT INTO datasets (owner, name, deleted_pending) VALUES (?, ?, 1) "
-                "ON CONFLICT (owner, name) DO UPDATE SET deleted_pending = 1",
+                "INSERT INTO datasets (owner, name, deleted_pending) VALUES (?, ?, 1) ON CONFLICT "
+                "DO UPDATE SET deleted_pending = 1, record_count = 0, size_bytes = 0",
                 (owner, name),
             )
 
     def drop_dataset(self, owner: str, name: str) -> None:
         """Forget a dataset locally (records and bookkeeping)."""
         with self._write() as conn:
-            conn.execute("DELETE FROM records WHERE owner = ? AND dataset = ?", (owner, name))
-            conn.execute("DELETE FROM datasets WHERE owner = ? AND name = ?", (owner, name))
+            _drop(conn, owner, name)
 
     def rename_dataset(self, owner: str, name: str, new_owner: str, new_name: str) -> None:
         """Move a dataset to another owner/name, its live records dirty and unsynced.
@@ -395,11 +406,9 @@ class SQLiteStore:
     def size_in_bytes(self, owner: str, name: str) -> int:
         """UTF-8 bytes of keys + values of the dataset's live records."""
         rows = self._rows(
-            "SELECT total(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))) "
-            "FROM records WHERE owner = ? AND dataset = ?",
-            (owner, name),
+            "SELECT size_bytes FROM datasets WHERE owner = ? AND name = ?", (owner, name)
         )
-        return int(rows[0][0])
+        return int(rows[0][0]) if rows else 0
 
     def write_local(
         self, owner: str, name: str, changes: Mapping[str, str | None], now: datetime
@@ -417,25 +426,28 @@ class SQLiteStore:
             validate_key(key, self.limits)
             if value is not None:
                 validate_value(value)
-        params = {"owner": owner, "name": name, "keys": json.dumps(list(changes))}
         stamp = _text(now)
         with self._write() as conn:
-            touched = {row[0]: row for row in conn.execute(_SELECT_TOUCHED, params)}
-            pending, has_records, rest_count, rest_bytes = conn.execute(
-                _SELECT_STATE, params
+            row = conn.execute(
+                "SELECT deleted_pending, record_count, size_bytes FROM datasets "
+                "WHERE owner = ? AND name = ?",
+                (owner, name),
             ).fetchone()
-            counted = pending == 0 or (pending == 1 and has_records)
+            pending, count, size = row or (None, 0, 0)
+            # A new dataset, or an empty one pending deletion that gains records, starts to count.
             creates = any(v is not None for v in changes.values())
-            if not counted and (pending is None or creates):
+            if pending is None or (pending and not count and creates):
                 before = conn.execute(_COUNTED_DATASETS, (owner,)).fetchone()[0]
                 check_dataset_count(before + 1, self.limits)
-            check_dataset_totals(
+            touched = self._touched(conn, owner, name, list(changes))
+            current = {key: row[1] for key, row in touched.items()}
+            count, size = check_dataset_totals(
                 name,
-                {key: row[1] for key, row in touched.items()},
+                current,
                 changes,
                 self.limits,
-                rest_count=rest_count,
-                rest_bytes=int(rest_bytes),
+                rest_count=count - sum(v is not None for v in current.values()),
+                rest_bytes=size - sum(row[4] or 0 for row in touched.values()),
             )
             upserts = []
             deletes = []
@@ -451,7 +463,22 @@ class SQLiteStore:
                 conn.executemany(
                     "DELETE FROM records WHERE owner = ? AND dataset = ? AND key = ?", deletes
                 )
-            conn.execute(_TOUCH_DATASET, (owner, name, stamp))
+            conn.execute(_SAVE_DATASET, (owner, name, stamp, count, size))
+
+    @staticmethod
+    def _touched(
+        conn: sqlite3.Connection, owner: str, name: str, keys: list[str]
+    ) -> dict[str, Any]:
+        """The existing rows among ``keys``, by key (columns as in ``_SELECT_ALL``)."""
+        if len(keys) == 1:
+            rows = conn.execute(_SELECT_ONE, (owner, name, keys[0]))
+        elif len(keys) <= _SCAN_FROM:
+            rows = conn.execute(_SELECT_TOUCHED, (owner, name, json.dumps(keys)))
+        else:  # for large batches, reading the whole dataset is cheaper than a join
+            wanted = set(keys)
+            rows = conn.execute(_SELECT_ALL, (owner, name))
+            return {row[0]: row for row in rows if row[0] in wanted}
+        return {row[0]: row for row in rows}
 
     def apply_sync(
         self,
@@ -471,7 +498,6 @@ class SQLiteStore:
         removal reaches the server (its dates are unknown: None).
         """
         check_sync_writes(writes)
-        keys = json.dumps([w.record.key for w in writes])
         skipped: list[str] = []
         with self._write() as conn:
             conn.execute(
@@ -483,11 +509,9 @@ class SQLiteStore:
                     "WHERE owner = ? AND dataset = ?",
                     (owner, name),
                 )
+            keys = [w.record.key for w in writes]
             revisions: dict[str, int] = {
-                row[0]: row[3]
-                for row in conn.execute(
-                    _SELECT_TOUCHED, {"owner": owner, "name": name, "keys": keys}
-                )
+                key: row[3] for key, row in self._touched(conn, owner, name, keys).items()
             }
             newest: str | None = None
             for write in writes:
@@ -522,8 +546,13 @@ class SQLiteStore:
                      1, revision),
                 )  # fmt: skip
                 revisions[rec.key] = revision
+            conn.execute(_REFRESH_TOTALS, {"do": owner, "dn": name})
             if newest is not None:
-                conn.execute(_TOUCH_DATASET, (owner, name, newest))
+                conn.execute(
+                    "UPDATE datasets SET last_modified = max(coalesce(last_modified, ''), ?) "
+                    "WHERE owner = ? AND name = ?",
+                    (newest, owner, name),
+                )
             if last_sync_count is not None:
                 conn.execute(
                     "UPDATE datasets SET last_sync_count = ? WHERE owner = ? AND name = ?",

@@ -37,6 +37,8 @@ def test_old_store_upgrades_with_dirty_records_intact(tmp_path: Path) -> None:
     shutil.copy(FIXTURE, path)
     store = SQLiteStore(path)
     assert (store.device_id(), store.identity_id()) == ("fixture-device", FIXTURE_OWNER)
+    live = ("theme", "dark", "lang", "en", "émoji-😀", "€uro")
+    assert store.size_in_bytes(FIXTURE_OWNER, "settings") == len("".join(live).encode())
     dirty = store.dirty_records(FIXTURE_OWNER, "settings")
     assert [(r.key, r.value, r.sync_count, r.revision) for r in dirty] == [
         ("old", None, 2, 1),
@@ -60,7 +62,8 @@ def test_old_store_upgrades_with_dirty_records_intact(tmp_path: Path) -> None:
     store.close()
     db = sqlite_utils.Database(path)
     assert applied_migrations(db) == [m.__name__ for m in MIGRATIONS]
-    assert "records_dirty" in {index.name for index in db.table("records").indexes}
+    totals = db.execute("SELECT record_count, size_bytes FROM datasets WHERE name = 'settings'")
+    assert totals.fetchone() == (3, len("themedarklangenémoji-😀€uro".encode()))
     db.close()
 
 
