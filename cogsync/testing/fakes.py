@@ -339,12 +339,16 @@ class MemoryBackend:
         self._faults.append(_Fault(method, after_apply, times))
 
     def before_next(self, method: str, action: Callable[[], object]) -> None:
-        """Run ``action`` once, just before the server handles the next call of ``method``."""
+        """Run ``action`` once, just before the server handles the next call of ``method``.
+
+        Actions queued for the same method run one per call, in order.
+        """
         self._before.append((method, action))
 
     def _enter(self, call: Call) -> None:
         self.calls.append(call)
-        for entry in [e for e in self._before if e[0] == call.method]:
+        entry = next((e for e in self._before if e[0] == call.method), None)
+        if entry is not None:
             self._before.remove(entry)
             entry[1]()
         if self.offline:

@@ -94,7 +94,9 @@ def snap(last: int, *records: Record, pending: bool = False) -> LocalSnapshot:
     return LocalSnapshot(state, {r.key: r for r in records})
 
 
-def page(up_to: int, *records: Record, token: str | None = None, deleted: bool = False) -> RecordPage:
+def page(
+    up_to: int, *records: Record, token: str | None = None, deleted: bool = False
+) -> RecordPage:
     return RecordPage("ds", up_to, deleted, records, token)
 
 
@@ -307,7 +309,9 @@ def test_last_writer_wins_keeps_the_newer_remote_edit() -> None:
     hand = flow()
     hand.answer(ReadLocal, snap(1, older_mine))
     hand.answer(ListRecords, page(4, newer_theirs))
-    ask = hand.answer(ResolveConflicts, last_writer_wins("ds", [Conflict("a", older_mine, newer_theirs)]))
+    ask = hand.answer(
+        ResolveConflicts, last_writer_wins("ds", [Conflict("a", older_mine, newer_theirs)])
+    )
     assert isinstance(ask, ResolveConflicts)
     (write,) = hand.answer(ApplySync, []).writes
     assert (write.record.value, write.record.dirty) == ("theirs", False)
