@@ -48,41 +48,28 @@ def interleaved(
     return count / spent[0], count / spent[1]
 
 
-def bench_put(directory: Path, puts: int) -> tuple[float, float]:
-    store = SQLiteStore(directory / "store-put.db")
-    conn = raw_connection(directory / "raw-put.db")
+def bench(directory: Path, count: int, batch: int) -> tuple[float, float]:
+    """Store vs raw ops/s for ``count`` calls each writing ``batch`` records in one transaction."""
+    store = SQLiteStore(directory / f"store-{batch}.db")
+    conn = raw_connection(directory / f"raw-{batch}.db")
 
-    def store_put(i: int) -> None:
-        store.write_local(OWNER, "bench", {f"key{i % 500}": VALUE}, utcnow())
+    def keys(i: int) -> list[str]:
+        return [f"key{i % 500}"] if batch == 1 else [f"key{k}" for k in range(batch)]
 
-    def raw_put(i: int) -> None:
+    def store_write(i: int) -> None:
+        store.write_local(OWNER, "bench", {key: f"{VALUE}{i}" for key in keys(i)}, utcnow())
+
+    def raw_write(i: int) -> None:
+        rows = [(key, f"{VALUE}{i}") for key in keys(i)]
         conn.execute("BEGIN")
-        conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (f"key{i % 500}", VALUE))
+        if batch == 1:
+            conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", rows[0])
+        else:
+            conn.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)", rows)
         conn.execute("COMMIT")
 
     try:
-        return interleaved(store_put, raw_put, puts)
-    finally:
-        store.close()
-        conn.close()
-
-
-def bench_put_all(directory: Path, rounds: int) -> tuple[float, float]:
-    store = SQLiteStore(directory / "store-all.db")
-    conn = raw_connection(directory / "raw-all.db")
-
-    def store_put_all(i: int) -> None:
-        changes = {f"key{k}": f"{VALUE}{i}" for k in range(BATCH)}
-        store.write_local(OWNER, "bench", changes, utcnow())
-
-    def raw_put_all(i: int) -> None:
-        rows = [(f"key{k}", f"{VALUE}{i}") for k in range(BATCH)]
-        conn.execute("BEGIN")
-        conn.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)", rows)
-        conn.execute("COMMIT")
-
-    try:
-        return interleaved(store_put_all, raw_put_all, rounds)
+        return interleaved(store_write, raw_write, count)
     finally:
         store.close()
         conn.close()
@@ -101,8 +88,8 @@ def main() -> None:
         for trial in range(args.trials):
             directory = Path(tmp) / str(trial)
             directory.mkdir()
-            results["put"].append(bench_put(directory, args.puts))
-            results["put_all"].append(bench_put_all(directory, args.rounds))
+            results["put"].append(bench(directory, args.puts, 1))
+            results["put_all"].append(bench(directory, args.rounds, BATCH))
     goals = {"put": 1.5, "put_all": 2.0}
     units = {"put": "puts/s", "put_all": f"calls/s ({BATCH} records)"}
     print(

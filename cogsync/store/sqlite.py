@@ -15,7 +15,6 @@ Design rules:
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -59,45 +58,35 @@ _SELECT_ALL = (
     "length(CAST(value AS BLOB)) FROM records WHERE owner = ? AND dataset = ?"
 )
 _SELECT_ONE = _SELECT_ALL + " AND key = ?"
-_SELECT_TOUCHED = _SELECT_ALL + " AND key IN (SELECT value FROM json_each(?))"
 _SCAN_FROM = 64  # batches larger than this read the whole dataset instead of joining keys
 # A dataset counts towards the per-owner limit unless it is pending deletion and empty.
 _COUNTED_DATASETS = (
     "SELECT count(*) FROM datasets WHERE owner = ? AND (deleted_pending = 0 OR record_count > 0)"
 )
-_INSERT_RECORD = """
-INSERT INTO records (owner, dataset, key, value, sync_count, last_modified_date,
-  last_modified_by, device_last_modified_date, dirty, revision)
-"""
-_UPSERT_LOCAL = (
-    _INSERT_RECORD
-    + """VALUES (?, ?, ?, ?, 0, ?, ?, ?, 1, 1)
-ON CONFLICT (owner, dataset, key) DO UPDATE SET value = excluded.value,
+_INSERT_RECORD = """INSERT INTO records (owner, dataset, key, value, sync_count,
+  last_modified_date, last_modified_by, device_last_modified_date, dirty, revision) """
+_SET_WRITTEN = """ON CONFLICT (owner, dataset, key) DO UPDATE SET value = excluded.value,
   last_modified_date = excluded.last_modified_date, last_modified_by = excluded.last_modified_by,
-  device_last_modified_date = excluded.device_last_modified_date, dirty = 1,
-  revision = records.revision + 1
-"""
-)
-_UPSERT_SYNCED = (
-    _INSERT_RECORD
-    + """VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (owner, dataset, key) DO UPDATE SET value = excluded.value,
-  sync_count = excluded.sync_count, last_modified_date = excluded.last_modified_date,
-  last_modified_by = excluded.last_modified_by,
-  device_last_modified_date = excluded.device_last_modified_date, dirty = excluded.dirty
-"""
-)
+  device_last_modified_date = excluded.device_last_modified_date"""
+_UPSERT_LOCAL = f"""{_INSERT_RECORD} VALUES (?, ?, ?, ?, 0, ?, ?, ?, 1, 1)
+{_SET_WRITTEN}, dirty = 1, revision = records.revision + 1"""
+_UPSERT_SYNCED = f"""{_INSERT_RECORD} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+{_SET_WRITTEN}, sync_count = excluded.sync_count, dirty = excluded.dirty"""
 _LATER = "max(coalesce(last_modified, ''), coalesce(excluded.last_modified, ''))"
 _SAVE_DATASET = f"""
 INSERT INTO datasets (owner, name, last_modified, record_count, size_bytes) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (owner, name) DO UPDATE SET last_modified = {_LATER},
   record_count = excluded.record_count, size_bytes = excluded.size_bytes
 """
-_REFRESH_TOTALS = """
+# Recount a dataset's live totals and fold in a sync step's bookkeeping (nulls keep values).
+_FINISH_DATASET = """
 UPDATE datasets SET
   record_count = (SELECT count(value) FROM records WHERE owner = :do AND dataset = :dn),
   size_bytes = (SELECT total(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)))
-                FROM records WHERE owner = :do AND dataset = :dn)
+                FROM records WHERE owner = :do AND dataset = :dn),
+  last_modified = coalesce(max(coalesce(last_modified, ''), :newest), last_modified),
+  last_sync_count = coalesce(:count, last_sync_count),
+  deleted_pending = deleted_pending AND NOT :clear
 WHERE owner = :do AND name = :dn
 """
 # Moving a dataset: live records overwrite the target's (keeping its sync count) or join
@@ -110,16 +99,13 @@ FROM records AS s
 WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
   AND t.owner = :do AND t.dataset = :dn AND t.key = s.key
 """
-_MOVE_NEW = (
-    _INSERT_RECORD
-    + """
+_MOVE_NEW = f"""{_INSERT_RECORD}
 SELECT :do, :dn, key, value, 0, last_modified_date, last_modified_by,
   device_last_modified_date, 1, revision + 1
 FROM records AS s WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM records AS t WHERE t.owner = :do AND t.dataset = :dn
                   AND t.key = s.key)
 """
-)
 _MOVE_DATASET = f"""
 INSERT INTO datasets (owner, name, last_modified)
 SELECT :do, :dn, last_modified FROM datasets WHERE owner = :so AND name = :sn
@@ -140,15 +126,10 @@ def _moment(text: str | None) -> datetime | None:
 
 
 def _record(row: Sequence[Any]) -> Record:
+    """A `Record` from a row of ``_RECORD_COLUMNS``."""
+    key, value, count, modified, by, device_modified, dirty, revision = row
     return Record(
-        key=row[0],
-        value=row[1],
-        sync_count=row[2],
-        last_modified_date=_moment(row[3]),
-        last_modified_by=row[4],
-        device_last_modified_date=_moment(row[5]),
-        dirty=bool(row[6]),
-        revision=row[7],
+        key, value, count, _moment(modified), by, _moment(device_modified), bool(dirty), revision
     )
 
 
@@ -158,12 +139,8 @@ def _drop(conn: sqlite3.Connection, owner: str, name: str) -> None:
 
 
 def _dataset(row: Sequence[Any]) -> DatasetState:
-    return DatasetState(
-        name=row[0],
-        last_sync_count=row[1],
-        deleted_pending=bool(row[2]),
-        last_modified=_moment(row[3]) if row[3] else None,
-    )
+    """A `DatasetState` from a row of ``_DATASET_COLUMNS``."""
+    return DatasetState(row[0], row[1], bool(row[2]), _moment(row[3] or None))
 
 
 class SQLiteStore:
@@ -298,7 +275,8 @@ class SQLiteStore:
         conn: sqlite3.Connection, owner: str, name: str, new_owner: str, new_name: str
     ) -> None:
         """Move one dataset; one pending deletion with no live records just disappears."""
-        params = {"so": owner, "sn": name, "do": new_owner, "dn": new_name}
+        params: dict[str, object] = {"so": owner, "sn": name, "do": new_owner, "dn": new_name}
+        params.update(newest=None, count=None, clear=False)
         pending, count = conn.execute(
             "SELECT deleted_pending, record_count FROM datasets WHERE owner = ? AND name = ?",
             (owner, name),
@@ -307,7 +285,7 @@ class SQLiteStore:
             conn.execute(_MOVE_MERGE, params)
             conn.execute(_MOVE_NEW, params)
             conn.execute(_MOVE_DATASET, params)
-            conn.execute(_REFRESH_TOTALS, params)
+            conn.execute(_FINISH_DATASET, params)
         _drop(conn, owner, name)
 
     # -- datasets -----------------------------------------------------------------------
@@ -472,8 +450,9 @@ class SQLiteStore:
         """The existing rows among ``keys``, by key (columns as in ``_SELECT_ALL``)."""
         if len(keys) == 1:
             rows = conn.execute(_SELECT_ONE, (owner, name, keys[0]))
-        elif len(keys) <= _SCAN_FROM:
-            rows = conn.execute(_SELECT_TOUCHED, (owner, name, json.dumps(keys)))
+        elif len(keys) <= _SCAN_FROM:  # (not json_each: it cuts strings at NUL characters)
+            marks = ", ".join("?" * len(keys))
+            rows = conn.execute(f"{_SELECT_ALL} AND key IN ({marks})", (owner, name, *keys))
         else:  # for large batches, reading the whole dataset is cheaper than a join
             wanted = set(keys)
             rows = conn.execute(_SELECT_ALL, (owner, name))
@@ -546,23 +525,11 @@ class SQLiteStore:
                      1, revision),
                 )  # fmt: skip
                 revisions[rec.key] = revision
-            conn.execute(_REFRESH_TOTALS, {"do": owner, "dn": name})
-            if newest is not None:
-                conn.execute(
-                    "UPDATE datasets SET last_modified = max(coalesce(last_modified, ''), ?) "
-                    "WHERE owner = ? AND name = ?",
-                    (newest, owner, name),
-                )
-            if last_sync_count is not None:
-                conn.execute(
-                    "UPDATE datasets SET last_sync_count = ? WHERE owner = ? AND name = ?",
-                    (last_sync_count, owner, name),
-                )
-            if clear_deleted_pending:
-                conn.execute(
-                    "UPDATE datasets SET deleted_pending = 0 WHERE owner = ? AND name = ?",
-                    (owner, name),
-                )
+            conn.execute(
+                _FINISH_DATASET,
+                {"do": owner, "dn": name, "newest": newest, "count": last_sync_count,
+                 "clear": clear_deleted_pending},
+            )  # fmt: skip
         return skipped
 
     # -- whole store --------------------------------------------------------------------

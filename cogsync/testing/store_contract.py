@@ -130,6 +130,23 @@ class StoreContract:
         assert store.get_dataset(OWNER, "settings") == ds
         assert store.get_dataset(OWNER, "other") is None
 
+    @pytest.mark.parametrize("count", [2, 100])
+    def test_any_text_round_trips(self, store: LocalStore, count: int) -> None:
+        texts = ["a\x00b", "\x00", "\n\t\"\\'", "\u2028\ufeff", "\U0010ffff", "😀é€", ""]
+        values = {f"k{i}{texts[i % len(texts)]}": texts[i % len(texts)] for i in range(count)}
+        synced(store, OWNER, "d", values, 1)
+        store.write_local(OWNER, "d", {key: None for key in values}, T0)
+        store = self.again(store)
+        records = store.get_records(OWNER, "d")
+        assert {k: (r.value, r.dirty) for k, r in records.items()} == {
+            k: (None, True) for k in values
+        }
+        assert store.size_in_bytes(OWNER, "d") == 0
+        store.write_local(OWNER, "d", values, T0)
+        assert {k: r.value for k, r in store.get_records(OWNER, "d").items()} == values
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in values.items())
+        assert store.size_in_bytes(OWNER, "d") == size
+
     def test_datetimes_come_back_as_aware_utc(self, store: LocalStore) -> None:
         local = T0.astimezone(timezone(timedelta(hours=-5)))
         store.write_local(OWNER, "d", {"k": "v"}, local)

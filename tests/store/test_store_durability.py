@@ -52,11 +52,21 @@ def start_writer(path: Path, prefix: str, count: int) -> subprocess.Popen[str]:
     return proc
 
 
-def finish(proc: subprocess.Popen[str]) -> list[str]:
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert "locked" not in err and err == ""
-    return out.split()
+def run_together(path: Path, prefixes: tuple[str, ...], count: int) -> list[str]:
+    """Run one writer per prefix at once on ``path``; return every word they printed."""
+    SQLiteStore(path).close()
+    writers = [start_writer(path, prefix, count) for prefix in prefixes]
+    for proc in writers:  # all are ready: start them together
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    words = []
+    for proc in writers:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "locked" not in err and err == ""
+        words += out.split()
+    return words
 
 
 def stored_keys(path: Path) -> dict[str, str | None]:
@@ -93,26 +103,14 @@ def test_acknowledged_puts_survive_sigkill(tmp_path: Path, seed: int) -> None:
 
 def test_two_processes_write_concurrently_without_lock_errors(tmp_path: Path) -> None:
     path = tmp_path / "device.db"
-    SQLiteStore(path).close()
-    writers = [start_writer(path, prefix, 1000) for prefix in ("a-", "b-")]
-    for proc in writers:
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    acknowledged = [key for proc in writers for key in finish(proc)]
+    acknowledged = run_together(path, ("a-", "b-"), 1000)
     assert len(acknowledged) == 2000
     assert set(stored_keys(path)) == set(acknowledged)
 
 
 def test_concurrent_writers_never_exceed_a_limit_together(tmp_path: Path) -> None:
     path = tmp_path / "device.db"
-    SQLiteStore(path).close()
-    writers = [start_writer(path, prefix, 600) for prefix in ("a", "b")]
-    for proc in writers:
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    lines = [word for proc in writers for word in finish(proc)]
+    lines = run_together(path, ("a", "b"), 600)
     refused = [word for i, word in enumerate(lines) if i and lines[i - 1] == "limit"]
     accepted = [word for word in lines if word != "limit" and word not in refused]
     assert len(accepted) == 1024 and len(refused) == 1200 - 1024
