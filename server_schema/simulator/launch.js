@@ -20,6 +20,8 @@
 //      ASCII and encodes non-literal strings wrongly).
 //   5. It binds 127.0.0.1 on the requested port (0 = any free port).
 //   6. Errors: only the resolver's error, as AppSync reports it (see appSyncErrors).
+//   7. VTL maps compare string keys by value, as AppSync's Java maps do.
+//   8. A linear-time conversion of context values (the simulator's is quadratic).
 // On startup it prints one JSON line to stdout: {"url": ..., "realtimeUrl": ..., "port": ...}.
 'use strict';
 
@@ -33,7 +35,12 @@ const LIB = path.dirname(require.resolve('@aws-amplify/amplify-appsync-simulator
 const helpers = require(path.join(LIB, 'utils/auth-helpers/helpers'));
 const { VelocityTemplate } = require(path.join(LIB, 'velocity'));
 const { generalUtils } = require(path.join(LIB, 'velocity/util/general-utils'));
-const { map: toJava } = require(path.join(LIB, 'velocity/value-mapper/mapper'));
+const { JavaMap, createMapProxy } = require(path.join(LIB, 'velocity/value-mapper/map'));
+const { JavaArray } = require(path.join(LIB, 'velocity/value-mapper/array'));
+const { JavaString } = require(path.join(LIB, 'velocity/value-mapper/string'));
+const { JavaInteger } = require(path.join(LIB, 'velocity/value-mapper/integer'));
+const { JavaDecimal } = require(path.join(LIB, 'velocity/value-mapper/decimal'));
+const mapperModule = require(path.join(LIB, 'velocity/value-mapper/mapper'));
 const { DynamoDBDataLoader } = require(path.join(LIB, 'data-loader/dynamo-db'));
 const { unmarshall } = require(path.join(LIB, 'data-loader/dynamo-db/utils'));
 
@@ -159,7 +166,7 @@ function buildConfig(args) {
 
 // 1. Identity: access key id -> Cognito identity id, from the --identity-map file.
 function identityLookup(file) {
-  let cached = { mtimeMs: -1, map: {} };
+  let cached = { stamp: '', map: {} };
   return (accessKeyId) => {
     let stat;
     try {
@@ -167,8 +174,9 @@ function identityLookup(file) {
     } catch (_) {
       return undefined;
     }
-    if (stat.mtimeMs !== cached.mtimeMs) {
-      cached = { mtimeMs: stat.mtimeMs, map: JSON.parse(fs.readFileSync(file, 'utf8') || '{}') };
+    const stamp = `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+    if (stamp !== cached.stamp) {
+      cached = { stamp, map: JSON.parse(fs.readFileSync(file, 'utf8') || '{}') };
     }
     return cached.map[accessKeyId];
   };
@@ -205,7 +213,7 @@ function installIdentityAndEnv(lookup, env, region) {
       context = { ...requestContext, iamToken: iamToken(authorization) };
     }
     const rendered = build.call(this, ctxValues, context, info);
-    rendered.ctx.env = toJava(env);
+    rendered.ctx.env = mapperModule.map(env);
     return rendered;
   };
 }
@@ -224,6 +232,45 @@ function appSyncErrors() {
     }
     return result;
   };
+}
+
+// 7. VTL maps keyed by string value, as in Java: the simulator's map stores a wrapped
+//    string key as an object, so containsKey/remove of an equal string miss it.
+function stringKeyedMaps() {
+  const { put, containsKey, remove } = JavaMap.prototype;
+  JavaMap.prototype.put = function (key, value) {
+    return put.call(this, key == null ? key : String(key), value);
+  };
+  JavaMap.prototype.containsKey = function (key) {
+    return containsKey.call(this, key == null ? key : String(key));
+  };
+  JavaMap.prototype.remove = function (key) {
+    return remove.call(this, key == null ? key : String(key));
+  };
+}
+
+// 8. Speed: the simulator converts every context value to its Java-like wrappers with a
+//    copy per map key (quadratic in the keys); this does the same conversion in one pass.
+//    It matters for a dataset item holding a 1,024-record index, converted at every step.
+function linearValueMapper() {
+  const isPlainObject = (v) => v !== null && typeof v === 'object'
+    && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
+  const toJava = (value, hint) => {
+    if (value instanceof JavaMap || value instanceof JavaArray) return value;
+    if (Array.isArray(value)) return new JavaArray(value.map((x) => toJava(x)), toJava);
+    if (isPlainObject(value)) {
+      const converted = {};
+      for (const [k, v] of Object.entries(value)) converted[k] = toJava(v);
+      return createMapProxy(new JavaMap(converted, toJava));
+    }
+    if (typeof value === 'string') return new JavaString(value);
+    if (typeof value === 'number') {
+      if (hint === 'integer' || (hint !== 'decimal' && Math.trunc(value) === value)) return new JavaInteger(value);
+      return new JavaDecimal(value);
+    }
+    return value;
+  };
+  mapperModule.map = toJava;
 }
 
 // 3. TransactWriteItems and BatchGetItem for the simulator's DynamoDB loader.
@@ -343,6 +390,8 @@ async function main() {
   installIdentityAndEnv(identityLookup(path.resolve(args.identityMap)), env, args.region);
   exposeCancellationReasons();
   appSyncErrors();
+  stringKeyedMaps();
+  linearValueMapper();
   // 4. base64 of the UTF-8 bytes of any string (the simulator's versions mishandle
   //    non-literal strings and decode as ASCII).
   generalUtils.base64Encode = (value) => Buffer.from(String(value), 'utf8').toString('base64');

@@ -1,0 +1,242 @@
+"""The AWS backend harness: moto server as DynamoDB, AWS's AppSync simulator running
+server_schema/ (template.yaml, resolvers, schema.graphql) through server_schema/simulator.
+
+Started once per session. Needs only ``node`` (and ``npm`` the first time: node modules
+are installed from the lockfile with ``npm ci`` when absent); without ``node`` the tests
+of this folder are skipped with the reason printed.
+
+The simulator checks no SigV4 signature and knows no Cognito identities: the launcher maps
+access key ids to identity ids through a JSON file, which `SimulatorBackend.identity`
+writes. See server_schema/README.md for every gap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from botocore.credentials import Credentials
+from gql import Client
+from gql.transport.aiohttp import AIOHTTPTransport
+from gql.transport.appsync_auth import AppSyncIAMAuthentication
+from moto.server import ThreadedMotoServer
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_DIR = ROOT / "server_schema"
+SIMULATOR_DIR = SCHEMA_DIR / "simulator"
+REGION = "us-east-1"
+_START_TIMEOUT = 60.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``aws`` marker (tests of server_schema/ on the AppSync simulator)."""
+    config.addinivalue_line(
+        "markers", "aws: server_schema/ on AWS's AppSync simulator and moto (needs node)"
+    )
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML, keeping short-form tags (!Ref, !GetAtt, ...) as plain data."""
+
+
+def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node)}
+    return {suffix: loader.construct_mapping(node)}  # type: ignore[arg-type]
+
+
+_CfnLoader.add_multi_constructor("!", _any_tag)
+
+
+def template_tables() -> dict[str, dict[str, Any]]:
+    """The DynamoDB tables of template.yaml: logical id -> Properties."""
+    template = yaml.load((SCHEMA_DIR / "template.yaml").read_text(), Loader=_CfnLoader)  # noqa: S506
+    return {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    }
+
+
+def create_tables(dynamodb: Any, prefix: str = "") -> dict[str, str]:
+    """Create the template's tables (keys and indexes as declared); return id -> name."""
+    names = {}
+    for logical_id, props in template_tables().items():
+        params: dict[str, Any] = {
+            "TableName": prefix + logical_id,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        for index_kind in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
+            if props.get(index_kind):
+                params[index_kind] = props[index_kind]
+        dynamodb.create_table(**params)
+        names[logical_id] = params["TableName"]
+    return names
+
+
+@dataclass
+class SimulatorBackend:
+    """The running harness: endpoints, the DynamoDB client, and identity registration."""
+
+    url: str
+    realtime_url: str
+    dynamodb: Any
+    tables: dict[str, str]
+    identity_map: Path
+    _lock: threading.Lock
+
+    @property
+    def host(self) -> str:
+        """host:port of the GraphQL endpoint (what SigV4 signs)."""
+        return self.url.split("/")[2]
+
+    def identity(self, identity_id: str | None = None) -> tuple[str, str]:
+        """Register a new access key for ``identity_id`` (new if None): (access key, id)."""
+        identity_id = identity_id or f"{REGION}:{uuid.uuid4()}"
+        access_key = "ASIA" + uuid.uuid4().hex[:16].upper()
+        with self._lock:
+            mapping = json.loads(self.identity_map.read_text())
+            mapping[access_key] = identity_id
+            temp = self.identity_map.with_suffix(".tmp")
+            temp.write_text(json.dumps(mapping))
+            temp.replace(self.identity_map)
+        return access_key, identity_id
+
+    def client(self, access_key: str) -> Client:
+        """A gql client signing with ``access_key`` (AppSync IAM auth, unmodified)."""
+        auth = AppSyncIAMAuthentication(
+            host=self.host,
+            region_name=REGION,
+            credentials=Credentials(access_key, "not-checked-by-the-simulator"),
+        )
+        transport = AIOHTTPTransport(url=self.url, auth=auth, ssl=False)
+        return Client(transport=transport, fetch_schema_from_transport=False)
+
+    def table_items(self, pk: str) -> list[dict[str, Any]]:
+        """Every item of one partition of the table (for white-box checks)."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {
+            "TableName": self.tables["Table"],
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+        }
+        while True:
+            page = self.dynamodb.query(**params)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return items
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _ensure_node_modules() -> None:
+    if (SIMULATOR_DIR / "node_modules" / "@aws-amplify" / "amplify-appsync-simulator").is_dir():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("server_schema/simulator needs `npm ci` but npm is not installed")
+    subprocess.run(  # noqa: S603
+        [npm, "ci", "--no-audit", "--no-fund"], cwd=SIMULATOR_DIR, check=True, timeout=900
+    )
+
+
+def _read_banner(process: subprocess.Popen[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+
+    def read() -> None:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if line:
+            result.update(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(_START_TIMEOUT)
+    if not result:
+        process.kill()
+        _, err = process.communicate(timeout=10)
+        raise RuntimeError(f"the AppSync simulator did not start:\n{err}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def aws_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorBackend]:
+    """moto (DynamoDB) + the AppSync simulator running server_schema/, for the session."""
+    node = shutil.which("node")
+    if node is None:
+        reason = "node is not installed: the AppSync simulator tests of tests/aws need Node 20+"
+        print(reason)  # noqa: T201
+        pytest.skip(reason)
+    _ensure_node_modules()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="cogsync-test", AWS_SECRET_ACCESS_KEY="cogsync-test")
+    env["AWS_DEFAULT_REGION"] = REGION
+    dynamodb = boto3.client(
+        "dynamodb",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="cogsync-test",
+        aws_secret_access_key="cogsync-test",
+    )
+    tables = create_tables(dynamodb)
+    identity_map = tmp_path_factory.mktemp("simulator") / "identities.json"
+    identity_map.write_text("{}")
+    process = subprocess.Popen(  # noqa: S603
+        [
+            node,
+            str(SIMULATOR_DIR / "launch.js"),
+            "--template",
+            str(SCHEMA_DIR / "template.yaml"),
+            "--dynamodb-endpoint",
+            endpoint,
+            "--identity-map",
+            str(identity_map),
+            "--region",
+            REGION,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        banner = _read_banner(process)
+        # Drain the pipes so that a chatty simulator never blocks on a full pipe.
+        for pipe in (process.stdout, process.stderr):
+            threading.Thread(target=pipe.read, daemon=True).start()  # type: ignore[union-attr]
+        yield SimulatorBackend(
+            url=banner["url"],
+            realtime_url=banner["realtimeUrl"],
+            dynamodb=dynamodb,
+            tables=tables,
+            identity_map=identity_map,
+            _lock=threading.Lock(),
+        )
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+        moto.stop()
