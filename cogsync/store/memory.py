@@ -127,10 +127,9 @@ class MemoryStore:
 
     def list_datasets(self, owner: str) -> list[DatasetState]:
         """All datasets of ``owner`` kept locally, including ones deleted but not yet synced."""
-        return sorted(
-            (state for (o, _), state in self._datasets.items() if o == owner),
-            key=lambda state: state.name,
-        )
+        with self._lock:
+            states = [state for (o, _), state in self._datasets.items() if o == owner]
+        return sorted(states, key=lambda state: state.name)
 
     def get_dataset(self, owner: str, name: str) -> DatasetState | None:
         """One dataset's bookkeeping row, or None."""
@@ -187,7 +186,8 @@ class MemoryStore:
 
     def get_records(self, owner: str, name: str) -> dict[str, Record]:
         """Every record of a dataset, tombstones included."""
-        return dict(sorted(self._records.get((owner, name), {}).items()))
+        with self._lock:
+            return dict(sorted(self._records.get((owner, name), {}).items()))
 
     def dirty_records(self, owner: str, name: str) -> list[Record]:
         """Records changed locally and not yet pushed."""
@@ -195,8 +195,9 @@ class MemoryStore:
 
     def size_in_bytes(self, owner: str, name: str) -> int:
         """UTF-8 bytes of keys + values of the dataset's live records."""
-        records = self._records.get((owner, name), {})
-        return sum(record_size(key, rec.value) for key, rec in records.items())
+        with self._lock:
+            records = self._records.get((owner, name), {})
+            return sum(record_size(key, rec.value) for key, rec in records.items())
 
     def write_local(
         self, owner: str, name: str, changes: Mapping[str, str | None], now: datetime
@@ -311,9 +312,10 @@ class MemoryStore:
 
     def has_unsynced_changes(self) -> bool:
         """True if any owner has dirty records or pending dataset deletions."""
-        return any(s.deleted_pending for s in self._datasets.values()) or any(
-            rec.dirty for records in self._records.values() for rec in records.values()
-        )
+        with self._lock:
+            return any(s.deleted_pending for s in self._datasets.values()) or any(
+                rec.dirty for records in self._records.values() for rec in records.values()
+            )
 
     def wipe(self) -> None:
         """Delete all datasets and forget the identity id (the device id stays)."""

@@ -59,7 +59,7 @@ _SELECT_ALL = (
     "length(CAST(value AS BLOB)) FROM records WHERE owner = ? AND dataset = ?"
 )
 _SELECT_ONE = _SELECT_ALL + " AND key = ?"
-_SCAN_FROM = 64  # batches larger than this read the whole dataset instead of joining keys
+_SCAN_FROM = 64  # batches larger than this read the whole dataset instead of binding keys
 # A dataset counts towards the per-owner limit unless it is pending deletion and empty.
 _COUNTED_DATASETS = (
     "SELECT count(*) FROM datasets WHERE owner = ? AND (deleted_pending = 0 OR record_count > 0)"

@@ -131,8 +131,11 @@ class StoreContract:
         assert store.get_dataset(OWNER, "other") is None
 
     @pytest.mark.parametrize("count", [2, 100])
-    def test_any_text_round_trips(self, store: LocalStore, count: int) -> None:
-        texts = ["a\x00b", "\x00", "\n\t\"\\'", "\u2028\ufeff", "\U0010ffff", "😀é€", ""]
+    @pytest.mark.parametrize("nul", [False, True])
+    def test_any_text_round_trips(self, store: LocalStore, count: int, nul: bool) -> None:
+        texts = ["\n\t\"\\'", "\x01\x1f\x7f", "\u2028\ufeff", "\U0010ffff", "😀é€", ""]
+        if nul:
+            texts = ["a\x00b", "\x00", *texts]
         values = {f"k{i}{texts[i % len(texts)]}": texts[i % len(texts)] for i in range(count)}
         synced(store, OWNER, "d", values, 1)
         store.write_local(OWNER, "d", {key: None for key in values}, T0)
