@@ -108,9 +108,9 @@ class RealtimeEndpoint:
         max_message_bytes: int = 1_048_576,
     ) -> None:
         self._db = db
-        self._service = service
+        self.service = service
         self._clock = clock
-        self._refused_type = refused
+        self.refused = refused
         self.keepalive_interval = keepalive_interval
         self.max_subscriptions = max_subscriptions
         self.max_message_bytes = max_message_bytes
@@ -343,10 +343,10 @@ class _Connection:
         operation_name: str | None,
     ) -> AsyncIterator[dict[str, Any]]:
         try:
-            return await self._endpoint._service.subscribe(
+            return await self._endpoint.service.subscribe(
                 identity_id, query, variables, operation_name
             )
-        except self._endpoint._refused_type as exc:
+        except self._endpoint.refused as exc:
             raise _Refused(
                 str(getattr(exc, "error_type", "UnauthorizedException")),
                 str(getattr(exc, "message", exc)),
