@@ -1,0 +1,32 @@
+"""Fixtures for the cross-backend sync tests: real servers on 127.0.0.1, clients on them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cogsync.demo import developer_login
+from cogsync.server.runner import EmbeddedServer
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    """One server on its own event-loop thread for a whole module (tests use fresh identities)."""
+    with EmbeddedServer(tmp_path_factory.mktemp("server"), port=0) as srv:
+        yield srv
+
+
+async def logins_for(srv: EmbeddedServer, user: str) -> dict[str, str]:
+    """``logins`` of a developer-authenticated ``user``, as an app's backend would get them."""
+    key = srv.admin_credentials
+    return await asyncio.to_thread(
+        developer_login, srv.config, key.access_key_id, key.secret_access_key, user
+    )
+
+
+def data_dir(tmp_path: Path) -> Path:
+    """Where a test's server keeps its files."""
+    return tmp_path / "server"
