@@ -63,7 +63,7 @@ _CfnLoader.add_multi_constructor("!", _any_tag)
 
 def template_tables() -> dict[str, dict[str, Any]]:
     """The DynamoDB tables of template.yaml: logical id -> Properties."""
-    template = yaml.load((SCHEMA_DIR / "template.yaml").read_text(), Loader=_CfnLoader)  # noqa: S506
+    template = yaml.load((SCHEMA_DIR / "template.yaml").read_text(), Loader=_CfnLoader)
     return {
         name: resource["Properties"]
         for name, resource in template["Resources"].items()
@@ -149,7 +149,7 @@ def _ensure_node_modules() -> None:
     npm = shutil.which("npm")
     if npm is None:
         pytest.fail("server_schema/simulator needs `npm ci` but npm is not installed")
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund"], cwd=SIMULATOR_DIR, check=True, timeout=900
     )
 
@@ -179,7 +179,7 @@ def aws_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorB
     node = shutil.which("node")
     if node is None:
         reason = "node is not installed: the AppSync simulator tests of tests/aws need Node 20+"
-        print(reason)  # noqa: T201
+        print(reason)
         pytest.skip(reason)
     _ensure_node_modules()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -198,7 +198,7 @@ def aws_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorB
     tables = create_tables(dynamodb)
     identity_map = tmp_path_factory.mktemp("simulator") / "identities.json"
     identity_map.write_text("{}")
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [
             node,
             str(SIMULATOR_DIR / "launch.js"),

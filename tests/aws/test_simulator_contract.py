@@ -71,7 +71,7 @@ async def test_push_pull_round_trip_with_metadata(alice) -> None:  # type: ignor
     assert by_key["ü-key"]["deviceLastModifiedDate"] == stamp
     listed = (await datasets(alice))["notes"]
     assert listed["syncCount"] == 1 and listed["recordCount"] == 2
-    assert listed["sizeInBytes"] == len("a1".encode()) + len("ü-keywert ✓".encode())
+    assert listed["sizeInBytes"] == len(b"a1") + len("ü-keywert ✓".encode())
 
 
 async def test_pull_since_returns_only_newer_current_versions(alice) -> None:  # type: ignore[no-untyped-def]
@@ -194,10 +194,18 @@ async def test_dataset_limit_and_deletion_frees_a_slot(alice) -> None:  # type: 
 async def test_delete_dataset_leaves_tombstones_and_can_be_revived(alice) -> None:  # type: ignore[no-untyped-def]
     await push(alice, "d", [patch("a", "1"), patch("b", "2")])
     change = await delete(alice, "d")
-    assert change == {"identityId": change["identityId"], "datasetName": "d", "syncCount": 2, "deleted": True}
+    assert change == {
+        "identityId": change["identityId"],
+        "datasetName": "d",
+        "syncCount": 2,
+        "deleted": True,
+    }
     page = await pull(alice, "d", 1)
     assert page["deleted"] is True and page["syncCount"] == 2
-    assert {(r["key"], r["value"], r["syncCount"]) for r in page["records"]} == {("a", None, 2), ("b", None, 2)}
+    assert {(r["key"], r["value"], r["syncCount"]) for r in page["records"]} == {
+        ("a", None, 2),
+        ("b", None, 2),
+    }
     listed = (await datasets(alice))["d"]
     assert listed["deleted"] is True and listed["recordCount"] == 0 and listed["sizeInBytes"] == 0
     again = await delete(alice, "d")  # nothing left to delete
@@ -270,7 +278,11 @@ async def test_other_identities_see_nothing(alice, aws_backend) -> None:  # type
 
 async def test_unknown_credentials_are_refused(aws_backend) -> None:  # type: ignore[no-untyped-def]
     stranger = aws_backend.client("ASIAUNKNOWNKEY0000")
-    for call in (execute(stranger, operations.SERVER_INFO), pull(stranger, "d"), push(stranger, "d", [])):
+    for call in (
+        execute(stranger, operations.SERVER_INFO),
+        pull(stranger, "d"),
+        push(stranger, "d", []),
+    ):
         with pytest.raises(GraphQLFailure) as caught:
             await call
         assert caught.value.error_type == "UnauthorizedException"

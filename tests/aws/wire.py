@@ -70,7 +70,12 @@ async def push(
 
 
 async def pull(
-    client: Client, dataset: str, last: int = 0, *, token: str | None = None, limit: int | None = None
+    client: Client,
+    dataset: str,
+    last: int = 0,
+    *,
+    token: str | None = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """One listRecords page."""
     data = await execute(
@@ -84,7 +89,9 @@ async def pull(
     return dict(data["listRecords"])
 
 
-async def pull_all(client: Client, dataset: str, last: int = 0, limit: int | None = None) -> dict[str, Any]:
+async def pull_all(
+    client: Client, dataset: str, last: int = 0, limit: int | None = None
+) -> dict[str, Any]:
     """Every page of a pull: the first page's metadata with all records and the page count."""
     first = await pull(client, dataset, last, limit=limit)
     records, token, pages = list(first["records"]), first["nextToken"], 1
