@@ -172,11 +172,32 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config(subparsers: _SubParsers) -> None:
+    parser = subparsers.add_parser("config", help="write a client config (cogsync.json)")
+    actions = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    stack = actions.add_parser(
+        "from-stack", help="from the outputs of a deployed server_schema CloudFormation stack"
+    )
+    stack.add_argument("stack", help="the CloudFormation stack name")
+    stack.add_argument("--region", help="the stack's region (default: boto3's)")
+    stack.add_argument("--out", type=Path, default=Path("cogsync.json"), help="file to write")
+    stack.set_defaults(func=_run_config_from_stack)
+
+
+def _run_config_from_stack(args: argparse.Namespace) -> int:
+    from cogsync.stack import config_from_stack
+
+    config = config_from_stack(args.stack, region=args.region, out=args.out)
+    print(f"wrote {args.out} for {config.graphql_url}")
+    return 0
+
+
 _SUBCOMMANDS: tuple[Callable[[_SubParsers], None], ...] = (
     _add_serve,
     _add_demo,
     _add_migrate,
     _add_inspect,
+    _add_config,
 )
 
 
