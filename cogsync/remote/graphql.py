@@ -70,6 +70,24 @@ _LIMIT_ERRORS: dict[str, type[LimitExceededError]] = {
     "bytes": DatasetSizeLimitExceededError,
 }
 
+# errorTypes of refused signatures or credentials (AWS's and AppSync's names).
+_AUTH_ERRORS = (
+    "UnauthorizedException",
+    "InvalidSignatureException",
+    "IncompleteSignatureException",
+    "MissingAuthenticationTokenException",
+    "ExpiredTokenException",
+    "UnrecognizedClientException",
+    "AccessDeniedException",
+)
+
+# How the server's InvalidParameterException messages name the culprit.
+_PARAMETER_ERRORS: tuple[tuple[str, type[UsageError]], ...] = (
+    ("dataset name", InvalidNameError),
+    ("record key", InvalidKeyError),
+    ("record value", InvalidValueError),
+)
+
 
 class GraphQLBackend:
     """One identity's view of a GraphQL sync server.
@@ -78,10 +96,19 @@ class GraphQLBackend:
         config: the endpoints (``graphql_url``) and region to sign for.
         identity: supplies the identity's temporary credentials.
         timeout: seconds allowed per request before the server counts as unreachable.
+        page_size: records or datasets per page asked for; None takes the server's default.
     """
 
-    def __init__(self, config: Config, identity: CognitoIdentity, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        config: Config,
+        identity: CognitoIdentity,
+        *,
+        timeout: float = 30.0,
+        page_size: int | None = None,
+    ) -> None:
         self._config = config
+        self._page_size = page_size
         self._identity = identity
         self._timeout = timeout
         self._host = urlsplit(config.graphql_url).netloc
@@ -120,7 +147,9 @@ class GraphQLBackend:
         datasets: list[RemoteDataset] = []
         token: str | None = None
         while True:
-            data = await self._execute(operations.LIST_DATASETS, {"nextToken": token})
+            data = await self._execute(
+                operations.LIST_DATASETS, {"nextToken": token, "limit": self._page_size}
+            )
             page = _object(data, "listDatasets")
             for item in _list(page, "datasets"):
                 datasets.append(
@@ -145,6 +174,7 @@ class GraphQLBackend:
             "datasetName": dataset_name,
             "lastSyncCount": last_sync_count,
             "nextToken": next_token,
+            "limit": self._page_size,
         }
         data = await self._execute(operations.LIST_RECORDS, variables)
         page = _object(data, "listRecords")
@@ -287,8 +317,11 @@ def translate_graphql_error(error: Mapping[str, Any]) -> CogsyncError:
     message = str(error.get("message") or kind or "unknown error")
     info = error.get("errorInfo")
     info = info if isinstance(info, dict) else {}
-    if kind.endswith("UnauthorizedException"):
-        return NotAuthorizedError(f"the server refused the request: {message}; log in again")
+    if kind.endswith(_AUTH_ERRORS):
+        return NotAuthorizedError(
+            f"the server refused the request's credentials ({kind}: {message}); log in "
+            "again, and check the device clock"
+        )
     if kind == "ConflictException":
         return ConflictError(
             f"the server holds newer data: {message}; synchronize again",
@@ -309,15 +342,14 @@ def translate_graphql_error(error: Mapping[str, Any]) -> CogsyncError:
 
 
 def _usage_error(message: str, info: Mapping[str, Any]) -> UsageError:
-    subject = f"{info.get('parameter') or info.get('field') or ''} {message}".lower()
-    text = f"the server rejected a parameter: {message}"
-    if "name" in subject:
-        return InvalidNameError(text)
-    if "value" in subject:
-        return InvalidValueError(text)
-    if "key" in subject:
-        return InvalidKeyError(text)
-    if "protocol" in subject:
+    text = f"the server rejected the request: {message}"
+    if info.get("rejectedBy") == "syncTrigger":
+        return UsageError(f"the server's sync trigger rejected the update: {message}")
+    lowered = message.lower()
+    for phrase, error_class in _PARAMETER_ERRORS:
+        if phrase in lowered:
+            return error_class(text)
+    if "protocol" in lowered:
         return UsageError(f"{text}; client and server speak different protocol versions")
     return UsageError(text)
 
