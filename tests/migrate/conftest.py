@@ -8,17 +8,9 @@ from pathlib import Path
 
 import pytest
 from fake_cognito import FakeCognito, FakeCognitoServer
+from migrate_cli import BIG_KEY, max_size_value
 
 from cogsync.server.runner import EmbeddedServer
-
-MAX_DATASET_BYTES = 1_048_576
-BIG_KEY = "big"
-
-
-def max_size_value(key: str) -> str:
-    """A value that fills a dataset to exactly the 1 MB limit, with 2-byte characters."""
-    room = MAX_DATASET_BYTES - len(key.encode())
-    return "é" * 1000 + "x" * (room - 2000)
 
 
 def populate(fake: FakeCognito, identities: int, *, seed: int = 7) -> list[str]:
@@ -77,24 +69,3 @@ def server(tmp_path: Path) -> Iterator[EmbeddedServer]:
     """A real `cogsync serve` on 127.0.0.1 (own event-loop thread)."""
     with EmbeddedServer(tmp_path / "server") as srv:
         yield srv
-
-
-def migrate_args(
-    cognito: FakeCognitoServer, server: EmbeddedServer, checkpoint: Path, *extra: str
-) -> list[str]:
-    """The ``cogsync migrate`` arguments for the fake pool into ``server``."""
-    return [
-        "--identity-pool-id",
-        cognito.state.pool_id,
-        "--region",
-        "us-east-1",
-        "--source-endpoint-url",
-        cognito.url,
-        "--to",
-        str(server.data_dir / "cogsync.json"),
-        "--admin-credentials",
-        str(server.data_dir / "admin.json"),
-        "--checkpoint",
-        str(checkpoint),
-        *extra,
-    ]

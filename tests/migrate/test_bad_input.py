@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import migrate_args
 from fake_cognito import FakeCognito, FakeCognitoServer
+from migrate_cli import migrate_args
 
 from cogsync.migrate import main
 from cogsync.server.runner import EmbeddedServer

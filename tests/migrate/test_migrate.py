@@ -9,8 +9,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import BIG_KEY, max_size_value, migrate_args
 from fake_cognito import SYNC_MODEL, FakeCognito, FakeCognitoServer, check_shape
+from migrate_cli import BIG_KEY, max_size_value, migrate_args
 
 from cogsync.client import Client
 from cogsync.migrate import add_parser, main, run

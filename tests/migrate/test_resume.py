@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import migrate_args
 from fake_cognito import FakeCognito, FakeCognitoServer
+from migrate_cli import migrate_args
 
 from cogsync.server.runner import EmbeddedServer
 
