@@ -71,7 +71,7 @@ class TcpProxy:
             await self._server.wait_closed()
 
     def config_for(self, config: Config) -> Config:
-        """``config`` with every endpoint (GraphQL, real-time, identity) routed through the proxy."""
+        """``config`` with its GraphQL, real-time and identity endpoints routed via the proxy."""
 
         def via(url: str) -> str:
             scheme, rest = url.split("://", 1)
