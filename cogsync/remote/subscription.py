@@ -269,6 +269,8 @@ def _connection_error(exc: TransportError, transport: _RealtimeTransport) -> Cog
     """The cogsync error for a failed or dropped real-time connection."""
     if transport.server_error is not None:
         return translate_graphql_error(transport.server_error)
+    if "keep-alive" in str(exc):  # gql's TransportServerError for a silent socket
+        return OfflineError("the real-time connection went silent (no keep-alive); reconnecting")
     cause = exc.__cause__
     if isinstance(cause, InvalidStatus) and cause.response.status_code in (401, 403):
         return NotAuthorizedError(
