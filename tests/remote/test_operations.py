@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from graphql import OperationDefinitionNode, parse, validate
 
@@ -17,21 +19,33 @@ def test_document_is_valid_against_the_schema(name: str) -> None:
     assert errors == []
 
 
-def _selection(document: str) -> set[str]:
+def _fields(selection_set: Any) -> dict[str, Any]:
+    return {node.name.value: node.selection_set for node in selection_set.selections}
+
+
+def _root(document: str) -> dict[str, Any]:
     definition = parse(document).definitions[0]
     assert isinstance(definition, OperationDefinitionNode)
-    root = definition.selection_set.selections[0]
-    assert root.selection_set is not None  # type: ignore[attr-defined]
-    return {s.name.value for s in root.selection_set.selections}  # type: ignore[attr-defined]
+    (root,) = _fields(definition.selection_set).values()
+    return _fields(root)
 
 
 def test_mutations_select_every_field_the_subscription_needs() -> None:
     # AppSync builds subscription data from the mutation's selection set.
-    wanted = _selection(operations.ON_DATASET_CHANGED)
+    wanted = set(_root(operations.ON_DATASET_CHANGED))
     assert wanted == {"identityId", "datasetName", "syncCount", "deleted"}
-    assert wanted <= _selection(operations.PUSH_RECORDS)
-    assert wanted <= _selection(operations.DELETE_DATASET)
+    assert wanted <= set(_root(operations.PUSH_RECORDS))
+    assert wanted <= set(_root(operations.DELETE_DATASET))
 
 
-def test_push_answers_carry_no_values() -> None:
-    assert "value" not in operations.PUSH_RECORDS.replace("Value", "")
+def test_push_answers_carry_record_metadata_but_no_values() -> None:
+    records = _fields(_root(operations.PUSH_RECORDS)["records"])
+    assert set(records) == {
+        "key",
+        "syncCount",
+        "lastModifiedDate",
+        "lastModifiedBy",
+        "deviceLastModifiedDate",
+    }
+    pulled = _fields(_root(operations.LIST_RECORDS)["records"])
+    assert "value" in pulled

@@ -61,6 +61,13 @@ class Recorder:
             **kwargs,
         )
 
+    async def live(self, config: Any, identity: CognitoIdentity) -> DatasetChangeSubscription:
+        """A started subscription, once it is live."""
+        subscription = self.subscription(config, identity)
+        subscription.start()
+        await subscription.wait_connected(5)
+        return subscription
+
     async def next_change(self) -> Change:
         return await asyncio.wait_for(self.changes.get(), 5)
 
@@ -94,9 +101,7 @@ async def eventually(condition: Any, timeout: float = 5.0) -> None:
 async def test_changes_from_another_device_arrive(server: EmbeddedServer) -> None:
     identity = CognitoIdentity(server.config)
     recorder = Recorder()
-    subscription = recorder.subscription(server.config, identity)
-    subscription.start()
-    await subscription.wait_connected(5)
+    subscription = await recorder.live(server.config, identity)
     assert subscription.connected and recorder.connects == 1 and subscription.connections == 1
     async with GraphQLBackend(server.config, identity) as remote:
         assert await push(remote, "notes", "a") == 1
@@ -116,9 +121,7 @@ async def test_changes_from_another_device_arrive(server: EmbeddedServer) -> Non
 async def test_other_identities_changes_do_not_arrive(server: EmbeddedServer) -> None:
     identity = CognitoIdentity(server.config)
     recorder = Recorder()
-    subscription = recorder.subscription(server.config, identity)
-    subscription.start()
-    await subscription.wait_connected(5)
+    subscription = await recorder.live(server.config, identity)
     async with (
         GraphQLBackend(server.config, CognitoIdentity(server.config)) as stranger,
         GraphQLBackend(server.config, identity) as mine,
