@@ -24,6 +24,7 @@ __all__ = [
     "Limits",
     "check_dataset_count",
     "check_dataset_totals",
+    "merged_dataset_name",
     "record_size",
     "validate_key",
     "validate_name",
@@ -150,3 +151,9 @@ def check_dataset_count(count_after: int, limits: Limits = DEFAULT_LIMITS) -> No
             limit=limits.max_datasets,
             attempted=count_after,
         )
+
+
+def merged_dataset_name(name: str, source_identity_id: str, limits: Limits = DEFAULT_LIMITS) -> str:
+    """The name ``<name>.<sourceIdentityId>`` a merged dataset takes (cut to the name limit)."""
+    room = max(1, limits.max_name_length - len(source_identity_id) - 1)
+    return f"{name[:room]}.{source_identity_id}"[: limits.max_name_length]

@@ -36,6 +36,7 @@ from cogsync.limits import (
     Limits,
     check_dataset_count,
     check_dataset_totals,
+    merged_dataset_name,
     validate_key,
     validate_name,
     validate_value,
@@ -237,12 +238,6 @@ def _check_id(value: object, what: str) -> str:
             f"{what} must be a string of 1-{_MAX_ID_LENGTH} characters (a UUID is ideal)"
         )
     return value
-
-
-def merged_dataset_name(name: str, source_identity_id: str, limits: Limits = DEFAULT_LIMITS) -> str:
-    """The name ``<name>.<sourceIdentityId>`` a merged dataset takes (cut to the name limit)."""
-    room = max(1, limits.max_name_length - len(source_identity_id) - 1)
-    return f"{name[:room]}.{source_identity_id}"[: limits.max_name_length]
 
 
 class ServerStorage:
