@@ -3,6 +3,10 @@
 A client owns one device's local store, knows (or learns) its Cognito identity, and
 synchronizes datasets with a backend. Local reads and writes never touch the network;
 every store call runs on one worker thread (the store's single writer), off the event loop.
+
+Concurrency rules: syncs of different datasets run side by side (one at a time per
+dataset); an identity change (first contact, login, wipe, close) waits for running syncs
+and holds them off while it moves data, so no sync ever writes under a stale identity.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+import os
+import sqlite3
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +25,7 @@ from typing import Any, TypeVar
 
 from cogsync._backoff import backoff_delays
 from cogsync._blocking import Portal
+from cogsync._gate import Gate
 from cogsync.auth.cognito import CognitoIdentity
 from cogsync.config import Config
 from cogsync.dataset import AsyncDataset, Dataset
@@ -26,15 +33,17 @@ from cogsync.engine.conflicts import last_writer_wins
 from cogsync.engine.driver import run_sync
 from cogsync.engine.flow import sync_dataset
 from cogsync.exceptions import (
+    CogsyncError,
     ConfigError,
     OfflineError,
     UnsyncedChangesError,
+    UsageError,
 )
-from cogsync.limits import DEFAULT_LIMITS, Limits, validate_name
+from cogsync.limits import DEFAULT_LIMITS, Limits, merged_dataset_name, validate_name
 from cogsync.models import DatasetMetadata, SyncResult
+from cogsync.push import PushScheduler
 from cogsync.remote.base import RemoteBackend
 from cogsync.store.base import LocalStore
-from cogsync.store.sqlite import SQLiteStore
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -44,6 +53,37 @@ OnChange = Callable[[str, SyncResult], Any]
 DatasetsMerged = Callable[[str, list[str]], Any]
 
 
+def _check_arguments(
+    config: object, db_path: object, logins: object, identity_id: object, device_id: object
+) -> None:
+    if config is not None and not isinstance(config, Config):
+        raise ConfigError(
+            f"config must be a cogsync.Config, got {type(config).__name__}: "
+            "use cogsync.Config.load('cogsync.json')"
+        )
+    if db_path is not None and not isinstance(db_path, str | os.PathLike):
+        raise UsageError(f"db_path must be a file path, got {type(db_path).__name__}")
+    if logins is not None and (
+        not isinstance(logins, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in logins.items())
+    ):
+        raise UsageError("logins must map provider names to token strings")
+    for name, value in (("identity_id", identity_id), ("device_id", device_id)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise UsageError(f"{name} must be a non-empty str")
+
+
+def _open_store(db_path: str | os.PathLike[str] | None, limits: Limits) -> LocalStore:
+    from cogsync.store.sqlite import SQLiteStore
+
+    if db_path is None:
+        raise ConfigError("Client needs db_path=... (the device's SQLite file)")
+    try:
+        return SQLiteStore(Path(db_path), limits=limits)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(f"cannot open the device file {db_path}: {exc}") from exc
+
+
 class AsyncClient:
     """An identity's datasets on this device, synced with a cogsync backend.
 
@@ -51,18 +91,20 @@ class AsyncClient:
         config: where the identity pool and GraphQL endpoints are (`Config.load`); None
             keeps the client local-only (sync raises `ConfigError`).
         db_path: the device's SQLite file (created if absent).
-        logins: provider name -> token, for an authenticated identity.
+        logins: provider name -> token, for an authenticated identity. On first contact
+            the device's data moves to that identity (a guest's data is merged as by `login`).
         identity_id: an identity id the app already has (old SDK cache, migration).
         device_id: override the store's generated device id.
         backend: a ready `RemoteBackend` (tests); None builds the GraphQL backend.
         store: a ready `LocalStore` (tests); None opens ``db_path`` with SQLite.
+        limits: the local limits (Cognito Sync's by default).
     """
 
     def __init__(
         self,
         config: Config | None = None,
         *,
-        db_path: str | Path | None = None,
+        db_path: str | os.PathLike[str] | None = None,
         logins: dict[str, str] | None = None,
         identity_id: str | None = None,
         device_id: str | None = None,
@@ -70,25 +112,35 @@ class AsyncClient:
         store: LocalStore | None = None,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
-        if store is None:
-            if db_path is None:
-                raise ConfigError("Client needs db_path=... (the device's SQLite file)")
-            store = SQLiteStore(db_path, limits=limits)
-        self._store: LocalStore = store
+        _check_arguments(config, db_path, logins, identity_id, device_id)
+        self._store: LocalStore = store if store is not None else _open_store(db_path, limits)
         self._config = config
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cogsync-store")
-        self._device_id = device_id or store.device_id()
+        self._device_id = device_id or self._store.device_id()
         self._logins = dict(logins or {})
-        if identity_id is not None and store.identity_id() != identity_id:
-            store.attach_identity(identity_id)
+        self._logins_pending = bool(self._logins)
+        self._identity_logins: dict[str, str] = {}  # logins of the current identity, if known
+        known = self._store.identity_id()
+        if identity_id is not None and identity_id != known:
+            if known is not None and self._store.has_unsynced_changes():
+                raise UsageError(
+                    f"this device file holds unsynced changes of identity {known}: sync them "
+                    "or call wipe_data() before opening it with another identity_id"
+                )
+            self._store.attach_identity(identity_id)
+            known = identity_id
+        self._identity_id = known
+        self._owner_id = known or self._store.provisional_owner()
         self._backend = backend
         self._identity: CognitoIdentity | None = None
+        self._gate = Gate()
+        self._connect_lock = asyncio.Lock()
         self._locks: dict[str, asyncio.Lock] = {}
         self._push: Any = None
+        self._scheduler: PushScheduler | None = None
         self._push_on_change: OnChange | None = None
-        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._retry: dict[str, dict[str, Any]] = {}
         self._retry_task: asyncio.Task[None] | None = None
-        self._retry_names: set[str] = set()
         self._closed = False
 
     # ---- context management -------------------------------------------------------
@@ -101,23 +153,30 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
-        """Stop push sync and background retries, close connections and the store."""
+        """Stop push sync and background retries, wait for running syncs, close everything."""
         if self._closed:
             return
         self._closed = True
-        await self.stop_push_sync()
-        tasks = [*self._pending.values()]
-        if self._retry_task is not None:
-            tasks.append(self._retry_task)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if self._backend is not None:
-            await self._backend.close()
-        await self._run(self._store.close)
+        await self._stop_background()
+        async with self._gate.exclusive():
+            if self._backend is not None:
+                await self._backend.close()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._store.close)
         self._executor.shutdown(wait=True)
+
+    async def _stop_background(self) -> None:
+        await self.stop_push_sync()
+        task, self._retry_task = self._retry_task, None
+        self._retry.clear()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("this client is closed; create a new one")
 
     # ---- local ----------------------------------------------------------------------
     @property
@@ -132,18 +191,26 @@ class AsyncClient:
 
     @property
     def identity_id(self) -> str | None:
-        """The identity id, once known (cached in the local store); None before first contact."""
-        return self._store.identity_id()
+        """The identity id, once known (cached in the local store); None before first contact.
+
+        `get_identity_id` asks the server when it is not known yet.
+        """
+        return self._identity_id
 
     def _owner(self) -> str:
-        return self._store.identity_id() or self._store.provisional_owner()
+        return self._owner_id
+
+    def _set_owner(self, identity_id: str | None) -> None:
+        self._identity_id = identity_id
+        self._owner_id = identity_id or self._store.provisional_owner()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        self._check_open()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
     def _local_change(self, name: str) -> None:
-        """Hook for local writes (kept for symmetry with push sync; nothing to do now)."""
+        """Called after every local write of dataset ``name``."""
 
     async def dataset(self, name: str) -> AsyncDataset:
         """Open (creating locally if needed) the dataset ``name``."""
@@ -155,22 +222,20 @@ class AsyncClient:
 
     async def list_datasets(self) -> list[DatasetMetadata]:
         """The datasets kept on this device (not those pending deletion)."""
-        return await self._run(self._list_datasets_blocking)
+        return await self._run(self._list_datasets_blocking, self._owner())
 
-    def _list_datasets_blocking(self) -> list[DatasetMetadata]:
-        owner = self._owner()
+    def _list_datasets_blocking(self, owner: str) -> list[DatasetMetadata]:
         result = []
         for state in self._store.list_datasets(owner):
             if state.deleted_pending:
                 continue
             records = self._store.get_records(owner, state.name)
-            live = [r for r in records.values() if r.value is not None]
             result.append(
                 DatasetMetadata(
                     name=state.name,
                     sync_count=state.last_sync_count,
                     size_in_bytes=self._store.size_in_bytes(owner, state.name),
-                    record_count=len(live),
+                    record_count=sum(1 for r in records.values() if r.value is not None),
                     last_modified=state.last_modified,
                 )
             )
@@ -186,8 +251,8 @@ class AsyncClient:
         if self._identity is None:
             self._identity = CognitoIdentity(
                 self._require_config(),
-                logins=self._logins or None,
-                identity_id=self._store.identity_id(),
+                logins=self._identity_logins or None,
+                identity_id=self._identity_id,
             )
         return self._identity
 
@@ -196,69 +261,120 @@ class AsyncClient:
 
         Data written before the identity was known moves to it here.
         """
-        known = self._store.identity_id()
-        if known is not None:
-            return known
-        identity_id = await self._cognito().get_identity_id()
-        await self._run(self._store.attach_identity, identity_id)
-        return identity_id
+        if self._identity_id is None or self._logins_pending:
+            await self._connect()
+        assert self._identity_id is not None
+        return self._identity_id
 
-    async def _remote(self) -> RemoteBackend:
-        if self._backend is None:
-            from cogsync.remote.graphql import GraphQLBackend
+    async def _connect(self) -> RemoteBackend:
+        """Make sure the identity is known and a backend exists; return the backend."""
+        self._check_open()
+        async with self._connect_lock:
+            if self._logins_pending:
+                await self._switch_identity(self._logins, None)
+            if self._identity_id is None:
+                identity_id = await self._cognito().get_identity_id()
+                async with self._gate.exclusive():
+                    await self._run(self._store.attach_identity, identity_id)
+                    self._set_owner(identity_id)
+            if self._backend is None:
+                from cogsync.remote.graphql import GraphQLBackend
 
-            await self.get_identity_id()
-            self._backend = GraphQLBackend(self._require_config(), self._cognito())
-        return self._backend
+                self._backend = GraphQLBackend(self._require_config(), self._cognito())
+            return self._backend
 
     async def login(
         self, logins: dict[str, str], *, on_datasets_merged: DatasetsMerged | None = None
     ) -> str:
         """Switch to the authenticated identity of ``logins``; return its identity id.
 
-        If that identity already holds data, this device's datasets of the previous identity
-        are kept as ``<name>.<previousIdentityId>`` and ``on_datasets_merged(name, [merged])``
-        is called for each; otherwise they simply move to the new identity. Nothing is dropped.
+        A guest's datasets move to the new identity; if that identity already holds data
+        they are kept as ``<name>.<guestIdentityId>`` and ``on_datasets_merged(name,
+        [merged])`` is called for each. Switching from one authenticated identity to another
+        leaves the first one's data under it, untouched. Nothing is dropped.
         """
+        _check_arguments(None, None, logins, None, None)
+        if not logins:
+            raise UsageError("login() needs at least one provider token")
+        self._check_open()
+        restart = self._push is not None
+        async with self._connect_lock:
+            identity_id = await self._switch_identity(dict(logins), on_datasets_merged)
+        if restart:
+            await self.start_push_sync(self._push_on_change)
+        return identity_id
+
+    async def _switch_identity(
+        self, logins: dict[str, str], on_datasets_merged: DatasetsMerged | None
+    ) -> str:
         from cogsync.remote.graphql import GraphQLBackend
 
         config = self._require_config()
-        old_owner = self._owner()
         fresh = CognitoIdentity(config, logins=logins)
         new_id = await fresh.get_identity_id()
-        if new_id == old_owner:
-            self._logins, self._identity = dict(logins), fresh
-            return new_id
         new_backend = GraphQLBackend(config, fresh)
+        old_owner = self._owner_id
+        merged: dict[str, list[str]] = {}
         try:
-            remote = await new_backend.list_datasets()
+            if self._identity_id is None:
+                mode = "attach"
+            elif new_id == old_owner:
+                mode = "same"
+            elif self._identity_logins:
+                mode = "switch"
+            else:
+                remote = await new_backend.list_datasets()
+                local = await self._run(self._store.list_datasets, new_id)
+                has_data = any(not d.deleted for d in remote) or bool(local)
+                mode = "merge" if has_data else "move"
+            await self.stop_push_sync()
+            async with self._gate.exclusive():
+                merged = await self._run(self._move_identity, old_owner, new_id, mode)
+                self._set_owner(new_id)
         except BaseException:
             await new_backend.close()
             raise
-        local_new = await self._run(self._store.list_datasets, new_id)
-        has_data = any(not d.deleted for d in remote) or bool(local_new)
-        merged: dict[str, list[str]] = {}
-
-        def move() -> None:
-            for state in self._store.list_datasets(old_owner):
-                if state.deleted_pending:
-                    continue
-                target = f"{state.name}.{old_owner}" if has_data else state.name
-                validate_name(target, self.limits)
-                self._store.rename_dataset(old_owner, state.name, new_id, target)
-                if has_data:
-                    merged.setdefault(state.name, []).append(target)
-            self._store.set_identity_id(new_id)
-
-        await self.stop_push_sync()
-        await self._run(move)
-        if self._backend is not None:
-            await self._backend.close()
-        self._backend, self._identity, self._logins = new_backend, fresh, dict(logins)
-        for name, names in merged.items():
-            if on_datasets_merged is not None:
+        old_backend = self._backend
+        self._backend, self._identity = new_backend, fresh
+        self._logins, self._identity_logins, self._logins_pending = (
+            dict(logins),
+            dict(logins),
+            False,
+        )
+        if old_backend is not None:
+            await old_backend.close()
+        if on_datasets_merged is not None:
+            for name, names in merged.items():
                 await _maybe_await(on_datasets_merged(name, names))
         return new_id
+
+    def _move_identity(self, old: str, new: str, mode: str) -> dict[str, list[str]]:
+        """Move this device's data from owner ``old`` to ``new`` (runs on the store thread)."""
+        store = self._store
+        if mode == "attach":
+            store.attach_identity(new)
+            return {}
+        if mode in ("same", "switch"):
+            store.set_identity_id(new)
+            return {}
+        plan = []
+        for state in store.list_datasets(old):
+            if state.deleted_pending:
+                continue
+            target = state.name
+            if mode == "merge":
+                target = merged_dataset_name(state.name, old, self.limits)
+            plan.append((state.name, validate_name(target, self.limits)))
+        taken = {s.name for s in store.list_datasets(new)}
+        clash = [target for _, target in plan if target in taken]
+        if clash:
+            raise UsageError(
+                f"cannot merge: datasets {clash} already exist for identity {new} on this device"
+            )
+        for name, target in plan:
+            store.rename_dataset(old, name, new, target)
+        store.set_identity_id(new)
+        return {name: [target] for name, target in plan} if mode == "merge" else {}
 
     # ---- sync -----------------------------------------------------------------------
     async def synchronize(
@@ -272,28 +388,41 @@ class AsyncClient:
     ) -> SyncResult:
         """Reconcile dataset ``name`` with the server: pull, resolve conflicts, push.
 
+        Args:
+            name: the dataset.
+            on_conflict: ``(dataset_name, conflicts) -> list[Resolution]``.
+            on_dataset_deleted: ``(dataset_name) -> bool``; True drops the local copy of a
+                dataset deleted elsewhere, False keeps it and recreates it on the server.
+            on_datasets_merged: ``(dataset_name, merged_names) -> bool``.
+            max_retries: rejected pushes re-planned before giving up with `ConflictError`.
+
         Always ends in a `SyncResult` or a typed error (`OfflineError` leaves local data
         intact; `ConflictError` after ``max_retries`` rejected pushes).
         """
         validate_name(name, self.limits)
-        backend = await self._remote()
-        lock = self._locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            flow = sync_dataset(name, device_id=self._device_id, max_retries=max_retries)
-            return await run_sync(
-                flow,
-                store=self._store,
-                owner=self._owner(),
-                backend=backend,
-                on_conflict=on_conflict,
-                on_dataset_deleted=on_dataset_deleted,
-                on_datasets_merged=on_datasets_merged,
-                run_blocking=self._run,
-            )
+        await self._connect()
+        async with self._gate.shared():
+            backend = self._backend
+            if backend is None or self._closed:
+                raise UsageError("the client was wiped or closed during synchronize(); retry")
+            owner = self._owner_id
+            lock = self._locks.setdefault(name, asyncio.Lock())
+            async with lock:
+                flow = sync_dataset(name, device_id=self._device_id, max_retries=max_retries)
+                return await run_sync(
+                    flow,
+                    store=self._store,
+                    owner=owner,
+                    backend=backend,
+                    on_conflict=on_conflict,
+                    on_dataset_deleted=on_dataset_deleted,
+                    on_datasets_merged=on_datasets_merged,
+                    run_blocking=self._run,
+                )
 
     async def refresh_dataset_metadata(self) -> list[DatasetMetadata]:
         """Fetch the server's dataset list; datasets this device never opened are added locally."""
-        backend = await self._remote()
+        backend = await self._connect()
         remote = await backend.list_datasets()
         owner = self._owner()
         local = {s.name for s in await self._run(self._store.list_datasets, owner)}
@@ -313,12 +442,25 @@ class AsyncClient:
         ]
 
     async def synchronize_all(self, **callbacks: Any) -> dict[str, SyncResult]:
-        """Sync every local dataset and every dataset the server knows; name -> result."""
+        """Sync every local dataset and every dataset the server knows; name -> result.
+
+        Every dataset is tried even if one fails; then the first error is raised with
+        ``error.results`` (the datasets that synced) and ``error.errors`` (name -> error).
+        """
         await self.refresh_dataset_metadata()
         states = await self._run(self._store.list_datasets, self._owner())
         results: dict[str, SyncResult] = {}
+        errors: dict[str, CogsyncError] = {}
         for state in states:
-            results[state.name] = await self.synchronize(state.name, **callbacks)
+            try:
+                results[state.name] = await self.synchronize(state.name, **callbacks)
+            except CogsyncError as exc:
+                errors[state.name] = exc
+        if errors:
+            first = next(iter(errors.values()))
+            first.results = results  # type: ignore[attr-defined]
+            first.errors = errors  # type: ignore[attr-defined]
+            raise first
         return results
 
     async def synchronize_on_connectivity(self, name: str, **callbacks: Any) -> SyncResult | None:
@@ -329,23 +471,23 @@ class AsyncClient:
         try:
             return await self.synchronize(name, **callbacks)
         except OfflineError:
-            self._retry_names.add(name)
+            self._retry[name] = callbacks
             if self._retry_task is None or self._retry_task.done():
-                self._retry_task = asyncio.create_task(self._retry_until_online(callbacks))
+                self._retry_task = asyncio.create_task(self._retry_until_online())
             return None
 
-    async def _retry_until_online(self, callbacks: dict[str, Any]) -> None:
+    async def _retry_until_online(self) -> None:
         for delay in backoff_delays(initial=0.5, maximum=30.0):
             await asyncio.sleep(delay)
-            try:
-                for name in sorted(self._retry_names):
+            for name, callbacks in list(self._retry.items()):
+                try:
                     await self.synchronize(name, **callbacks)
-                    self._retry_names.discard(name)
-                return
-            except OfflineError:
-                continue
-            except Exception:
-                log.exception("deferred sync failed")
+                except OfflineError:
+                    break
+                except Exception:
+                    log.exception("deferred sync of %s failed; not retried", name)
+                self._retry.pop(name, None)
+            if not self._retry:
                 return
 
     # ---- push sync ------------------------------------------------------------------
@@ -363,9 +505,8 @@ class AsyncClient:
         if self._push is not None:
             return
         identity_id = await self.get_identity_id()
-        await self._remote()
         self._push_on_change = on_change
-        self._debounce = debounce
+        self._scheduler = PushScheduler(self._push_sync_one, debounce=debounce)
         self._push = DatasetChangeSubscription(
             self._require_config(),
             self._cognito(),
@@ -378,33 +519,27 @@ class AsyncClient:
     async def stop_push_sync(self) -> None:
         """Close the push-sync subscription (no-op if not running)."""
         push, self._push = self._push, None
+        scheduler, self._scheduler = self._scheduler, None
         if push is not None:
             await push.stop()
+        if scheduler is not None:
+            await scheduler.close()
 
     async def _on_push_connect(self) -> None:
         try:
             results = await self.synchronize_all()
-        except Exception:
-            log.exception("catch-up sync after (re)connect failed")
-            return
+        except CogsyncError as exc:
+            log.warning("catch-up sync after (re)connect failed: %s", exc)
+            results = getattr(exc, "results", {})
         for name, result in results.items():
             await self._notify(name, result)
 
     async def _on_remote_change(self, name: str, sync_count: int, deleted: bool) -> None:
-        task = self._pending.get(name)
-        if task is not None and not task.done():
-            return
-        self._pending[name] = asyncio.create_task(self._debounced_sync(name))
+        if self._scheduler is not None:
+            self._scheduler.poke(name)
 
-    async def _debounced_sync(self, name: str) -> None:
-        await asyncio.sleep(self._debounce)
-        try:
-            result = await self.synchronize(name)
-        except Exception:
-            log.exception("push-triggered sync of %s failed", name)
-            return
-        finally:
-            self._pending.pop(name, None)
+    async def _push_sync_one(self, name: str) -> None:
+        result = await self.synchronize(name)
         await self._notify(name, result)
 
     async def _notify(self, name: str, result: SyncResult) -> None:
@@ -420,16 +555,28 @@ class AsyncClient:
 
         Refuses with `UnsyncedChangesError` while unsynced changes exist, unless ``force``.
         """
+        self._check_open()
+
+        def wipe() -> None:
+            if not force and self._store.has_unsynced_changes():
+                raise UnsyncedChangesError(
+                    "local changes were never synced: call synchronize_all() first, or "
+                    "wipe_data(force=True) to discard them"
+                )
+            self._store.wipe()
+
         if not force and await self._run(self._store.has_unsynced_changes):
-            raise UnsyncedChangesError(
-                "local changes were never synced: call synchronize_all() first, or "
-                "wipe_data(force=True) to discard them"
-            )
-        await self.stop_push_sync()
-        await self._run(self._store.wipe)
-        if self._backend is not None:
-            await self._backend.close()
-        self._backend, self._identity, self._logins = None, None, {}
+            wipe()  # raises the error without touching anything
+        async with self._connect_lock:
+            await self._stop_background()
+            async with self._gate.exclusive():
+                await self._run(wipe)
+                self._set_owner(None)
+            backend, self._backend = self._backend, None
+            if backend is not None:
+                await backend.close()
+            self._identity, self._logins, self._identity_logins = None, {}, {}
+            self._logins_pending = False
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -438,18 +585,34 @@ async def _maybe_await(value: Any) -> Any:
     return value
 
 
+def _off_loop(callback: Any) -> Any:
+    """Run a blocking-API callback in a worker thread, so it may call the `Client` again."""
+    if callback is None or asyncio.iscoroutinefunction(callback) or not callable(callback):
+        return callback
+
+    async def call(*args: Any) -> Any:
+        return await asyncio.to_thread(callback, *args)
+
+    return call
+
+
+def _off_loop_all(callbacks: dict[str, Any]) -> dict[str, Any]:
+    return {name: _off_loop(cb) for name, cb in callbacks.items()}
+
+
 class Client:
     """The blocking facade of `AsyncClient`: same arguments, same methods, no ``await``.
 
     It runs an `AsyncClient` on a private event-loop thread; use `AsyncClient` from async
-    code (calling a `Client` inside a running event loop raises `UsageError`).
+    code (calling a `Client` inside a running event loop raises `UsageError`). Callbacks
+    run in a worker thread, so they may use the client themselves.
     """
 
     def __init__(
         self,
         config: Config | None = None,
         *,
-        db_path: str | Path | None = None,
+        db_path: str | os.PathLike[str] | None = None,
         logins: dict[str, str] | None = None,
         identity_id: str | None = None,
         device_id: str | None = None,
@@ -515,25 +678,29 @@ class Client:
         """Fetch the server's dataset list (including datasets never opened here)."""
         return self._portal.call(self._async.refresh_dataset_metadata())
 
-    def login(self, logins: dict[str, str], **kwargs: Any) -> str:
+    def login(
+        self, logins: dict[str, str], *, on_datasets_merged: DatasetsMerged | None = None
+    ) -> str:
         """Switch to an authenticated identity; see `AsyncClient.login`."""
-        return self._portal.call(self._async.login(logins, **kwargs))
+        merged = _off_loop(on_datasets_merged)
+        return self._portal.call(self._async.login(logins, on_datasets_merged=merged))
 
     def synchronize(self, name: str, **callbacks: Any) -> SyncResult:
         """Sync one dataset; see `AsyncClient.synchronize`."""
-        return self._portal.call(self._async.synchronize(name, **callbacks))
+        return self._portal.call(self._async.synchronize(name, **_off_loop_all(callbacks)))
 
     def synchronize_all(self, **callbacks: Any) -> dict[str, SyncResult]:
         """Sync every dataset; name -> `SyncResult`."""
-        return self._portal.call(self._async.synchronize_all(**callbacks))
+        return self._portal.call(self._async.synchronize_all(**_off_loop_all(callbacks)))
 
     def synchronize_on_connectivity(self, name: str, **callbacks: Any) -> SyncResult | None:
         """Sync now if reachable, else in the background once the server is back."""
-        return self._portal.call(self._async.synchronize_on_connectivity(name, **callbacks))
+        coro = self._async.synchronize_on_connectivity(name, **_off_loop_all(callbacks))
+        return self._portal.call(coro)
 
     def start_push_sync(self, on_change: OnChange | None = None, **kwargs: Any) -> None:
         """Keep a subscription open and sync datasets changed on other devices."""
-        self._portal.call(self._async.start_push_sync(on_change, **kwargs))
+        self._portal.call(self._async.start_push_sync(_off_loop(on_change), **kwargs))
 
     def stop_push_sync(self) -> None:
         """Close the push-sync subscription."""
@@ -546,7 +713,7 @@ class Client:
 
 async def _construct(
     config: Config | None,
-    db_path: str | Path | None,
+    db_path: str | os.PathLike[str] | None,
     logins: dict[str, str] | None,
     identity_id: str | None,
     device_id: str | None,

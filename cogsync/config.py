@@ -22,7 +22,8 @@ class Config:
         region: AWS region of the identity pool (e.g. ``us-east-1``).
         identity_pool_id: the Cognito identity pool id (``region:uuid``).
         graphql_url: HTTP GraphQL endpoint (``https://.../graphql``).
-        realtime_url: real-time WebSocket endpoint (``wss://.../graphql`` or ``.../graphql/realtime``).
+        realtime_url: real-time WebSocket endpoint (``wss://.../graphql``, or
+            ``.../graphql/realtime`` for `cogsync serve`).
         identity_endpoint: Cognito Identity endpoint URL; None means AWS's regional endpoint.
     """
 
@@ -61,6 +62,8 @@ class Config:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read cogsync config {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"cogsync config {path} is not UTF-8 JSON text") from exc
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -6,9 +6,10 @@ durable when the call returns. `synchronize` reconciles the dataset with the ser
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from cogsync.engine.conflicts import last_writer_wins
 from cogsync.exceptions import InvalidValueError
 from cogsync.limits import validate_key, validate_value
 from cogsync.models import Record, SyncResult, utcnow
@@ -74,9 +75,21 @@ class AsyncDataset:
         store, owner = self._client._store, self._client._owner()
         await self._client._run(store.mark_dataset_deleted, owner, self.name)
 
-    async def synchronize(self, **callbacks: Any) -> SyncResult:
+    async def synchronize(
+        self,
+        on_conflict: Callable[..., Any] = last_writer_wins,
+        on_dataset_deleted: Callable[[str], Any] | None = None,
+        on_datasets_merged: Callable[[str, list[str]], Any] | None = None,
+        **options: Any,
+    ) -> SyncResult:
         """Reconcile with the server; see `AsyncClient.synchronize` for the callbacks."""
-        return await self._client.synchronize(self.name, **callbacks)
+        return await self._client.synchronize(
+            self.name,
+            on_conflict=on_conflict,
+            on_dataset_deleted=on_dataset_deleted,
+            on_datasets_merged=on_datasets_merged,
+            **options,
+        )
 
     async def synchronize_on_connectivity(self, **callbacks: Any) -> SyncResult | None:
         """Sync now if the server is reachable, else as soon as it is (returns None then)."""
@@ -131,10 +144,30 @@ class Dataset:
         """Delete the whole dataset locally; the next sync deletes it on the server too."""
         self._portal.call(self._inner.delete())
 
-    def synchronize(self, **callbacks: Any) -> SyncResult:
-        """Reconcile with the server; see `AsyncClient.synchronize` for the callbacks."""
-        return self._portal.call(self._inner.synchronize(**callbacks))
+    def synchronize(
+        self,
+        on_conflict: Callable[..., Any] = last_writer_wins,
+        on_dataset_deleted: Callable[[str], Any] | None = None,
+        on_datasets_merged: Callable[[str, list[str]], Any] | None = None,
+        **options: Any,
+    ) -> SyncResult:
+        """Reconcile with the server; see `AsyncClient.synchronize` for the callbacks.
+
+        Callbacks run in a worker thread, so they may use the client themselves.
+        """
+        from cogsync.client import _off_loop
+
+        coro = self._inner.synchronize(
+            _off_loop(on_conflict),
+            _off_loop(on_dataset_deleted),
+            _off_loop(on_datasets_merged),
+            **options,
+        )
+        return self._portal.call(coro)
 
     def synchronize_on_connectivity(self, **callbacks: Any) -> SyncResult | None:
         """Sync now if reachable; otherwise schedule a sync for when the server is back."""
-        return self._portal.call(self._inner.synchronize_on_connectivity(**callbacks))
+        from cogsync.client import _off_loop_all
+
+        coro = self._inner.synchronize_on_connectivity(**_off_loop_all(callbacks))
+        return self._portal.call(coro)

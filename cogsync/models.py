@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 
 __all__ = [
     "Conflict",
@@ -98,7 +98,7 @@ class RecordWrite:
     keep_sync_count_on_mismatch: bool = False
 
 
-class PatchOp(str, Enum):
+class PatchOp(StrEnum):
     """What a record patch does on the server."""
 
     REPLACE = "REPLACE"

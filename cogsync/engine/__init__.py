@@ -1,1 +1,1 @@
-"""The sans-I/O sync engine: pure logic that plans a dataset's sync (no asyncio, sqlite, network)."""
+"""The sans-I/O sync engine: pure logic planning a dataset's sync (no asyncio, sqlite, network)."""

@@ -41,7 +41,7 @@ class RemoteBackend(Protocol):
         client_request_id: str,
         device_id: str,
     ) -> PushResult:
-        """Apply ``patches`` all-or-nothing; a retried ``client_request_id`` returns the first result."""
+        """Apply ``patches`` all-or-nothing; a retried request id returns the first result."""
         ...
 
     async def delete_dataset(self, dataset_name: str, *, client_request_id: str) -> int:
