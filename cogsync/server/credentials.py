@@ -35,6 +35,7 @@ from cogsync.server.sigv4 import (
     SignatureRejected,
     SignedRequest,
     SigningSecret,
+    constant_time_equal,
     parse_authorization,
     verify_signature,
 )
@@ -284,7 +285,7 @@ class IdentityDatabase:
 
     def lookup_key(self, access_key_id: str) -> KeyRecord | None:
         """The signing secret and owner of an access key this server issued, or None."""
-        if hmac.compare_digest(access_key_id, self._admin_key):
+        if constant_time_equal(access_key_id, self._admin_key):
             admin = self.admin_credentials
             secret = SigningSecret(admin.access_key_id, admin.secret_access_key, None, None)
             return KeyRecord(secret, None)

@@ -104,6 +104,13 @@ class SigningSecret:
     expires_at: float | None
 
 
+def constant_time_equal(a: str, b: str) -> bool:
+    """Compare two strings in constant time; any text (non-ASCII included) is accepted."""
+    return hmac.compare_digest(
+        a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass")
+    )
+
+
 def parse_authorization(value: str | None) -> ParsedAuthorization:
     """Parse an ``Authorization`` header value, or raise `SignatureRejected`."""
     if not value:
@@ -232,12 +239,12 @@ def verify_signature(
     body_hash = headers.get("x-amz-content-sha256")
     if body_hash is not None and "x-amz-content-sha256" in parsed.signed_headers:
         actual = hashlib.sha256(request.body).hexdigest()
-        if body_hash == _UNSIGNED_PAYLOAD or not hmac.compare_digest(body_hash, actual):
+        if body_hash == _UNSIGNED_PAYLOAD or not constant_time_equal(body_hash, actual):
             raise SignatureRejected(
                 "InvalidSignatureException", "X-Amz-Content-SHA256 does not match the body"
             )
     expected = _compute_signature(request, headers, parsed, secret)
-    if not hmac.compare_digest(expected, parsed.signature):
+    if not constant_time_equal(expected, parsed.signature):
         raise SignatureRejected(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided: "
@@ -264,7 +271,7 @@ def _check_token(
             401,
         )
     digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
-    if not hmac.compare_digest(digest, secret.token_sha256):
+    if not constant_time_equal(digest, secret.token_sha256):
         raise SignatureRejected(
             "UnauthorizedException",
             "The security token included in the request is invalid",

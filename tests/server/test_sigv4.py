@@ -156,6 +156,15 @@ async def test_http_rejections_are_appsync_shaped(server: EmbeddedServer) -> Non
     admin = server.admin_credentials
     as_admin = Credentials(admin.access_key_id, admin.secret_access_key)
     assert error_of(await post_signed(server, as_admin)) == (403, "UnauthorizedException")
+    non_ascii_key = await post_signed(
+        server,
+        creds,
+        tamper=lambda h, b: (
+            {**h, "Authorization": h["Authorization"].replace("Credential=", "Credential=\u00c4")},
+            b,
+        ),
+    )
+    assert error_of(non_ascii_key) == (401, "UnauthorizedException")
 
 
 async def test_expired_credentials_and_clock_skew(server: EmbeddedServer, clock: Clock) -> None:
