@@ -63,6 +63,13 @@ def _add_serve(subparsers: _SubParsers) -> None:
         help="JWKS of the matching --oidc-issuer",
     )
     parser.add_argument(
+        "--oidc-client-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="accept only ID tokens issued to this app client id (repeatable; recommended)",
+    )
+    parser.add_argument(
         "--keepalive", type=float, default=60.0, help="seconds between real-time ka messages"
     )
     parser.set_defaults(func=_run_serve)
@@ -88,6 +95,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         allow_guests=not args.no_guests,
         developer_provider=args.developer_provider,
         oidc_issuers=issuers,
+        oidc_client_ids=args.oidc_client_id,
         keepalive_interval=args.keepalive,
         config_out=args.config_out,
     )

@@ -52,6 +52,8 @@ class IdentitySettings:
         developer_provider: the developer provider name accepted by
             GetOpenIdTokenForDeveloperIdentity.
         oidc_issuers: issuer URL (``https://...``) -> its JWKS document.
+        oidc_client_ids: the app client ids an ID token's ``aud`` must name (as an
+            identity pool's provider client ids); empty accepts any audience.
         credential_lifetime: seconds temporary credentials stay valid.
         token_lifetime: default seconds an OpenID token stays valid.
         on_merge: called ``(guest_identity_id, identity_id)`` (in a worker thread) when a
@@ -61,6 +63,7 @@ class IdentitySettings:
     allow_guests: bool = True
     developer_provider: str = "login.cogsync.dev"
     oidc_issuers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    oidc_client_ids: tuple[str, ...] = ()
     credential_lifetime: float = 3600.0
     token_lifetime: float = 900.0
     on_merge: Callable[[str, str], object] | None = None
@@ -373,7 +376,8 @@ class IdentityApi:
             key = keyset[kid] if kid is not None else keyset.keys[0]
         except (jwt.PyJWTError, KeyError, IndexError) as exc:
             raise _not_authorized(f"Invalid login token: no key of {issuer} signed it") from exc
-        claims = self._decode(token, key.key, issuer=issuer, audience=None)
+        audience = list(self._settings.oidc_client_ids) or None
+        claims = self._decode(token, key.key, issuer=issuer, audience=audience)
         if claims.get("token_use", "id") != "id":
             raise _not_authorized("Invalid login token: pass the ID token, not an access token")
         subject = claims.get("sub")
@@ -381,7 +385,9 @@ class IdentityApi:
             raise _not_authorized("Invalid login token: it has no 'sub' claim")
         return subject
 
-    def _decode(self, token: str, key: Any, *, issuer: str, audience: str | None) -> dict[str, Any]:
+    def _decode(
+        self, token: str, key: Any, *, issuer: str, audience: str | list[str] | None
+    ) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

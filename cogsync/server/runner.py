@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -56,6 +56,7 @@ class EmbeddedServer:
         developer_provider: the developer provider name for
             GetOpenIdTokenForDeveloperIdentity.
         oidc_issuers: OIDC issuer URL -> JWKS document, for ID-token logins.
+        oidc_client_ids: app client ids an ID token's ``aud`` must name (empty: any).
         limits: per-identity limits (Cognito Sync's by default).
         hooks: operator hooks (sync trigger).
         keepalive_interval: seconds between real-time ``ka`` messages.
@@ -86,6 +87,7 @@ class EmbeddedServer:
         allow_guests: bool = True,
         developer_provider: str = "login.cogsync.dev",
         oidc_issuers: Mapping[str, Mapping[str, Any]] | None = None,
+        oidc_client_ids: Sequence[str] = (),
         limits: Limits = DEFAULT_LIMITS,
         hooks: ServerHooks | None = None,
         keepalive_interval: float = 60.0,
@@ -102,6 +104,7 @@ class EmbeddedServer:
         self.allow_guests = allow_guests
         self.developer_provider = developer_provider
         self.oidc_issuers = dict(oidc_issuers or {})
+        self.oidc_client_ids = tuple(oidc_client_ids)
         self.limits = limits
         self.hooks = hooks
         self.keepalive_interval = keepalive_interval
@@ -161,6 +164,7 @@ class EmbeddedServer:
                     allow_guests=self.allow_guests,
                     developer_provider=self.developer_provider,
                     oidc_issuers=self.oidc_issuers,
+                    oidc_client_ids=self.oidc_client_ids,
                     credential_lifetime=self.credential_lifetime,
                     on_merge=self._merge if self.storage is not None else None,
                 ),

@@ -232,6 +232,19 @@ def test_oidc_id_token_from_a_user_pool(tmp_path: Path) -> None:
         with pytest.raises(ClientError) as exc:
             issue_credentials(srv, {other: tokens[0]})
         assert error_code(exc) == "NotAuthorizedException"
+    # With the app's client id configured, the pool's tokens for that client still log in,
+    # and tokens minted for any other client of the issuer are refused.
+    with EmbeddedServer(
+        tmp_path / "e", oidc_issuers={issuer: jwks}, oidc_client_ids=[client_id]
+    ) as srv:
+        identity, _ = issue_credentials(srv, {provider: tokens[0]})
+        assert identity
+    with EmbeddedServer(
+        tmp_path / "f", oidc_issuers={issuer: jwks}, oidc_client_ids=["other-app"]
+    ) as srv:
+        with pytest.raises(ClientError) as exc:
+            issue_credentials(srv, {provider: tokens[0]})
+        assert error_code(exc) == "NotAuthorizedException"
 
 
 def test_restart_keeps_pool_admin_key_and_identities(tmp_path: Path) -> None:
