@@ -23,6 +23,7 @@ class _Link:
     upstream: asyncio.StreamWriter
     request: bytearray = dataclasses.field(default_factory=bytearray)
     doomed: bool = False
+    silent: bool = False
 
 
 class TcpProxy:
@@ -102,6 +103,13 @@ class TcpProxy:
                 writer.transport.abort()
         self._links.clear()
 
+    async def drop_silently(self) -> None:
+        """Cut every open connection on the server side only, as a NAT or load balancer
+        forgetting an idle connection does: the client learns of it when it next sends."""
+        for link in list(self._links):
+            link.silent = True
+            link.upstream.transport.abort()
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.refusing:
             writer.transport.abort()
@@ -124,6 +132,8 @@ class TcpProxy:
     async def _pump_up(self, reader: asyncio.StreamReader, link: _Link) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                if link.silent:
+                    break
                 link.request += data
                 for entry in list(self._hold):
                     if entry[0](bytes(link.request)):
@@ -151,7 +161,8 @@ class TcpProxy:
                 self.bytes_down += len(data)
                 link.client.write(data)
                 await link.client.drain()
-        self._end(link)
+        if not link.silent:
+            self._end(link)
 
     def _end(self, link: _Link) -> None:
         self._links.discard(link)

@@ -228,3 +228,25 @@ async def _until(condition: object, what: str, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=OfflineError,
+    reason="GraphQLBackend sends the next request on a pooled keep-alive connection that the "
+    "network dropped; aiohttp fails with ServerDisconnectedError and nothing retries the pull",
+)
+async def test_sync_after_the_network_forgot_an_idle_connection(
+    proxied: tuple[EmbeddedServer, TcpProxy], tmp_path: Path
+) -> None:
+    srv, proxy = proxied
+    logins = await logins_for(srv, "ora")
+    async with AsyncClient(
+        proxy.config_for(srv.config), db_path=tmp_path / "a.db", logins=logins
+    ) as a:
+        notes = await a.dataset("notes")
+        await notes.put("k", "1")
+        await notes.synchronize()
+        await proxy.drop_silently()
+        await notes.put("k", "2")
+        assert (await notes.synchronize()).sync_count == 2
