@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -141,6 +142,7 @@ class AsyncClient:
         self._push_on_change: OnChange | None = None
         self._retry: dict[str, dict[str, Any]] = {}
         self._retry_task: asyncio.Task[None] | None = None
+        self._limits_learned = False
         self._closed = False
 
     # ---- context management -------------------------------------------------------
@@ -281,7 +283,21 @@ class AsyncClient:
                 from cogsync.remote.graphql import GraphQLBackend
 
                 self._backend = GraphQLBackend(self._require_config(), self._cognito())
+            if not self._limits_learned:
+                await self._learn_limits(self._backend)
             return self._backend
+
+    async def _learn_limits(self, backend: RemoteBackend) -> None:
+        """Adopt the limits the server announces, so both sides enforce the same ones."""
+        info = await backend.server_info()
+        self._store.limits = dataclasses.replace(
+            self._store.limits,
+            max_datasets=info.max_datasets,
+            max_records=info.max_records,
+            max_dataset_bytes=info.max_dataset_bytes,
+            max_key_bytes=info.max_key_bytes,
+        )
+        self._limits_learned = True
 
     async def login(
         self, logins: dict[str, str], *, on_datasets_merged: DatasetsMerged | None = None

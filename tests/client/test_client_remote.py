@@ -165,3 +165,30 @@ async def test_wipe_data(server: EmbeddedServer, tmp_path: Path) -> None:
         await (await client.dataset("again")).put("k", "v")
         await client.wipe_data(force=True)
         assert await client.list_datasets() == []
+
+
+async def test_client_adopts_the_servers_limits(tmp_path: Path) -> None:
+    from cogsync import Limits
+
+    raised = Limits(max_records=2000, max_dataset_bytes=2 * 1_048_576)
+    async with (
+        EmbeddedServer(tmp_path / "s", port=0, limits=raised) as srv,
+        AsyncClient(srv.config, db_path=tmp_path / "d.db") as client,
+    ):
+        ds = await client.dataset("big")
+        with pytest.raises(cogsync.RecordLimitExceededError):
+            await ds.put_all({f"k{i}": "v" for i in range(1500)})  # default limit: 1,024
+        await ds.synchronize()  # first contact: the server announces its limits
+        assert client.limits.max_records == 2000
+        await ds.put_all({f"k{i}": "v" for i in range(1500)})
+        assert (await ds.synchronize()).pushed == 1500
+    lowered = Limits(max_records=3)
+    async with (
+        EmbeddedServer(tmp_path / "s2", port=0, limits=lowered) as srv,
+        AsyncClient(srv.config, db_path=tmp_path / "d2.db") as client,
+    ):
+        ds = await client.dataset("small")
+        await ds.synchronize()
+        await ds.put_all({"a": "1", "b": "2", "c": "3"})
+        with pytest.raises(cogsync.RecordLimitExceededError):
+            await ds.put("d", "4")  # refused locally, the same as the server would
