@@ -76,4 +76,7 @@ class Config:
 
     def dump(self, path: str | Path) -> None:
         """Write this config to ``path`` as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        try:
+            Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write cogsync config {path}: {exc.strerror}") from exc

@@ -154,7 +154,10 @@ class EmbeddedServer:
         """Open the databases, start listening and write ``admin.json`` / ``cogsync.json``."""
         if self._runner is not None:
             raise RuntimeError("the server is already running")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the data directory {self.data_dir}: {exc}") from exc
         self._serving_loop = asyncio.get_running_loop()
         db = IdentityDatabase(self.data_dir / "identity.db", region=self.region)
         try:
