@@ -64,9 +64,7 @@ class TcpProxy:
         """Stop listening and cut every connection."""
         if self._server is not None:
             self._server.close()
-        await self.drop_connections()
-        for task in list(self._tasks):
-            task.cancel()
+        await self.drop_connections()  # the relays see their sockets go and end
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
