@@ -6,12 +6,16 @@
 // pipeline functions, resolvers and VTL files, and serves schema.graphql unchanged.
 //
 // What this launcher adds to the simulator, and why (see ../README.md, "Simulator gaps"):
-//   1. Identity. The simulator neither verifies SigV4 nor knows Cognito identities: it
-//      reads the access key id from the Authorization header and nothing else. For tests,
-//      this launcher maps the access key id to a Cognito identity id through a JSON file
-//      (--identity-map, {"<access key id>": "<identity id>"}, re-read when it changes)
-//      and sets $ctx.identity.cognitoIdentityId from it, on HTTP and on subscriptions.
-//      An unmapped key gets no identity id, which the resolvers refuse.
+//   1. Identity (test-only). The simulator neither verifies SigV4 nor knows Cognito
+//      identities: it reads the access key id from the Authorization header and nothing
+//      else. This launcher maps the access key id to a Cognito identity id and sets
+//      $ctx.identity.cognitoIdentityId from it, on HTTP and on subscriptions. Two sources:
+//      a JSON file (--identity-map, {"<access key id>": "<identity id>"}, re-read when it
+//      changes), and, for keys the file lacks, an optional test-only resolver URL
+//      (--identity-resolver URL: GET URL/<access key id> answers {"identityId": ...} or
+//      404), which the tests serve from the identity database of an in-process
+//      `cogsync serve` that issued the keys. An unknown key gets no identity id, which the
+//      resolvers refuse. Never point this at anything but a test harness.
 //   2. $ctx.env, the API's environment variables (template: Api.EnvironmentVariables).
 //   3. TransactWriteItems and BatchGetItem, which the simulator's DynamoDB loader lacks,
 //      translated from AppSync's documented request shape to the DynamoDB API, with
@@ -42,7 +46,8 @@ const { JavaInteger } = require(path.join(LIB, 'velocity/value-mapper/integer'))
 const { JavaDecimal } = require(path.join(LIB, 'velocity/value-mapper/decimal'));
 const mapperModule = require(path.join(LIB, 'velocity/value-mapper/mapper'));
 const { DynamoDBDataLoader } = require(path.join(LIB, 'data-loader/dynamo-db'));
-const { unmarshall } = require(path.join(LIB, 'data-loader/dynamo-db/utils'));
+const dynamoUtils = require(path.join(LIB, 'data-loader/dynamo-db/utils'));
+const dynamoMarshalling = require(require.resolve('@aws-sdk/util-dynamodb', { paths: [LIB] }));
 
 function parseArgs(argv) {
   const args = { port: '0', region: 'us-east-1' };
@@ -164,10 +169,12 @@ function buildConfig(args) {
   };
 }
 
-// 1. Identity: access key id -> Cognito identity id, from the --identity-map file.
-function identityLookup(file) {
+// 1. Identity (test-only): access key id -> Cognito identity id, from the --identity-map
+//    file, then from the --identity-resolver URL (answers cached; keys are never reused).
+function identitySource(file, resolverUrl) {
   let cached = { stamp: '', map: {} };
-  return (accessKeyId) => {
+  const resolved = new Map();
+  const fromFile = (accessKeyId) => {
     let stat;
     try {
       stat = fs.statSync(file);
@@ -180,6 +187,19 @@ function identityLookup(file) {
     }
     return cached.map[accessKeyId];
   };
+  const known = (accessKeyId) => (accessKeyId === undefined ? undefined
+    : fromFile(accessKeyId) || resolved.get(accessKeyId));
+  // Ask the resolver about a key neither source knows yet (before the request runs, as
+  // the simulator's own lookups are synchronous).
+  const learn = async (accessKeyId) => {
+    if (!resolverUrl || accessKeyId === undefined || known(accessKeyId)) return;
+    const response = await fetch(`${resolverUrl.replace(/\/$/, '')}/${encodeURIComponent(accessKeyId)}`);
+    if (response.status === 404) return;
+    if (!response.ok) throw new Error(`identity resolver answered HTTP ${response.status}`);
+    const { identityId } = await response.json();
+    if (identityId) resolved.set(accessKeyId, identityId);
+  };
+  return { known, learn };
 }
 
 function accessKeyOf(authorization) {
@@ -187,9 +207,9 @@ function accessKeyOf(authorization) {
   return match ? match[1] : undefined;
 }
 
-function installIdentityAndEnv(lookup, env, region) {
+function installIdentityAndEnv(identities, env, region) {
   const iamToken = (authorization) => {
-    const identityId = lookup(accessKeyOf(authorization));
+    const identityId = identities.known(accessKeyOf(authorization));
     return {
       accountId: '123456789012',
       userArn: 'arn:aws:sts::123456789012:assumed-role/cogsync/CognitoIdentityCredentials',
@@ -215,6 +235,27 @@ function installIdentityAndEnv(lookup, env, region) {
     const rendered = build.call(this, ctxValues, context, info);
     rendered.ctx.env = mapperModule.map(env);
     return rendered;
+  };
+  // Learn unknown keys before a request or subscription runs; then HTTP requests get the
+  // IAM token again (the simulator built it before the key was known).
+  const authorizationOf = (context) => helpers.extractHeader(context.headers || {}, 'Authorization');
+  const queries = require(path.join(LIB, 'utils/graphql-runner/query-and-mutation'));
+  const runQuery = queries.runQueryOrMutation;
+  queries.runQueryOrMutation = async (schema, doc, variables, operationName, context) => {
+    if (context && context.requestAuthorizationMode === 'AWS_IAM') {
+      const authorization = authorizationOf(context);
+      await identities.learn(accessKeyOf(authorization));
+      if (context.iamToken) context.iamToken = iamToken(authorization);
+    }
+    return runQuery(schema, doc, variables, operationName, context);
+  };
+  const subscriptions = require(path.join(LIB, 'utils/graphql-runner/subscriptions'));
+  const runSubscription = subscriptions.runSubscription;
+  subscriptions.runSubscription = async (schema, doc, variables, operationName, context) => {
+    if (context && context.requestAuthorizationMode === 'AWS_IAM') {
+      await identities.learn(accessKeyOf(authorizationOf(context)));
+    }
+    return runSubscription(schema, doc, variables, operationName, context);
   };
 }
 
@@ -249,10 +290,31 @@ function stringKeyedMaps() {
   };
 }
 
-// 8. Speed: the simulator converts every context value to its Java-like wrappers with a
-//    copy per map key (quadratic in the keys); this does the same conversion in one pass.
-//    It matters for a dataset item holding a 1,024-record index, converted at every step.
-function linearValueMapper() {
+// 8. Speed: the simulator converts every context value to its Java-like wrappers, every
+//    Java-like map back to JSON, and every DynamoDB item to plain values with a copy per
+//    map key (quadratic in the keys); these do the same conversions in one pass. It matters
+//    for a dataset item holding a 1,024-record index, converted at every step.
+function unmarshall(raw, isRaw = true) {
+  const content = isRaw ? dynamoMarshalling.unmarshall(raw) : raw;
+  if (content && typeof content === 'object' && content.wrapperName === 'Set') return content.values;
+  if (Array.isArray(content)) return content.map((value) => unmarshall(value, false));
+  if (content && typeof content === 'object') {
+    const plain = {};
+    for (const [key, value] of Object.entries(content)) plain[key] = unmarshall(value, false);
+    return plain;
+  }
+  return content;
+}
+
+function linearConversions() {
+  dynamoUtils.unmarshall = unmarshall;
+  JavaMap.prototype.toJSON = function () {
+    const plain = {};
+    for (const [key, value] of this.map.entries()) {
+      plain[key] = value !== null && typeof value === 'object' && 'toJSON' in value ? value.toJSON() : value;
+    }
+    return plain;
+  };
   const isPlainObject = (v) => v !== null && typeof v === 'object'
     && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
   const toJava = (value, hint) => {
@@ -387,11 +449,11 @@ function exposeCancellationReasons() {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const { config, env, tableNames } = buildConfig(args);
-  installIdentityAndEnv(identityLookup(path.resolve(args.identityMap)), env, args.region);
+  installIdentityAndEnv(identitySource(path.resolve(args.identityMap), args.identityResolver), env, args.region);
   exposeCancellationReasons();
   appSyncErrors();
   stringKeyedMaps();
-  linearValueMapper();
+  linearConversions();
   // 4. base64 of the UTF-8 bytes of any string (the simulator's versions mishandle
   //    non-literal strings and decode as ASCII).
   generalUtils.base64Encode = (value) => Buffer.from(String(value), 'utf8').toString('base64');

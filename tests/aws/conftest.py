@@ -6,12 +6,18 @@ are installed from the lockfile with ``npm ci`` when absent); without ``node`` t
 of this folder are skipped with the reason printed.
 
 The simulator checks no SigV4 signature and knows no Cognito identities: the launcher maps
-access key ids to identity ids through a JSON file, which `SimulatorBackend.identity`
-writes. See server_schema/README.md for every gap.
+access key ids to identity ids (test-only), from a JSON file that `SimulatorBackend.identity`
+writes for wire-level tests, and from an `IdentityResolver` that answers for the credentials
+an in-process `cogsync serve` issued. That server's Cognito Identity API is the
+``identity_endpoint`` of `SimulatorBackend.config`, so unchanged `Client`s and
+`GraphQLBackend`s get distinct temporary credentials per identity and talk GraphQL to the
+simulator. See server_schema/README.md for every gap.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -31,6 +37,11 @@ from gql import Client
 from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.appsync_auth import AppSyncIAMAuthentication
 from moto.server import ThreadedMotoServer
+
+from cogsync.config import Config
+from cogsync.demo import developer_login
+from cogsync.server.runner import EmbeddedServer
+from tests.aws.identity_resolver import IdentityResolver
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "server_schema"
@@ -98,7 +109,21 @@ class SimulatorBackend:
     dynamodb: Any
     tables: dict[str, str]
     identity_map: Path
+    identity_server: EmbeddedServer
+    resolver: IdentityResolver
     _lock: threading.Lock
+
+    @property
+    def config(self) -> Config:
+        """A client config: identities from ``identity_server``, GraphQL on the simulator."""
+        return dataclasses.replace(
+            self.identity_server.config, graphql_url=self.url, realtime_url=self.realtime_url
+        )
+
+    def logins(self, user: str) -> dict[str, str]:
+        """``logins`` of developer-authenticated ``user`` (one identity per user name)."""
+        key = self.identity_server.admin_credentials
+        return developer_login(self.config, key.access_key_id, key.secret_access_key, user)
 
     @property
     def host(self) -> str:
@@ -173,31 +198,13 @@ def _read_banner(process: subprocess.Popen[str]) -> dict[str, Any]:
     return result
 
 
-@pytest.fixture(scope="session")
-def aws_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorBackend]:
-    """moto (DynamoDB) + the AppSync simulator running server_schema/, for the session."""
-    node = shutil.which("node")
-    if node is None:
-        reason = "node is not installed: the AppSync simulator tests of tests/aws need Node 20+"
-        print(reason)
-        pytest.skip(reason)
-    _ensure_node_modules()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+@contextlib.contextmanager
+def _simulator(
+    node: str, dynamodb_endpoint: str, identity_map: Path, resolver_url: str
+) -> Iterator[dict[str, Any]]:
+    """The launcher running as a child process; yields its banner (URLs)."""
     env = dict(os.environ, AWS_ACCESS_KEY_ID="cogsync-test", AWS_SECRET_ACCESS_KEY="cogsync-test")
     env["AWS_DEFAULT_REGION"] = REGION
-    dynamodb = boto3.client(
-        "dynamodb",
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="cogsync-test",
-        aws_secret_access_key="cogsync-test",
-    )
-    tables = create_tables(dynamodb)
-    identity_map = tmp_path_factory.mktemp("simulator") / "identities.json"
-    identity_map.write_text("{}")
     process = subprocess.Popen(
         [
             node,
@@ -205,9 +212,11 @@ def aws_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorB
             "--template",
             str(SCHEMA_DIR / "template.yaml"),
             "--dynamodb-endpoint",
-            endpoint,
+            dynamodb_endpoint,
             "--identity-map",
             str(identity_map),
+            "--identity-resolver",
+            resolver_url,
             "--region",
             REGION,
         ],
@@ -221,14 +230,7 @@ def aws_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorB
         # Drain the pipes so that a chatty simulator never blocks on a full pipe.
         for pipe in (process.stdout, process.stderr):
             threading.Thread(target=pipe.read, daemon=True).start()  # type: ignore[union-attr]
-        yield SimulatorBackend(
-            url=banner["url"],
-            realtime_url=banner["realtimeUrl"],
-            dynamodb=dynamodb,
-            tables=tables,
-            identity_map=identity_map,
-            _lock=threading.Lock(),
-        )
+        yield banner
     finally:
         process.terminate()
         try:
@@ -239,4 +241,46 @@ def aws_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorB
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 pipe.close()
-        moto.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorBackend]:
+    """moto (DynamoDB), a `cogsync serve` for identities, and the AppSync simulator running
+    server_schema/, for the session."""
+    node = shutil.which("node")
+    if node is None:
+        reason = "node is not installed: the AppSync simulator tests of tests/aws need Node 20+"
+        print(reason)
+        pytest.skip(reason)
+    _ensure_node_modules()
+    with contextlib.ExitStack() as stack:
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        moto.start()
+        stack.callback(moto.stop)
+        host, port = moto.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        dynamodb = boto3.client(
+            "dynamodb",
+            region_name=REGION,
+            endpoint_url=endpoint,
+            aws_access_key_id="cogsync-test",
+            aws_secret_access_key="cogsync-test",
+        )
+        tables = create_tables(dynamodb)
+        identity_map = tmp_path_factory.mktemp("simulator") / "identities.json"
+        identity_map.write_text("{}")
+        identity_server = stack.enter_context(
+            EmbeddedServer(tmp_path_factory.mktemp("identities"), port=0)
+        )
+        resolver = stack.enter_context(IdentityResolver(identity_server.identity_db))
+        banner = stack.enter_context(_simulator(node, endpoint, identity_map, resolver.url))
+        yield SimulatorBackend(
+            url=banner["url"],
+            realtime_url=banner["realtimeUrl"],
+            dynamodb=dynamodb,
+            tables=tables,
+            identity_map=identity_map,
+            identity_server=identity_server,
+            resolver=resolver,
+            _lock=threading.Lock(),
+        )

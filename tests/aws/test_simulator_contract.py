@@ -1,5 +1,9 @@
 """The sync contract of server_schema/ (VTL resolvers over DynamoDB), run by AWS's AppSync
-simulator against moto, through gql's AIOHTTPTransport + AppSyncIAMAuthentication."""
+simulator against moto, through gql's AIOHTTPTransport + AppSyncIAMAuthentication.
+
+Wire-level checks (errorType/errorInfo shapes, page tokens, concurrent batches); the limits,
+paging of 1,024 records and the 1 MB dataset run through the client in
+test_simulator_client.py (the `RemoteBackend` contract and `Client` scenarios)."""
 
 from __future__ import annotations
 
@@ -17,18 +21,11 @@ from tests.aws.wire import (
     execute,
     patch,
     pull,
-    pull_all,
     push,
     values,
 )
 
 pytestmark = pytest.mark.aws
-
-# aiohttp warns when a request body above 1 MB is sent as bytes (gql does so); pushes of a
-# full 1 MB dataset are that large by design.
-_LARGE_BODY = pytest.mark.filterwarnings(
-    "ignore:Sending a large body directly with raw bytes:ResourceWarning"
-)
 
 
 @pytest.fixture
@@ -167,30 +164,6 @@ async def test_record_limit(alice) -> None:  # type: ignore[no-untyped-def]
     assert await datasets(alice) == {}
 
 
-@_LARGE_BODY
-async def test_size_limit_counts_utf8_bytes(alice) -> None:  # type: ignore[no-untyped-def]
-    await push(alice, "d", [patch("a", "é" * 500_000)])  # 1,000,001 bytes
-    with pytest.raises(GraphQLFailure) as caught:
-        await push(alice, "d", [patch("b", "x" * 48_575)])  # 1,048,577 bytes in all
-    assert caught.value.error_type == "LimitExceededException"
-    assert caught.value.info == {"limit": "bytes", "max": 1_048_576, "attempted": 1_048_577}
-    change = await push(alice, "d", [patch("b", "x" * 48_574)])  # exactly the limit
-    assert change["syncCount"] == 2
-    assert (await datasets(alice))["d"]["sizeInBytes"] == 1_048_576
-
-
-async def test_dataset_limit_and_deletion_frees_a_slot(alice) -> None:  # type: ignore[no-untyped-def]
-    for i in range(20):
-        await push(alice, f"ds{i}", [patch("k", "v")])
-    with pytest.raises(GraphQLFailure) as caught:
-        await push(alice, "one-too-many", [patch("k", "v")])
-    assert caught.value.error_type == "LimitExceededException"
-    assert caught.value.info == {"limit": "datasets", "max": 20, "attempted": 21}
-    await push(alice, "ds3", [patch("k", "v2", 1)])  # existing datasets still take writes
-    await delete(alice, "ds0")
-    assert (await push(alice, "one-too-many", [patch("k", "v")]))["syncCount"] == 1
-
-
 async def test_delete_dataset_leaves_tombstones_and_can_be_revived(alice) -> None:  # type: ignore[no-untyped-def]
     await push(alice, "d", [patch("a", "1"), patch("b", "2")])
     change = await delete(alice, "d")
@@ -218,19 +191,6 @@ async def test_delete_dataset_leaves_tombstones_and_can_be_revived(alice) -> Non
     assert await values(alice, "d") == {"a": None, "b": None, "c": "3"}
 
 
-async def test_a_push_of_1024_records_pages_back_in_order(alice) -> None:  # type: ignore[no-untyped-def]
-    change = await push(alice, "big", [patch(f"k{i:04d}", f"v{i}") for i in range(1024)])
-    assert change["syncCount"] == 1 and len(change["records"]) == 1024
-    paged = await pull_all(alice, "big", limit=300)
-    assert paged["pages"] == 4
-    assert [r["key"] for r in paged["records"]] == [f"k{i:04d}" for i in range(1024)]
-    assert all(r["value"] == f"v{int(r['key'][1:])}" for r in paged["records"])
-    await push(alice, "big", [patch("k0001", "changed", 1)])
-    assert [(r["key"], r["value"]) for r in (await pull(alice, "big", 1))["records"]] == [
-        ("k0001", "changed")
-    ]
-
-
 async def test_page_tokens_are_checked(alice) -> None:  # type: ignore[no-untyped-def]
     await push(alice, "d", [patch(f"k{i}", "v") for i in range(5)])
     first = await pull(alice, "d", limit=2)
@@ -243,26 +203,6 @@ async def test_page_tokens_are_checked(alice) -> None:  # type: ignore[no-untype
     await push(alice, "d", [patch("later", "v")])
     rest = await pull(alice, "d", token=first["nextToken"], limit=10)
     assert rest["syncCount"] == 1 and [r["key"] for r in rest["records"]] == ["k2", "k3", "k4"]
-
-
-@_LARGE_BODY
-async def test_a_1_mb_dataset_with_a_value_above_400_kb_round_trips(  # type: ignore[no-untyped-def]
-    alice, alice_keys, aws_backend
-) -> None:
-    big = "".join(chr(0x20 + i % 0x5F) for i in range(300_000)) + "€🙂" * 25_000  # 475,000 bytes
-    small = {f"k{i:03d}": "ü" * 1_000 + str(i) for i in range(280)}  # ~2,009 bytes each
-    records = {"big": big, **small}
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in records.items())
-    assert 1_000_000 < size <= 1_048_576
-    await push(alice, "large", [patch(k, v) for k, v in records.items()])
-    assert await values(alice, "large") == records
-    assert (await datasets(alice))["large"]["sizeInBytes"] == size
-    # Replacing the large value twice leaves only the current chunks behind.
-    await push(alice, "large", [patch("big", big[::-1], 1)])
-    await push(alice, "large", [patch("big", "small now", 2)])
-    assert (await values(alice, "large"))["big"] == "small now"
-    items = aws_backend.table_items(f"r#{alice_keys[1]}#large")
-    assert not [i for i in items if i["sk"]["S"].startswith("c#")]
 
 
 async def test_other_identities_see_nothing(alice, aws_backend) -> None:  # type: ignore[no-untyped-def]
