@@ -25,7 +25,7 @@
 //   5. It binds 127.0.0.1 on the requested port (0 = any free port).
 //   6. Errors: only the resolver's error, as AppSync reports it (see appSyncErrors).
 //   7. VTL maps compare string keys by value, as AppSync's Java maps do.
-//   8. A linear-time conversion of context values (the simulator's is quadratic).
+//   8. Linear-time value conversions (the simulator's are quadratic in map keys).
 // On startup it prints one JSON line to stdout: {"url": ..., "realtimeUrl": ..., "port": ...}.
 'use strict';
 

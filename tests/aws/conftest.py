@@ -152,6 +152,12 @@ class SimulatorBackend:
         transport = AIOHTTPTransport(url=self.url, auth=auth, ssl=False)
         return Client(transport=transport, fetch_schema_from_transport=False)
 
+    def empty_tables(self) -> None:
+        """Drop and recreate the tables (moto copies a whole table in every transaction)."""
+        for name in self.tables.values():
+            self.dynamodb.delete_table(TableName=name)
+        create_tables(self.dynamodb)
+
     def table_items(self, pk: str) -> list[dict[str, Any]]:
         """Every item of one partition of the table (for white-box checks)."""
         items: list[dict[str, Any]] = []
@@ -166,6 +172,19 @@ class SimulatorBackend:
             if "LastEvaluatedKey" not in page:
                 return items
             params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables(request: pytest.FixtureRequest) -> None:
+    """Every simulator test starts on empty tables.
+
+    Tests use fresh identities and need no emptiness; but moto deep-copies a table once per
+    item of every TransactWriteItems (its rollback copy), so a push costs time in proportion
+    to everything the session wrote before. Emptying keeps every push as cheap as the first.
+    """
+    if "aws_backend" in request.fixturenames:
+        backend: SimulatorBackend = request.getfixturevalue("aws_backend")
+        backend.empty_tables()
 
 
 def _ensure_node_modules() -> None:

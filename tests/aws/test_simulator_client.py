@@ -262,7 +262,9 @@ def test_a_1_mb_dataset_with_a_value_above_400_kb_round_trips(devices: Devices) 
         assert items and not [i for i in items if i["sk"]["S"].startswith("c#")]
 
 
-async def test_a_retried_push_is_applied_once(aws_backend: SimulatorBackend) -> None:
+async def test_a_retried_push_is_applied_once_under_the_callers_identity(
+    aws_backend: SimulatorBackend,
+) -> None:
     config = aws_backend.config
     logins = await asyncio.to_thread(aws_backend.logins, f"retry-{uuid.uuid4().hex[:8]}")
     identity = CognitoIdentity(config, logins=logins)
@@ -280,6 +282,9 @@ async def test_a_retried_push_is_applied_once(aws_backend: SimulatorBackend) -> 
         (listed,) = await backend.list_datasets()
         assert (listed.sync_count, listed.record_count) == (1, 2)
         identity_id = identity.identity_id
+        access_key = (await identity.credentials()).access_key
+    # the launcher learnt the key's identity from the cogsync serve that issued it
+    assert access_key in aws_backend.resolver.asked
     # one batch item written (keys s#<sync count>#<part>, zero-padded)
     batches = [i["sk"]["S"] for i in aws_backend.table_items(f"r#{identity_id}#d")]
     assert len(batches) == 1 and batches[0].startswith("s#") and int(batches[0].split("#")[1]) == 1
