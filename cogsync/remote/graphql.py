@@ -17,12 +17,14 @@ parsed into `cogsync.models` here, and failures become cogsync errors here:
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 from botocore.credentials import Credentials
 from gql import Client, GraphQLRequest
 from gql.transport.aiohttp import AIOHTTPTransport
@@ -250,6 +252,10 @@ class GraphQLBackend:
                 result = await session.execute(request)
             except TransportError as exc:
                 error = translate_transport_error(exc)
+                if attempt == 1 and _stale_connection(exc):
+                    # A pooled keep-alive connection was closed under us (idle timeout, server
+                    # restart): retry once on a fresh one. Pushes are idempotent by request id.
+                    continue
                 if isinstance(error, NotAuthorizedError) and attempt == 1:
                     # The server may have forgotten the credentials it issued (it
                     # restarted): one retry with new ones tells that from a real refusal.
@@ -267,7 +273,7 @@ class GraphQLBackend:
         credentials = await self._identity.credentials()
         async with self._lock:
             if self._session is None:
-                self._transport = AIOHTTPTransport(
+                self._transport = _StreamingTransport(
                     url=self._config.graphql_url,
                     auth=self._signer(credentials),
                     timeout=self._timeout,  # type: ignore[arg-type]
@@ -289,6 +295,32 @@ class GraphQLBackend:
         return AppSyncIAMAuthentication(
             host=self._host, region_name=self._config.region, credentials=credentials
         )
+
+
+class _StreamingTransport(AIOHTTPTransport):
+    """gql's aiohttp transport, sending the signed JSON body as a stream.
+
+    aiohttp refuses to send raw bodies over 1 MiB without a warning (they may block the
+    loop); a full 1 MB dataset push is larger, so the body goes out as a file-like payload.
+    The bytes are exactly those the AppSync signature covers.
+    """
+
+    def _prepare_request(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        post_args: dict[str, Any] = super()._prepare_request(*args, **kwargs)
+        if "json" in post_args:
+            body = self.json_serialize(post_args.pop("json")).encode("utf-8")
+            post_args["data"] = io.BytesIO(body)
+            headers = dict(post_args.get("headers") or {})
+            headers.setdefault("content-type", "application/json")
+            post_args["headers"] = headers
+        return post_args
+
+
+def _stale_connection(exc: TransportError) -> bool:
+    cause = exc.__cause__
+    return isinstance(exc, TransportConnectionFailed) and isinstance(
+        cause, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError
+    )
 
 
 def translate_transport_error(exc: TransportError) -> CogsyncError:

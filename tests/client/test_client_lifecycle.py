@@ -15,6 +15,7 @@ from cogsync import AsyncClient, Client, Config
 from cogsync.demo import developer_login
 from cogsync.push import PushScheduler
 from cogsync.server.runner import EmbeddedServer
+from cogsync.testing.servers import developer_logins
 
 
 @pytest.fixture
@@ -23,11 +24,7 @@ async def server(tmp_path: Path) -> AsyncIterator[EmbeddedServer]:
         yield srv
 
 
-async def _logins(srv: EmbeddedServer, user: str) -> dict[str, str]:
-    key = srv.admin_credentials
-    return await asyncio.to_thread(
-        developer_login, srv.config, key.access_key_id, key.secret_access_key, user
-    )
+_logins = developer_logins
 
 
 async def test_constructor_logins_on_guest_device_merge_instead_of_switching_silently(

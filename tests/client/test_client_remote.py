@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,8 +10,8 @@ import pytest
 
 import cogsync
 from cogsync import AsyncClient, Config
-from cogsync.demo import developer_login
 from cogsync.server.runner import EmbeddedServer
+from cogsync.testing.servers import developer_logins
 
 
 @pytest.fixture
@@ -21,11 +20,7 @@ async def server(tmp_path: Path) -> AsyncIterator[EmbeddedServer]:
         yield srv
 
 
-async def _logins(srv: EmbeddedServer, user: str) -> dict[str, str]:
-    key = srv.admin_credentials
-    return await asyncio.to_thread(
-        developer_login, srv.config, key.access_key_id, key.secret_access_key, user
-    )
+_logins = developer_logins
 
 
 async def test_identity_obtained_once_and_cached(server: EmbeddedServer, tmp_path: Path) -> None:

@@ -240,7 +240,7 @@ async def test_a_failing_callback_does_not_end_the_subscription(server: Embedded
     await subscription.stop()
 
 
-def test_the_transport_honours_the_servers_timeout_and_notes_acks() -> None:
+async def test_the_transport_honours_the_servers_timeout_and_notes_acks() -> None:
     auth = AppSyncIAMAuthentication(
         host="example.invalid", region_name="us-east-1", credentials=Credentials("AK", "SK")
     )

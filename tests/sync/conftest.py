@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cogsync.demo import developer_login
 from cogsync.server.runner import EmbeddedServer
 
 
@@ -17,14 +15,6 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
     """One server on its own event-loop thread for a whole module (tests use fresh identities)."""
     with EmbeddedServer(tmp_path_factory.mktemp("server"), port=0) as srv:
         yield srv
-
-
-async def logins_for(srv: EmbeddedServer, user: str) -> dict[str, str]:
-    """``logins`` of a developer-authenticated ``user``, as an app's backend would get them."""
-    key = srv.admin_credentials
-    return await asyncio.to_thread(
-        developer_login, srv.config, key.access_key_id, key.secret_access_key, user
-    )
 
 
 def data_dir(tmp_path: Path) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import logins_for
 
 from cogsync.auth.cognito import CognitoIdentity
 from cogsync.client import AsyncClient
@@ -14,6 +13,7 @@ from cogsync.remote.graphql import GraphQLBackend
 from cogsync.server.runner import EmbeddedServer
 from cogsync.testing.contract import BackendContract
 from cogsync.testing.fakes import MemoryBackend, MemoryServer
+from cogsync.testing.servers import developer_logins as logins_for
 
 _SERVER = MemoryServer()
 

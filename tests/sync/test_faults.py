@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import logins_for
 from tcp_proxy import TcpProxy
 
 from cogsync.auth.cognito import CognitoIdentity
@@ -28,6 +27,7 @@ from cogsync.exceptions import OfflineError
 from cogsync.models import SyncResult
 from cogsync.remote.graphql import GraphQLBackend
 from cogsync.server.runner import EmbeddedServer
+from cogsync.testing.servers import developer_logins as logins_for
 
 _REQUEST_ID = re.compile(rb'"clientRequestId":\s*"([^"]+)"')
 
@@ -230,12 +230,6 @@ async def _until(condition: object, what: str, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OfflineError,
-    reason="GraphQLBackend sends the next request on a pooled keep-alive connection that the "
-    "network dropped; aiohttp fails with ServerDisconnectedError and nothing retries the pull",
-)
 async def test_sync_after_the_network_forgot_an_idle_connection(
     proxied: tuple[EmbeddedServer, TcpProxy], tmp_path: Path
 ) -> None:

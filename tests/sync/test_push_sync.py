@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import logins_for
 
 from cogsync.client import AsyncClient
 from cogsync.models import SyncResult
 from cogsync.server.runner import EmbeddedServer
+from cogsync.testing.servers import developer_logins as logins_for
 
 
 @pytest.fixture
