@@ -153,9 +153,15 @@ class SimulatorBackend:
         return Client(transport=transport, fetch_schema_from_transport=False)
 
     def empty_tables(self) -> None:
-        """Drop and recreate the tables (moto copies a whole table in every transaction)."""
+        """Drop and recreate the tables (moto copies a whole table in every transaction).
+
+        Tables that are gone are just created: moto's in-process `mock_aws` (the stack
+        tests) resets the state this server shares when it stops.
+        """
+        existing = set(self.dynamodb.list_tables()["TableNames"])
         for name in self.tables.values():
-            self.dynamodb.delete_table(TableName=name)
+            if name in existing:
+                self.dynamodb.delete_table(TableName=name)
         create_tables(self.dynamodb)
 
     def table_items(self, pk: str) -> list[dict[str, Any]]:
