@@ -179,6 +179,9 @@ class SyncMachine(RuleBasedStateMachine):
         # device -> (dataset, key, value) the app wrote while a sync was running, in order
         self.in_flight: dict[int, list[tuple[str, str, str]]] = {}
         self.ticks = 0
+        self.activity = 0  # syncs that changed something, nested ones included
+        # device -> (dataset, key) other devices pushed while that device's sync ran
+        self.overwritten: dict[int, set[tuple[str, str]]] = {}
 
     # ---- what a subclass may replace ---------------------------------------------------
     def make_server(self) -> Any:
@@ -247,12 +250,22 @@ class SyncMachine(RuleBasedStateMachine):
         device=st.integers(0, 3),
         other=st.integers(0, 3),
         name=st.sampled_from(DATASETS),
+        key=st.sampled_from(KEYS),
         call=st.sampled_from(["list_records", "push_records"]),
     )
-    def interleave_sync(self, device: int, other: int, name: str, call: str) -> None:
-        """Another device will sync ``name`` just before this device's next ``call``."""
-        if other != device:
-            self.flaky[device].before[call] = lambda: self._sync(other, name)
+    def interleave_sync(self, device: int, other: int, name: str, key: str, call: str) -> None:
+        """Another device will write ``key`` and sync ``name`` just before this device's next
+        ``call`` (a concurrent writer between this device's pull and push)."""
+        if other == device:
+            return
+
+        async def write_and_sync() -> None:
+            if other in self.overwritten:
+                return  # already syncing further up: a client never nests its own syncs
+            self._write(other, name, key, f"{self.identities[other]}:{self.ticks}")
+            await self._sync(other, name)
+
+        self.flaky[device].before[call] = write_and_sync
 
     @rule(
         device=st.integers(0, 3),
@@ -281,13 +294,20 @@ class SyncMachine(RuleBasedStateMachine):
             assert dev.values(name) == before, "a failed sync changed local data"
 
     async def _sync(self, device: int, name: str) -> SyncResult | None:
+        dev = self.devices[device]
+        existed = dev.store.get_dataset(dev.owner, name) is not None
+        self.overwritten[device] = set()
         try:
-            result = await self.devices[device].sync(name)
+            result = await dev.sync(name)
         except OfflineError:
             assert self.flaky[device].offline, "OfflineError while online"
             self._land_in_flight(device)
             return None
-        await self._check_acknowledged(device, name, result)
+        finally:
+            overwritten = self.overwritten.pop(device)
+        if result.pushed or result.pulled or (result.deleted and existed):
+            self.activity += 1
+        await self._check_acknowledged(device, name, result, overwritten)
         return result
 
     @precondition(lambda self: self.ticks > 0)
@@ -297,14 +317,13 @@ class SyncMachine(RuleBasedStateMachine):
         for backend in self.flaky:
             backend.offline = False
         for _ in range(8):
-            changed = False
-            for device, dev in enumerate(self.devices):
+            activity = self.activity
+            for device in range(len(self.devices)):
                 for name in DATASETS:
-                    existed = dev.store.get_dataset(dev.owner, name) is not None
                     result = self.loop.run_until_complete(self._sync(device, name))
                     assert result is not None
-                    changed |= bool(result.pushed or result.pulled or (result.deleted and existed))
-            if not changed and not any(d.store.has_unsynced_changes() for d in self.devices):
+            quiet = self.activity == activity
+            if quiet and not any(d.store.has_unsynced_changes() for d in self.devices):
                 break
         else:
             raise AssertionError("devices kept changing data: no quiescence after 8 rounds")
@@ -330,7 +349,15 @@ class SyncMachine(RuleBasedStateMachine):
         for dataset, key, value in self.in_flight.pop(device, []):
             self.pending.setdefault((device, dataset), {})[key] = value
 
-    async def _check_acknowledged(self, device: int, name: str, result: SyncResult) -> None:
+    async def _check_acknowledged(
+        self,
+        device: int,
+        name: str,
+        result: SyncResult,
+        overwritten: set[tuple[str, str]],
+    ) -> None:
+        """Check the device's writes reached the server, unless reported as conflicts or
+        overwritten by another device's sync nested inside this one."""
         written = self.pending.pop((device, name), {})
         during: dict[str, set[str]] = {}
         for dataset, key, value in self.in_flight.pop(device, []):
@@ -340,6 +367,9 @@ class SyncMachine(RuleBasedStateMachine):
                 written[key] = value  # this sync pushed the app's last write
             else:
                 self.pending.setdefault((device, dataset), {})[key] = value  # the next one will
+        for running in self.overwritten.values():
+            running.update((name, key) for key in written)
+        written = {k: v for k, v in written.items() if (name, k) not in overwritten}
         if result.deleted or not written:
             return
         remote = await self._remote_async(device, name)

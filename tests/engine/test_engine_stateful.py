@@ -8,12 +8,12 @@ from hypothesis import HealthCheck, settings
 from cogsync.testing.stateful import SyncMachine
 
 _quick = settings(
-    max_examples=30,
-    stateful_step_count=30,
+    max_examples=100,
+    stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-_long = settings(_quick, max_examples=400, stateful_step_count=60)
+_long = settings(_quick, max_examples=1000, stateful_step_count=80)
 
 
 def test_devices_converge_in_random_histories() -> None:
