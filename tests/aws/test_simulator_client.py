@@ -8,6 +8,7 @@ credentials per identity). Scenarios parametrized over ``backend`` run the same 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,12 +135,10 @@ def test_two_devices_converge_after_offline_edits_and_a_conflict(devices: Device
     assert phone.dataset("prefs").synchronize().pulled == 3
 
     # Both edit while the server is out of reach: the phone's sync fails, its data stays.
-    unreachable = Config(
-        region=devices.config.region,
-        identity_pool_id=devices.config.identity_pool_id,
+    unreachable = dataclasses.replace(
+        devices.config,
         graphql_url="http://127.0.0.1:9/graphql",
         realtime_url="ws://127.0.0.1:9/graphql/realtime",
-        identity_endpoint=devices.config.identity_endpoint,
     )
     phone.close()
     offline = devices.open("phone", config=unreachable)
