@@ -33,12 +33,6 @@ from tests.aws.conftest import SimulatorBackend
 
 pytestmark = pytest.mark.aws
 
-# gql hands aiohttp each request body as raw bytes, and aiohttp warns about bodies above
-# 1 MiB (aiohttp.payload.BytesPayload); a push near the 1 MB dataset limit is one.
-_LARGE_BODY = pytest.mark.filterwarnings(
-    "ignore:Sending a large body directly with raw bytes:ResourceWarning"
-)
-
 
 class TestSimulatorContract(BackendContract):
     """The whole `RemoteBackend` contract, `GraphQLBackend` and `AsyncClient` unchanged."""
@@ -78,10 +72,6 @@ class TestSimulatorContract(BackendContract):
     )
     async def test_request_id_reused_for_another_request_is_refused(self, tmp_path: Path) -> None:
         await super().test_request_id_reused_for_another_request_is_refused(tmp_path)
-
-    @_LARGE_BODY
-    async def test_size_limit_at_and_past_the_boundary(self, tmp_path: Path) -> None:
-        await super().test_size_limit_at_and_past_the_boundary(tmp_path)
 
 
 @pytest.fixture(params=["serve", "simulator"])
@@ -205,7 +195,6 @@ def test_the_dataset_limit_holds_across_devices(devices: Devices) -> None:
     assert phone.dataset("one-more").synchronize().pushed == 1
 
 
-@_LARGE_BODY
 def test_the_size_limit_holds_across_devices(devices: Devices) -> None:
     laptop, phone = devices.open("laptop"), devices.open("phone")
     laptop.dataset("d").put("big", "x" * 1_000_000)
@@ -235,7 +224,6 @@ def test_another_identity_sees_nothing_of_a_dataset(devices: Devices) -> None:
     assert bob.dataset("private").get("secret") == "mine"
 
 
-@_LARGE_BODY
 def test_a_1_mb_dataset_with_a_value_above_400_kb_round_trips(devices: Devices) -> None:
     big = "".join(chr(0x20 + i % 0x5F) for i in range(300_000)) + "€🙂" * 25_000  # 475,000 bytes
     small = {f"k{i:03d}": "ü" * 1_000 + str(i) for i in range(280)}  # ~2,009 bytes each
