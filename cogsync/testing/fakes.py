@@ -1,12 +1,14 @@
 """In-process fakes of the server side: `MemoryServer` and its `MemoryBackend` view.
 
 `MemoryServer` models the sync protocol of ``server_schema/schema.graphql`` with the same
-semantics as `cogsync serve` (per-dataset sync counts, per-record count checks, batches
+semantics as `cogsync serve`: per-dataset sync counts, per-record count checks, batches
 applied all-or-nothing, idempotent client request ids, tombstones, deletion, identity
 merge, paged pulls with a fixed up-to count, limits via `cogsync.limits`, and change
-listeners for push notifications). `MemoryBackend` is one identity's `RemoteBackend` on it,
-with fault injection for tests: go offline, drop the next call before or after the server
-applied it, run an action just before a call (another device writing mid-sync).
+listeners for push notifications. Caller mistakes raise `UsageError`, as the server's
+InvalidParameterException does through a real backend. `MemoryBackend` is one identity's
+`RemoteBackend` on it, with fault injection for tests: go offline, drop the next call
+before or after the server applied it, run an action just before a call (another device
+writing mid-sync).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from cogsync.exceptions import ConflictError, InvalidValueError, OfflineError, ServerError
+from cogsync.exceptions import ConflictError, InvalidValueError, OfflineError, UsageError
 from cogsync.limits import (
     DEFAULT_LIMITS,
     Limits,
@@ -144,9 +146,9 @@ class MemoryServer:
             try:
                 name, since, up_to, count, key = json.loads(base64.urlsafe_b64decode(next_token))
             except (ValueError, TypeError) as exc:
-                raise ServerError(f"invalid page token {next_token!r}: restart the pull") from exc
+                raise UsageError(f"invalid page token {next_token!r}: restart the pull") from exc
             if (name, since) != (dataset_name, last_sync_count):
-                raise ServerError("page token belongs to another pull: restart the pull")
+                raise UsageError("page token belongs to another pull: restart the pull")
             after = (count, key)
         matching = sorted(
             (r for r in ds.records.values() if last_sync_count < r.sync_count <= up_to),
@@ -264,12 +266,12 @@ class MemoryServer:
         self, identity_id: str, request_id: str, op: str, name: str
     ) -> PushResult | int | None:
         if not request_id:
-            raise ServerError("clientRequestId must not be empty")
+            raise UsageError("clientRequestId must not be empty")
         seen = self._requests.get((identity_id, request_id))
         if seen is None:
             return None
         if seen[:2] != (op, name):
-            raise ServerError(
+            raise UsageError(
                 f"clientRequestId {request_id!r} was already used for another request; "
                 "use a fresh id per request"
             )
@@ -280,9 +282,9 @@ class MemoryServer:
         for patch in patches:
             key = validate_key(patch.key, self.limits)
             if key in changes:
-                raise ServerError(f"record key {key!r} appears twice in one push")
+                raise UsageError(f"record key {key!r} appears twice in one push")
             if patch.sync_count < 0:
-                raise ServerError(f"syncCount of record {key!r} is negative")
+                raise UsageError(f"syncCount of record {key!r} is negative")
             if patch.op is PatchOp.REMOVE:
                 patch = replace(patch, value=None)
             elif patch.value is None:

@@ -143,6 +143,20 @@ async def test_connection_dropped_after_the_server_applied_a_push_applies_it_onc
     assert a.store.dirty_records(ID, "ds") == []
 
 
+async def test_a_push_whose_answers_were_all_lost_is_adopted_by_the_next_sync(
+    server: MemoryServer,
+) -> None:
+    a = device(server, "dev-a")
+    a.write("ds", {"k": "v"}, T1)
+    backend_of(a).fail_next("push_records", after_apply=True, times=3)  # 1 try + 2 re-sends
+    with pytest.raises(OfflineError):
+        await a.sync("ds")
+    assert server.values(ID, "ds") == {"k": "v"} and len(server.changes) == 1
+    result = await a.sync("ds")
+    assert (result.pulled, result.pushed, result.conflicts) == (1, 0, ())
+    assert a.store.dirty_records(ID, "ds") == [] and len(server.changes) == 1
+
+
 async def test_offline_sync_raises_offline_error_and_keeps_local_data(
     server: MemoryServer,
 ) -> None:
