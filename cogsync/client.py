@@ -457,21 +457,30 @@ class AsyncClient:
             for d in remote
         ]
 
-    async def synchronize_all(self, **callbacks: Any) -> dict[str, SyncResult]:
+    async def synchronize_all(
+        self, *, concurrency: int = 4, **callbacks: Any
+    ) -> dict[str, SyncResult]:
         """Sync every local dataset and every dataset the server knows; name -> result.
 
-        Every dataset is tried even if one fails; then the first error is raised with
-        ``error.results`` (the datasets that synced) and ``error.errors`` (name -> error).
+        Up to ``concurrency`` datasets sync at once (their network, server and store work
+        overlap). Every dataset is tried even if one fails; then the first error is raised
+        with ``error.results`` (the datasets that synced) and ``error.errors`` (name -> error).
         """
         await self.refresh_dataset_metadata()
         states = await self._run(self._store.list_datasets, self._owner())
         results: dict[str, SyncResult] = {}
         errors: dict[str, CogsyncError] = {}
-        for state in states:
-            try:
-                results[state.name] = await self.synchronize(state.name, **callbacks)
-            except CogsyncError as exc:
-                errors[state.name] = exc
+        slots = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(name: str) -> None:
+            async with slots:
+                try:
+                    results[name] = await self.synchronize(name, **callbacks)
+                except CogsyncError as exc:
+                    errors[name] = exc
+
+        await asyncio.gather(*(one(state.name) for state in states))
+        results = {s.name: results[s.name] for s in states if s.name in results}
         if errors:
             first = next(iter(errors.values()))
             first.results = results  # type: ignore[attr-defined]

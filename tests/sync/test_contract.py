@@ -30,16 +30,6 @@ class TestMemoryBackend(BackendContract):
             device_id=device_id,
         )
 
-    # MemoryServer answers these caller mistakes with ServerError (retryable) where
-    # cogsync serve answers InvalidParameterException (a UsageError).
-    @pytest.mark.xfail(strict=True, reason="MemoryServer raises ServerError, not UsageError")
-    async def test_request_id_reused_for_another_request_is_refused(self, tmp_path: Path) -> None:
-        await super().test_request_id_reused_for_another_request_is_refused(tmp_path)
-
-    @pytest.mark.xfail(strict=True, reason="MemoryServer raises ServerError, not UsageError")
-    async def test_duplicate_key_in_one_push_is_refused(self, tmp_path: Path) -> None:
-        await super().test_duplicate_key_in_one_push_is_refused(tmp_path)
-
 
 class TestEmbeddedServer(BackendContract):
     server: EmbeddedServer
