@@ -62,12 +62,6 @@ class TestSimulatorContract(BackendContract):
 
     # Documented differences of the VTL resolvers (server_schema/README.md).
     @pytest.mark.xfail(
-        strict=True, reason="server_schema lists a batch's records in push order, not by key"
-    )
-    async def test_push_then_pull_round_trips(self, tmp_path: Path) -> None:
-        await super().test_push_then_pull_round_trips(tmp_path)
-
-    @pytest.mark.xfail(
         strict=True, reason="server_schema keeps request ids per dataset: reuse elsewhere passes"
     )
     async def test_request_id_reused_for_another_request_is_refused(self, tmp_path: Path) -> None:
