@@ -237,6 +237,11 @@ class IdentityDatabase:
                 "UPDATE identities SET modified = ? WHERE identity_id = ?", (now, identity_id)
             )
 
+    def revoke_credentials(self, identity_id: str) -> None:
+        """Invalidate every credential issued to an identity (it must ask for new ones)."""
+        with self._lock:
+            self._db.execute("DELETE FROM credentials WHERE identity_id = ?", (identity_id,))
+
     def remove_identity(self, identity_id: str) -> None:
         """Forget an identity (after a merge) and revoke its credentials."""
         with self._lock:

@@ -29,7 +29,7 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
-from cogsync.exceptions import ConfigError
+from cogsync.exceptions import ConfigError, UsageError
 from cogsync.server.credentials import IdentityDatabase, KeyRecord
 from cogsync.server.sigv4 import SignatureRejected, SignedRequest
 
@@ -316,8 +316,13 @@ class IdentityApi:
                     "these logins belong to another identity: call GetId with them"
                 )
             target = owners.pop()
+            # The guest's credentials die first, so no push of its can land mid-merge.
+            self._db.revoke_credentials(identity_id)
             if self._settings.on_merge is not None:
-                self._settings.on_merge(identity_id, target)
+                try:
+                    self._settings.on_merge(identity_id, target)
+                except UsageError as exc:
+                    raise _ApiError("InvalidParameterException", str(exc)) from exc
             self._db.remove_identity(identity_id)
             identity_id = target
         self._link(identity_id, logins, self._clock())
