@@ -34,6 +34,7 @@ from typing import Any, TextIO
 
 from cogsync.exceptions import CogsyncError, ConfigError, LimitExceededError, UsageError
 from cogsync.limits import record_size
+from cogsync.migrate_dynamodb import DynamoTarget
 from cogsync.migrate_source import CognitoSyncSource, SourceRecords, SyncCountGone
 from cogsync.migrate_target import ServerTarget, Target
 
@@ -410,6 +411,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--to", metavar="COGSYNC_JSON", help="the client config of the server")
     where.add_argument("--to-stack", metavar="STACK", help="a deployed server_schema stack")
     parser.add_argument(
+        "--stack-region", metavar="REGION", help="region of --to-stack (default: --region)"
+    )
+    parser.add_argument(
         "--admin-credentials", metavar="ADMIN_JSON", help="the server's DIR/admin.json"
     )
     parser.add_argument(
@@ -430,12 +434,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _target(args: argparse.Namespace) -> ServerTarget:
+def _target(args: argparse.Namespace) -> Target:
     if args.to_stack:
-        raise ConfigError(
-            "--to-stack is not available in this release: deploy `cogsync serve` and use "
-            "--to cogsync.json --admin-credentials admin.json"
-        )
+        if args.admin_credentials:
+            raise ConfigError("--admin-credentials is for --to; --to-stack uses AWS credentials")
+        return DynamoTarget(args.to_stack, region=args.stack_region or args.region)
     if not args.admin_credentials:
         raise ConfigError("--to needs --admin-credentials DIR/admin.json of that server")
     return ServerTarget(args.to, args.admin_credentials)
