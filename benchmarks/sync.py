@@ -21,9 +21,11 @@ import contextlib
 import cProfile
 import json
 import pstats
+import random
 import re
 import sqlite3
 import statistics
+import string
 import sys
 import tempfile
 import time
@@ -47,7 +49,10 @@ DATASETS, RECORDS, VALUE_BYTES, CHANGES = 20, 1024, 1000, 200
 
 
 def _values(dataset: int) -> dict[str, str]:
-    return {f"r{i:04d}": f"{dataset:02d}{i:04d}".ljust(VALUE_BYTES, "x") for i in range(RECORDS)}
+    """~1 KB of random text per record (as incompressible as real app data gets)."""
+    rng = random.Random(dataset)
+    alphabet = string.ascii_letters + string.digits + ' ,.:{}[]"'
+    return {f"r{i:04d}": "".join(rng.choices(alphabet, k=VALUE_BYTES)) for i in range(RECORDS)}
 
 
 @contextlib.asynccontextmanager
@@ -148,7 +153,7 @@ async def _delta(
         theirs = await b.dataset("ds07")
         await theirs.synchronize()  # connection and credentials ready
         mine = await a.dataset("ds07")
-        await mine.put("r0500", "changed".ljust(VALUE_BYTES, "y"))
+        await mine.put("r0500", _values(99)["r0500"])  # a fresh ~1 KB random value
         await mine.synchronize()
         up, down = proxy.bytes_up, proxy.bytes_down
         started = time.perf_counter()

@@ -35,6 +35,7 @@ from gql.transport.exceptions import (
     TransportQueryError,
     TransportServerError,
 )
+from graphql.utilities import strip_ignored_characters
 
 from cogsync.auth.cognito import CognitoIdentity
 from cogsync.config import Config
@@ -302,17 +303,27 @@ class _StreamingTransport(AIOHTTPTransport):
 
     aiohttp refuses to send raw bodies over 1 MiB without a warning (they may block the
     loop); a full 1 MB dataset push is larger, so the body goes out as a file-like payload.
-    The bytes are exactly those the AppSync signature covers.
+    The bytes are exactly those the AppSync signature covers; the document is sent with
+    its ignored characters (indentation, line breaks) stripped.
     """
 
-    def _prepare_request(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        post_args: dict[str, Any] = super()._prepare_request(*args, **kwargs)
-        if "json" in post_args:
-            body = self.json_serialize(post_args.pop("json")).encode("utf-8")
-            post_args["data"] = io.BytesIO(body)
-            headers = dict(post_args.get("headers") or {})
-            headers.setdefault("content-type", "application/json")
-            post_args["headers"] = headers
+    def _prepare_request(
+        self,
+        request: GraphQLRequest | list[GraphQLRequest],
+        extra_args: dict[str, Any] | None = None,
+        upload_files: bool = False,
+    ) -> dict[str, Any]:
+        if upload_files or not isinstance(request, GraphQLRequest):
+            post_args: dict[str, Any] = super()._prepare_request(request, extra_args, upload_files)
+            return post_args
+        payload = dict(request.payload)
+        payload["query"] = strip_ignored_characters(payload["query"])  # fewer bytes to send
+        body = self.json_serialize(payload)
+        headers = {"content-type": "application/json"}
+        if isinstance(self.auth, AppSyncIAMAuthentication):
+            headers = self.auth.get_headers(body, headers)
+        post_args = {"data": io.BytesIO(body.encode("utf-8")), "headers": headers}
+        post_args.update(extra_args or {})
         return post_args
 
 

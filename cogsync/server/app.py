@@ -45,6 +45,8 @@ REALTIME = web.AppKey("realtime", RealtimeEndpoint)
 
 _log = logging.getLogger(__name__)
 
+_COMPRESS_ABOVE = 1024  # bytes; smaller answers are sent as they are
+
 
 class GraphQLService(Protocol):
     """What the wire layer needs from the GraphQL executor (`cogsync.server.resolvers`)."""
@@ -168,7 +170,10 @@ class _GraphQLEndpoint:
         except BadGraphQLRequest as exc:
             return _appsync_error(400, "BadRequestException", str(exc))
         result = await self._service.execute(record.identity_id, query, variables, operation_name)
-        return web.json_response(result)
+        response = web.json_response(result)
+        if (response.content_length or 0) > _COMPRESS_ABOVE:
+            response.enable_compression()  # gzip/deflate when the client accepts it, as AppSync
+        return response
 
 
 def create_app(

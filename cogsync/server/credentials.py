@@ -265,7 +265,7 @@ class IdentityDatabase:
     def issue_credentials(self, identity_id: str, now: float, lifetime: float) -> IssuedCredentials:
         """Issue temporary credentials for an identity, valid for ``lifetime`` seconds."""
         access_key_id = _random_key("ASIA")
-        token = secrets.token_urlsafe(96)
+        token = secrets.token_urlsafe(48)  # 384 bits
         expires_at = float(int(now + lifetime))
         with self._lock:
             self._db.execute("DELETE FROM credentials WHERE expires_at < ?", (now - _PURGE_AFTER,))
