@@ -177,7 +177,7 @@ class CognitoSyncSource:
         except (BotoCoreError, ValueError) as exc:
             raise ConfigError(f"cannot reach Cognito in region {region!r}: {exc}") from exc
 
-    def _call(self, what: str, func: Callable[..., dict[str, Any]], **params: Any) -> Any:
+    def _call(self, what: str, func: Callable[..., Any], **params: Any) -> Any:
         delays = backoff_delays(initial=0.05, maximum=5.0)
         for attempt in range(1, self.max_attempts + 1):
             try:
