@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import populate
 from fake_cognito import FakeCognito, FakeCognitoServer
 from migrate_cli import BIG_KEY, max_size_value
 from stack_table import TableReader, deploy, moto_server, point_boto_at
@@ -40,7 +39,17 @@ def moto() -> Iterator[str]:
 def fake() -> FakeCognito:
     """A smaller pool than the server tests' (every import is a few moto round trips)."""
     state = FakeCognito()
-    populate(state, 14)
+    ids = [state.new_identity() for _ in range(14)]
+    for n, identity_id in enumerate(ids):
+        state.update(identity_id, "settings", {"theme": "dark", "名前": "ユーザー😀", "n": str(n)})
+        state.update(identity_id, "settings", {"n": str(n + 1), "gone": "soon"})
+        state.update(identity_id, "settings", {"gone": None})  # a tombstone
+        for batch in range(n % 4):
+            records = {f"k{batch}-{i}": f"v{n}.{i}" for i in range(1 + (n * 7 + batch) % 12)}
+            state.update(identity_id, f"game_{batch}", records)
+        if n % 5 == 3:
+            state.update(identity_id, f"settings.{ids[n - 1]}", {"theme": "light"})
+    state.update(ids[0], "blob", {BIG_KEY: max_size_value(BIG_KEY)})
     return state
 
 
@@ -151,7 +160,7 @@ def test_migration_into_the_stack_table(
     # becomes a tombstone dataset
     ids = list(fake.identities)
     fake.update(ids[1], "settings", {"theme": "solarized", "new": "ü"})
-    doomed = next(n for n in fake.identities[ids[2]] if n.startswith("game_"))
+    doomed = "game_1"
     doomed_keys = set(fake.identities[ids[2]][doomed].records)
     fake.delete(ids[2], doomed)
     code = main(args(cognito, name, checkpoint, "--verify"))
