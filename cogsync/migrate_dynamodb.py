@@ -266,7 +266,7 @@ def _stack_limits(api_id: str | None, region: str | None) -> Limits:
         return Limits()
     try:
         client: Any = boto3.session.Session(region_name=region).client("appsync")
-        env = client.get_graphql_api(apiId=api_id)["graphqlApi"].get("environmentVariables")
+        env = client.get_graphql_api_environment_variables(apiId=api_id).get("environmentVariables")
     except (ClientError, BotoCoreError):
         return Limits()
     if not isinstance(env, dict):

@@ -46,7 +46,9 @@ def point_boto_at(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
         monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", endpoint)
 
 
-def deploy(endpoint: str, *, table: str | None = None, output: bool = True) -> tuple[str, str]:
+def deploy(
+    endpoint: str, *, table: str | None = None, output: bool = True, api_id: str | None = None
+) -> tuple[str, str]:
     """Create the template's table (named ``table``) and a stack naming it; (stack, table)."""
     session = boto3.session.Session(
         region_name=REGION, aws_access_key_id="moto", aws_secret_access_key="moto"
@@ -61,6 +63,8 @@ def deploy(endpoint: str, *, table: str | None = None, output: bool = True) -> t
     }
     if output:
         template["Outputs"]["TableName"] = {"Value": names["Table"]}
+    if api_id:
+        template["Outputs"]["ApiId"] = {"Value": api_id}
     cloudformation = session.client("cloudformation", endpoint_url=endpoint)
     cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps(template))
     return stack, names["Table"]

@@ -8,10 +8,13 @@ stack's ``TableName`` output; contents are read back with the resolvers' algorit
 from __future__ import annotations
 
 import base64
+import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from threading import Thread
 
 import pytest
 from fake_cognito import FakeCognito, FakeCognitoServer
@@ -21,11 +24,12 @@ from stack_table import TableReader, deploy, moto_server, point_boto_at
 from cogsync.exceptions import (
     DatasetLimitExceededError,
     DatasetSizeLimitExceededError,
+    LimitExceededError,
     RecordLimitExceededError,
 )
 from cogsync.limits import Limits
 from cogsync.migrate import main
-from cogsync.migrate_dynamodb import CHUNK_CHARS, DynamoTarget
+from cogsync.migrate_dynamodb import CHUNK_CHARS, DynamoTarget, _Conflict
 from cogsync.migrate_source import SourceRecord, SourceRecords
 
 
@@ -308,3 +312,70 @@ def test_a_stack_without_the_table_is_refused(
         lines = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and expected in lines[-1], lines
         assert not (tmp_path / "c.json").exists()
+
+
+class _AppSyncEnvironment(BaseHTTPRequestHandler):
+    """AppSync's GetGraphqlApiEnvironmentVariables for API ``api1`` (moto lacks it)."""
+
+    def do_GET(self) -> None:
+        known = self.path == "/v1/apis/api1/environmentVariables"
+        body = {"environmentVariables": {"MAX_RECORDS": "2", "MAX_DATASETS": "5"}}
+        data = json.dumps(body if known else {"message": "no such API"}).encode()
+        self.send_response(200 if known else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_limits_come_from_the_stacks_api(
+    stack: tuple[str, TableReader], moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ThreadingHTTPServer(("127.0.0.1", 0), _AppSyncEnvironment) as appsync:
+        Thread(target=appsync.serve_forever, daemon=True).start()
+        monkeypatch.setenv("AWS_ENDPOINT_URL_APPSYNC", f"http://127.0.0.1:{appsync.server_port}")
+        name, _ = deploy(moto, table=stack[1].table, api_id="api1")
+        limits = DynamoTarget(name, region="us-east-1").limits
+        other, _ = deploy(moto, table=stack[1].table, api_id="unknown")
+        fallback = DynamoTarget(other, region="us-east-1").limits
+        appsync.shutdown()
+    assert limits == Limits(max_records=2, max_datasets=5)
+    assert fallback == Limits()
+    three = SourceRecords(3, tuple(record(f"k{i}", "v", i + 1) for i in range(3)))
+    with pytest.raises(RecordLimitExceededError, match="limit is 2"):
+        DynamoTarget(name, region="us-east-1", limits=limits).import_dataset(
+            "us-east-1:00000000-0000-4000-8000-00000000000d", "f", three
+        )
+
+
+def test_a_concurrent_change_is_retried_on_fresh_state(stack: tuple[str, TableReader]) -> None:
+    """The dataset item moved between read and commit: nothing applies, the retry does."""
+    name, table = stack
+    target = DynamoTarget(name, region="us-east-1")
+    identity_id = "us-east-1:00000000-0000-4000-8000-00000000000e"
+    assert target.import_dataset(identity_id, "g", SourceRecords(1, (record("a", "1", 1),))) == 1
+    stale = target._load(identity_id, "g")
+    assert target.import_dataset(identity_id, "g", SourceRecords(2, (record("b", "2", 2),))) == 1
+    third = SourceRecords(3, (record("a", "3", 3),))
+    with pytest.raises(_Conflict):
+        target._import(identity_id, "g", third, stale)
+    assert table.pull(identity_id, "g")["syncCount"] == 2
+    assert target.import_dataset(identity_id, "g", third) == 1
+    pulled = table.pull(identity_id, "g")
+    assert [(r["k"], r["v"], r["c"]) for r in pulled["records"]] == [("b", "2", 2), ("a", "3", 3)]
+    keys = sorted(i["sk"] for i in table.partition(f"r#{identity_id}#g"))
+    assert keys == ["s#0000000002#000", "s#0000000003#000"]
+
+
+def test_an_index_too_big_for_one_item_is_refused(stack: tuple[str, TableReader]) -> None:
+    name, table = stack
+    target = DynamoTarget(name, region="us-east-1")
+    identity_id = "us-east-1:00000000-0000-4000-8000-00000000000f"
+    removed = tuple(record(f"{i:05d}" + "k" * 120, None, 1) for i in range(3000))
+    with pytest.raises(LimitExceededError, match="would index 3000 keys"):
+        target.import_dataset(identity_id, "h", SourceRecords(1, removed))
+    assert table.partition(f"r#{identity_id}#h") == []
+    assert table.get(f"d#{identity_id}", "h") is None
