@@ -36,7 +36,13 @@ from typing import Any, TypeVar
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 from cogsync.exceptions import (
     CogsyncError,
@@ -154,9 +160,12 @@ class _Client:
         self.raw = client
         self.table = table
 
-    def call(self, operation: str, **params: Any) -> Any:
+    def call(self, operation: str, *, scoped: bool = True, **params: Any) -> Any:
+        """Run one client operation (on this table if ``scoped``), translating its errors."""
+        if scoped:
+            params["TableName"] = self.table
         try:
-            return getattr(self.raw, operation)(TableName=self.table, **params)
+            return getattr(self.raw, operation)(**params)
         except ClientError as exc:
             raise self.translate(exc) from exc
         except NoCredentialsError as exc:
@@ -164,11 +173,13 @@ class _Client:
                 "no AWS credentials found: configure credentials that may write the stack's "
                 "table (aws configure, AWS_PROFILE or environment variables)"
             ) from exc
-        except BotoCoreError as exc:
+        except HTTPClientError as exc:
             raise OfflineError(
                 f"cannot reach DynamoDB ({exc}); run again later (the checkpoint keeps "
                 "finished work)"
             ) from exc
+        except BotoCoreError as exc:
+            raise ServerError(f"DynamoDB {operation} failed: {exc}") from exc
 
     def translate(self, exc: ClientError) -> CogsyncError:
         error = exc.response.get("Error", {})
@@ -218,10 +229,7 @@ class _Client:
 
     def batch_write(self, requests: list[dict[str, Any]]) -> None:
         def send(batch: dict[str, Any]) -> dict[str, Any]:
-            try:
-                answer = self.raw.batch_write_item(RequestItems=batch)
-            except ClientError as exc:
-                raise self.translate(exc) from exc
+            answer = self.call("batch_write_item", scoped=False, RequestItems=batch)
             return answer.get("UnprocessedItems") or {}
 
         for start in range(0, len(requests), 25):
@@ -231,10 +239,7 @@ class _Client:
         found: dict[str, Any] = {}
 
         def send(batch: dict[str, Any]) -> dict[str, Any]:
-            try:
-                answer = self.raw.batch_get_item(RequestItems=batch)
-            except ClientError as exc:
-                raise self.translate(exc) from exc
+            answer = self.call("batch_get_item", scoped=False, RequestItems=batch)
             for raw in answer.get("Responses", {}).get(self.table, []):
                 found[raw["sk"]["S"]] = _DESERIALIZE(raw["v"])
             return answer.get("UnprocessedKeys") or {}
@@ -617,15 +622,16 @@ class DynamoTarget:
 
     def _transact(self, transaction: list[dict[str, Any]], meta: int) -> None:
         try:
-            self._db.raw.transact_write_items(TransactItems=transaction)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise self._db.translate(exc) from exc
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or ()]
+            self._db.call("transact_write_items", scoped=False, TransactItems=transaction)
+        except ServerError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, ClientError):
+                raise
+            if cause.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in cause.response.get("CancellationReasons") or ()]
             if meta > 0 and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
                 check_dataset_count(self.limits.max_datasets + 1, self.limits)
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise _Conflict from exc
-            raise ServerError(f"DynamoDB refused the import transaction ({reasons})") from exc
-        except BotoCoreError as exc:
-            raise OfflineError(f"cannot reach DynamoDB ({exc}); run again later") from exc
+            raise ServerError(f"DynamoDB refused the import transaction ({reasons})") from cause
