@@ -458,6 +458,8 @@ class DynamoTarget:
         if any(r.sync_count <= ds.sync_count for r in changed):
             stamp = ds.sync_count + 1  # devices may have pulled past these counts: restamp
             new_count = max(stamp, data.sync_count)
+        if ds.deleted and new_count == ds.sync_count:
+            new_count += 1  # devices that pulled the deletion must see the revival
         rows = [
             _Row(
                 r.key,

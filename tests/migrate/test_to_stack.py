@@ -31,6 +31,7 @@ from cogsync.limits import Limits
 from cogsync.migrate import main
 from cogsync.migrate_dynamodb import CHUNK_CHARS, DynamoTarget, _Conflict
 from cogsync.migrate_source import SourceRecord, SourceRecords
+from cogsync.migrate_target import TargetDataset
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +255,28 @@ def test_restamps_changes_below_the_tables_sync_count(stack: tuple[str, TableRea
     # the superseded segment of count 5 became garbage (deleted in the same transaction)
     keys = {i["sk"] for i in table.partition(f"r#{identity_id}#d")}
     assert keys == {"s#0000000002#000", "s#0000000006#000"}
+    # deleted at the source, then re-created: tombstones at 7, the revival above them
+    assert target.import_dataset(identity_id, "d", SourceRecords(6, ()), deleted=True) == 2
+    assert target.import_dataset(identity_id, "d", SourceRecords(6, ()), deleted=True) == 0
+    gone = table.pull(identity_id, "d", last=6)
+    assert gone["deleted"] and [(r["k"], r["v"]) for r in gone["records"]] == [
+        ("a", None),
+        ("b", None),
+    ]
+    assert table.get(f"d#{identity_id}", "#meta") == {
+        "pk": f"d#{identity_id}",
+        "sk": "#meta",
+        "datasetCount": 0,
+    }
+    reborn = SourceRecords(1, (record("a", "new", 1),))
+    assert target.import_dataset(identity_id, "d", reborn) == 1
+    back = table.pull(identity_id, "d", last=7)
+    assert back["syncCount"] == 8 and not back["deleted"]
+    assert [(r["k"], r["v"], r["c"]) for r in back["records"]] == [("a", "new", 8)]
+    assert target.export_dataset(identity_id, "d") == TargetDataset(
+        True, 8, (("a", "new"), ("b", None))
+    )
+    assert table.get(f"d#{identity_id}", "#meta")["datasetCount"] == 1  # type: ignore[index]
 
 
 def test_leftovers_of_an_interrupted_import_are_never_served(
