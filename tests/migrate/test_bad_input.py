@@ -117,13 +117,14 @@ def test_checkpoint_of_another_pool(
     assert "pass another --checkpoint" in error_line(err)
 
 
-def test_stack_target_is_refused_clearly(
-    args: list[str], capsys: pytest.CaptureFixture[str]
+def test_unreachable_stack_target_is_one_line(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", "http://127.0.0.1:9")
     argv = [*args[: args.index("--to")], "--to-stack", "prod"]
     code, err = run(argv, capsys)
     assert code == 2
-    assert "--to-stack is not available" in error_line(err)
+    assert "cannot reach CloudFormation" in error_line(err)
 
 
 def test_target_over_its_limits(
