@@ -307,8 +307,10 @@ class ServerStorage:
         """Apply ``patches`` to a dataset all-or-nothing as one new sync count.
 
         ``trigger`` (the operator's sync trigger) sees the batch first and may modify or
-        reject it. A ``client_request_id`` seen before returns the first result
-        (``applied=False``) without applying anything.
+        reject it. A batch the trigger modified takes the sync count after next: the
+        pushing device then sees that another write came in between and pulls the batch
+        back, learning the modified values. A ``client_request_id`` seen before returns the
+        first result (``applied=False``) without applying anything.
 
         Raises:
             InvalidNameError, InvalidKeyError, InvalidValueError, InvalidRequestError: bad input.
@@ -329,8 +331,10 @@ class ServerStorage:
             if replay is not None:
                 return replay
             batch = list(patches)
+            step = 1
             if trigger is not None:
-                batch = list(trigger(identity_id, dataset_name, batch))
+                batch = list(trigger(identity_id, dataset_name, list(patches)))
+                step = 1 if batch == list(patches) else 2
             changes = self._validated(batch)
             row = self._dataset_row(identity_id, dataset_name)
             current = {
@@ -350,7 +354,7 @@ class ServerStorage:
                 {k: p.value for k, p in changes.items()},
                 self.limits,
             )
-            sync_count = (row[0] if row else 0) + 1
+            sync_count = (row[0] if row else 0) + step
             now = self._clock()
             written = tuple(
                 Record(p.key, p.value, sync_count, now, device_id, p.device_last_modified_date)

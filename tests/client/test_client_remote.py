@@ -187,3 +187,28 @@ async def test_client_adopts_the_servers_limits(tmp_path: Path) -> None:
         await ds.put_all({"a": "1", "b": "2", "c": "3"})
         with pytest.raises(cogsync.RecordLimitExceededError):
             await ds.put("d", "4")  # refused locally, the same as the server would
+
+
+async def test_values_changed_by_a_sync_trigger_reach_the_pushing_device(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from cogsync.models import RecordPatch
+    from cogsync.server.hooks import ServerHooks
+
+    def shout(identity: str, dataset: str, patches: list[RecordPatch]) -> list[RecordPatch]:
+        return [replace(p, value=p.value.upper()) if p.value else p for p in patches]
+
+    async with (
+        EmbeddedServer(tmp_path / "s", port=0, hooks=ServerHooks(sync_trigger=shout)) as srv,
+        AsyncClient(srv.config, db_path=tmp_path / "d.db") as client,
+    ):
+        ds = await client.dataset("notes")
+        await ds.put("k", "hello")
+        await ds.synchronize()
+        await ds.synchronize()  # the batch came back modified: the device learns it
+        assert await ds.get("k") == "HELLO"
+        assert not (await ds.record("k")).dirty  # type: ignore[union-attr]
+        await ds.put("other", "quiet")
+        await ds.synchronize()
+        await ds.synchronize()
+        assert await ds.get_all() == {"k": "HELLO", "other": "QUIET"}
