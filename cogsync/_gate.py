@@ -34,7 +34,12 @@ class Gate:
         async with self._changed:
             await self._changed.wait_for(lambda: not self._exclusive)
             self._exclusive = True
-            await self._changed.wait_for(lambda: self._shared == 0)
+            try:
+                await self._changed.wait_for(lambda: self._shared == 0)
+            except BaseException:  # cancelled while waiting: give the gate back
+                self._exclusive = False
+                self._changed.notify_all()
+                raise
         try:
             yield
         finally:

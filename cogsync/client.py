@@ -143,7 +143,8 @@ class AsyncClient:
         self._retry: dict[str, dict[str, Any]] = {}
         self._retry_task: asyncio.Task[None] | None = None
         self._limits_learned = False
-        self._closed = False
+        self._closing = False  # no new calls
+        self._closed = False  # the store is closed
 
     # ---- context management -------------------------------------------------------
     async def __aenter__(self) -> AsyncClient:
@@ -156,13 +157,14 @@ class AsyncClient:
 
     async def close(self) -> None:
         """Stop push sync and background retries, wait for running syncs, close everything."""
-        if self._closed:
+        if self._closing:
             return
-        self._closed = True
+        self._closing = True
         await self._stop_background()
-        async with self._gate.exclusive():
+        async with self._gate.exclusive():  # running syncs finish first
             if self._backend is not None:
                 await self._backend.close()
+            self._closed = True
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._executor, self._store.close)
         self._executor.shutdown(wait=True)
@@ -177,7 +179,7 @@ class AsyncClient:
                 await task
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._closing:
             raise UsageError("this client is closed; create a new one")
 
     # ---- local ----------------------------------------------------------------------
@@ -207,7 +209,8 @@ class AsyncClient:
         self._owner_id = identity_id or self._store.provisional_owner()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        self._check_open()
+        if self._closed:
+            raise UsageError("this client is closed; create a new one")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
@@ -273,7 +276,7 @@ class AsyncClient:
         self._check_open()
         async with self._connect_lock:
             if self._logins_pending:
-                await self._switch_identity(self._logins, None)
+                await self._switch_identity(self._logins)
             if self._identity_id is None:
                 identity_id = await self._cognito().get_identity_id()
                 async with self._gate.exclusive():
@@ -314,15 +317,18 @@ class AsyncClient:
             raise UsageError("login() needs at least one provider token")
         self._check_open()
         restart = self._push is not None
-        async with self._connect_lock:
-            identity_id = await self._switch_identity(dict(logins), on_datasets_merged)
-        if restart:
-            await self.start_push_sync(self._push_on_change)
+        try:
+            async with self._connect_lock:
+                identity_id, merged = await self._switch_identity(dict(logins))
+        finally:
+            if restart and not self._closing:
+                await self.start_push_sync(self._push_on_change)
+        if on_datasets_merged is not None:
+            for name, names in merged.items():
+                await _maybe_await(on_datasets_merged(name, names))
         return identity_id
 
-    async def _switch_identity(
-        self, logins: dict[str, str], on_datasets_merged: DatasetsMerged | None
-    ) -> str:
+    async def _switch_identity(self, logins: dict[str, str]) -> tuple[str, dict[str, list[str]]]:
         from cogsync.remote.graphql import GraphQLBackend
 
         config = self._require_config()
@@ -359,10 +365,7 @@ class AsyncClient:
         )
         if old_backend is not None:
             await old_backend.close()
-        if on_datasets_merged is not None:
-            for name, names in merged.items():
-                await _maybe_await(on_datasets_merged(name, names))
-        return new_id
+        return new_id, merged
 
     def _move_identity(self, old: str, new: str, mode: str) -> dict[str, list[str]]:
         """Move this device's data from owner ``old`` to ``new`` (runs on the store thread)."""
@@ -469,20 +472,20 @@ class AsyncClient:
         await self.refresh_dataset_metadata()
         states = await self._run(self._store.list_datasets, self._owner())
         results: dict[str, SyncResult] = {}
-        errors: dict[str, CogsyncError] = {}
+        errors: dict[str, Exception] = {}
         slots = asyncio.Semaphore(max(1, concurrency))
 
         async def one(name: str) -> None:
             async with slots:
                 try:
                     results[name] = await self.synchronize(name, **callbacks)
-                except CogsyncError as exc:
+                except Exception as exc:  # every dataset is tried; errors are reported below
                     errors[name] = exc
 
         await asyncio.gather(*(one(state.name) for state in states))
         results = {s.name: results[s.name] for s in states if s.name in results}
         if errors:
-            first = next(iter(errors.values()))
+            first = next(errors[s.name] for s in states if s.name in errors)
             first.results = results  # type: ignore[attr-defined]
             first.errors = errors  # type: ignore[attr-defined]
             raise first
@@ -527,9 +530,11 @@ class AsyncClient:
         """
         from cogsync.remote.subscription import DatasetChangeSubscription
 
+        self._check_open()
         if self._push is not None:
             return
         identity_id = await self.get_identity_id()
+        self._check_open()
         self._push_on_change = on_change
         self._scheduler = PushScheduler(self._push_sync_one, debounce=debounce)
         self._push = DatasetChangeSubscription(
