@@ -635,7 +635,8 @@ class Client:
 
     It runs an `AsyncClient` on a private event-loop thread; use `AsyncClient` from async
     code (calling a `Client` inside a running event loop raises `UsageError`). Callbacks
-    run in a worker thread, so they may use the client themselves.
+    run in a worker thread, so they may read and write datasets; they must not call
+    `synchronize`, `login` or `wipe_data` (the sync that called them is still running).
     """
 
     def __init__(

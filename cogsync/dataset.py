@@ -153,7 +153,8 @@ class Dataset:
     ) -> SyncResult:
         """Reconcile with the server; see `AsyncClient.synchronize` for the callbacks.
 
-        Callbacks run in a worker thread, so they may use the client themselves.
+        Callbacks run in a worker thread, so they may read and write datasets (but not
+        start another sync, login or wipe).
         """
         from cogsync.client import _off_loop
 
