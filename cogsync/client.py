@@ -18,7 +18,7 @@ import functools
 import logging
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -31,7 +31,7 @@ from cogsync.auth.cognito import CognitoIdentity
 from cogsync.config import Config
 from cogsync.dataset import AsyncDataset, Dataset
 from cogsync.engine.conflicts import last_writer_wins
-from cogsync.engine.driver import run_sync
+from cogsync.engine.driver import maybe_await, run_sync
 from cogsync.engine.flow import sync_dataset
 from cogsync.exceptions import (
     CogsyncError,
@@ -214,9 +214,6 @@ class AsyncClient:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
-    def _local_change(self, name: str) -> None:
-        """Called after every local write of dataset ``name``."""
-
     async def dataset(self, name: str) -> AsyncDataset:
         """Open (creating locally if needed) the dataset ``name``."""
         validate_name(name, self.limits)
@@ -325,7 +322,7 @@ class AsyncClient:
                 await self.start_push_sync(self._push_on_change)
         if on_datasets_merged is not None:
             for name, names in merged.items():
-                await _maybe_await(on_datasets_merged(name, names))
+                await maybe_await(on_datasets_merged(name, names))
         return identity_id
 
     async def _switch_identity(self, logins: dict[str, str]) -> tuple[str, dict[str, list[str]]]:
@@ -575,7 +572,7 @@ class AsyncClient:
     async def _notify(self, name: str, result: SyncResult) -> None:
         if self._push_on_change is not None:
             try:
-                await _maybe_await(self._push_on_change(name, result))
+                await maybe_await(self._push_on_change(name, result))
             except Exception:
                 log.exception("on_change callback failed")
 
@@ -607,12 +604,6 @@ class AsyncClient:
                 await backend.close()
             self._identity, self._logins, self._identity_logins = None, {}, {}
             self._logins_pending = False
-
-
-async def _maybe_await(value: Any) -> Any:
-    if isinstance(value, Awaitable):
-        return await value
-    return value
 
 
 def _off_loop(callback: Any) -> Any:

@@ -98,7 +98,6 @@ class AsyncDataset:
     async def _write(self, changes: dict[str, str | None]) -> None:
         store, owner = self._client._store, self._client._owner()
         await self._client._run(store.write_local, owner, self.name, changes, utcnow())
-        self._client._local_change(self.name)
 
 
 class Dataset:

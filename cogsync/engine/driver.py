@@ -50,7 +50,8 @@ async def _call_directly(fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
 
-async def _answer(value: Any) -> Any:
+async def maybe_await(value: Any) -> Any:
+    """``value``, awaited first if it is awaitable (callbacks may be sync or async)."""
     return await value if inspect.isawaitable(value) else value
 
 
@@ -116,15 +117,15 @@ async def run_sync(
             case NewRequestId():
                 return make_id()
             case ResolveConflicts(dataset=name, conflicts=conflicts):
-                return await _answer(on_conflict(name, list(conflicts)))
+                return await maybe_await(on_conflict(name, list(conflicts)))
             case DatasetDeleted(dataset=name, unsynced_changes=unsynced):
                 if on_dataset_deleted is None:
                     return not unsynced
-                return bool(await _answer(on_dataset_deleted(name)))
+                return bool(await maybe_await(on_dataset_deleted(name)))
             case DatasetsMerged(dataset=name, merged_names=names):
                 if on_datasets_merged is None:
                     return True
-                return await _answer(on_datasets_merged(name, list(names))) is not False
+                return await maybe_await(on_datasets_merged(name, list(names))) is not False
         try:
             return await _remote(command)
         except (OSError, TimeoutError) as exc:
