@@ -12,6 +12,7 @@ from enum import StrEnum
 __all__ = [
     "Conflict",
     "DatasetMetadata",
+    "DatasetSummary",
     "DatasetState",
     "PatchOp",
     "PushResult",
@@ -56,8 +57,8 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
-class DatasetMetadata:
-    """What `Client.list_datasets` reports about a dataset."""
+class DatasetSummary:
+    """A dataset's name, sync count, totals and last change: the fields every listing shows."""
 
     name: str
     sync_count: int
@@ -65,6 +66,11 @@ class DatasetMetadata:
     record_count: int
     last_modified: datetime | None
     deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetMetadata(DatasetSummary):
+    """What `Client.list_datasets` reports about a dataset."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +123,8 @@ class RecordPatch:
 
 
 @dataclass(frozen=True, slots=True)
-class RemoteDataset:
+class RemoteDataset(DatasetSummary):
     """A dataset as the server lists it."""
-
-    name: str
-    sync_count: int
-    size_in_bytes: int
-    record_count: int
-    last_modified: datetime | None
-    deleted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
