@@ -39,6 +39,7 @@ from cogsync.limits import (
     validate_value,
 )
 from cogsync.models import DatasetState, Record, RecordWrite
+from cogsync.store import statements as sql
 from cogsync.store.memory import check_sync_writes
 from cogsync.store.migrations import migrate
 
@@ -48,73 +49,7 @@ BUSY_TIMEOUT_SECONDS = 30.0
 _T = TypeVar("_T")
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
-_RECORD_COLUMNS = (
-    "key, value, sync_count, last_modified_date, last_modified_by, "
-    "device_last_modified_date, dirty, revision"
-)
-_DATASET_COLUMNS = "name, last_sync_count, deleted_pending, last_modified"
-# Rows a write touches: key, value, sync_count, revision, bytes it counts (None if removed).
-_SELECT_ALL = (
-    "SELECT key, value, sync_count, revision, length(CAST(key AS BLOB)) + "
-    "length(CAST(value AS BLOB)) FROM records WHERE owner = ? AND dataset = ?"
-)
-_SELECT_ONE = _SELECT_ALL + " AND key = ?"
 _SCAN_FROM = 64  # batches larger than this read the whole dataset instead of binding keys
-# A dataset counts towards the per-owner limit unless it is pending deletion and empty.
-_COUNTED_DATASETS = (
-    "SELECT count(*) FROM datasets WHERE owner = ? AND (deleted_pending = 0 OR record_count > 0)"
-)
-_INSERT_RECORD = """INSERT INTO records (owner, dataset, key, value, sync_count,
-  last_modified_date, last_modified_by, device_last_modified_date, dirty, revision) """
-_SET_WRITTEN = """ON CONFLICT (owner, dataset, key) DO UPDATE SET value = excluded.value,
-  last_modified_date = excluded.last_modified_date, last_modified_by = excluded.last_modified_by,
-  device_last_modified_date = excluded.device_last_modified_date"""
-_LOCAL_CHANGE = f"{_SET_WRITTEN}, dirty = 1, revision = records.revision + 1"
-_UPSERT_LOCAL = f"{_INSERT_RECORD} VALUES (?, ?, ?, ?, 0, ?, ?, ?, 1, 1) {_LOCAL_CHANGE}"
-# The same for a whole batch passed as one JSON object (faster than one row per binding).
-_UPSERT_LOCAL_JSON = f"""{_INSERT_RECORD} SELECT ?, ?, j.key, j.value, 0, ?, ?, ?, 1, 1
-FROM json_each(?) AS j WHERE true {_LOCAL_CHANGE}"""
-_UPSERT_SYNCED = f"""{_INSERT_RECORD} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-{_SET_WRITTEN}, sync_count = excluded.sync_count, dirty = excluded.dirty"""
-_LATER = "max(coalesce(last_modified, ''), coalesce(excluded.last_modified, ''))"
-_SAVE_DATASET = f"""
-INSERT INTO datasets (owner, name, last_modified, record_count, size_bytes) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (owner, name) DO UPDATE SET last_modified = {_LATER},
-  record_count = excluded.record_count, size_bytes = excluded.size_bytes
-"""
-# Recount a dataset's live totals and fold in a sync step's bookkeeping (nulls keep values).
-_FINISH_DATASET = """
-UPDATE datasets SET
-  record_count = (SELECT count(value) FROM records WHERE owner = :do AND dataset = :dn),
-  size_bytes = (SELECT total(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)))
-                FROM records WHERE owner = :do AND dataset = :dn),
-  last_modified = coalesce(max(coalesce(last_modified, ''), :newest), last_modified),
-  last_sync_count = coalesce(:count, last_sync_count),
-  deleted_pending = deleted_pending AND NOT :clear
-WHERE owner = :do AND name = :dn
-"""
-# Moving a dataset: live records overwrite the target's (keeping its sync count) or join
-# it unsynced; every moved record is dirty with a revision beyond both sides'.
-_MOVE_MERGE = """
-UPDATE records AS t SET value = s.value, dirty = 1, revision = max(t.revision, s.revision) + 1,
-  last_modified_date = s.last_modified_date, last_modified_by = s.last_modified_by,
-  device_last_modified_date = s.device_last_modified_date
-FROM records AS s
-WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
-  AND t.owner = :do AND t.dataset = :dn AND t.key = s.key
-"""
-_MOVE_NEW = f"""{_INSERT_RECORD}
-SELECT :do, :dn, key, value, 0, last_modified_date, last_modified_by,
-  device_last_modified_date, 1, revision + 1
-FROM records AS s WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM records AS t WHERE t.owner = :do AND t.dataset = :dn
-                  AND t.key = s.key)
-"""
-_MOVE_DATASET = f"""
-INSERT INTO datasets (owner, name, last_modified)
-SELECT :do, :dn, last_modified FROM datasets WHERE owner = :so AND name = :sn
-ON CONFLICT (owner, name) DO UPDATE SET last_modified = {_LATER}
-"""
 
 
 def _text(moment: datetime | None) -> str | None:
@@ -130,7 +65,7 @@ def _moment(text: str | None) -> datetime | None:
 
 
 def _record(row: Sequence[Any]) -> Record:
-    """A `Record` from a row of ``_RECORD_COLUMNS``."""
+    """A `Record` from a row of ``sql.RECORD_COLUMNS``."""
     key, value, count, modified, by, device_modified, dirty, revision = row
     return Record(
         key, value, count, _moment(modified), by, _moment(device_modified), bool(dirty), revision
@@ -143,7 +78,7 @@ def _drop(conn: sqlite3.Connection, owner: str, name: str) -> None:
 
 
 def _dataset(row: Sequence[Any]) -> DatasetState:
-    """A `DatasetState` from a row of ``_DATASET_COLUMNS``."""
+    """A `DatasetState` from a row of ``sql.DATASET_COLUMNS``."""
     return DatasetState(row[0], row[1], bool(row[2]), _moment(row[3] or None))
 
 
@@ -286,10 +221,10 @@ class SQLiteStore:
             (owner, name),
         ).fetchone()
         if not pending or count:
-            conn.execute(_MOVE_MERGE, params)
-            conn.execute(_MOVE_NEW, params)
-            conn.execute(_MOVE_DATASET, params)
-            conn.execute(_FINISH_DATASET, params)
+            conn.execute(sql.MOVE_MERGE, params)
+            conn.execute(sql.MOVE_NEW, params)
+            conn.execute(sql.MOVE_DATASET, params)
+            conn.execute(sql.FINISH_DATASET, params)
         _drop(conn, owner, name)
 
     # -- datasets -----------------------------------------------------------------------
@@ -297,7 +232,7 @@ class SQLiteStore:
     def list_datasets(self, owner: str) -> list[DatasetState]:
         """All datasets of ``owner`` kept locally, including ones deleted but not yet synced."""
         rows = self._rows(
-            f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE owner = ? ORDER BY name",
+            sql.SELECT_DATASETS,
             (owner,),
         )
         return [_dataset(row) for row in rows]
@@ -305,7 +240,7 @@ class SQLiteStore:
     def get_dataset(self, owner: str, name: str) -> DatasetState | None:
         """One dataset's bookkeeping row, or None."""
         rows = self._rows(
-            f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE owner = ? AND name = ?",
+            sql.SELECT_DATASET,
             (owner, name),
         )
         return _dataset(rows[0]) if rows else None
@@ -317,7 +252,7 @@ class SQLiteStore:
             if not conn.execute(
                 "SELECT 1 FROM datasets WHERE owner = ? AND name = ?", (owner, name)
             ).fetchone():
-                counted = conn.execute(_COUNTED_DATASETS, (owner,)).fetchone()[0]
+                counted = conn.execute(sql.COUNTED_DATASETS, (owner,)).fetchone()[0]
                 check_dataset_count(counted + 1, self.limits)
                 conn.execute("INSERT INTO datasets (owner, name) VALUES (?, ?)", (owner, name))
         state = self.get_dataset(owner, name)
@@ -363,7 +298,7 @@ class SQLiteStore:
     def get_record(self, owner: str, name: str, key: str) -> Record | None:
         """One record (tombstones included), or None if never written."""
         rows = self._rows(
-            f"SELECT {_RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND key = ?",
+            sql.SELECT_RECORD,
             (owner, name, key),
         )
         return _record(rows[0]) if rows else None
@@ -371,7 +306,7 @@ class SQLiteStore:
     def get_records(self, owner: str, name: str) -> dict[str, Record]:
         """Every record of a dataset, tombstones included."""
         rows = self._rows(
-            f"SELECT {_RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? ORDER BY key",
+            sql.SELECT_RECORDS,
             (owner, name),
         )
         return {row[0]: _record(row) for row in rows}
@@ -379,8 +314,7 @@ class SQLiteStore:
     def dirty_records(self, owner: str, name: str) -> list[Record]:
         """Records changed locally and not yet pushed."""
         rows = self._rows(
-            f"SELECT {_RECORD_COLUMNS} FROM records "
-            "WHERE owner = ? AND dataset = ? AND dirty = 1 ORDER BY key",
+            sql.SELECT_DIRTY,
             (owner, name),
         )
         return [_record(row) for row in rows]
@@ -419,7 +353,7 @@ class SQLiteStore:
             # A new dataset, or an empty one pending deletion that gains records, starts to count.
             creates = any(v is not None for v in changes.values())
             if pending is None or (pending and not count and creates):
-                before = conn.execute(_COUNTED_DATASETS, (owner,)).fetchone()[0]
+                before = conn.execute(sql.COUNTED_DATASETS, (owner,)).fetchone()[0]
                 check_dataset_count(before + 1, self.limits)
             touched = self._touched(conn, owner, name, list(changes))
             current = {key: row[1] for key, row in touched.items()}
@@ -446,29 +380,29 @@ class SQLiteStore:
             ):
                 # (json_each would cut strings at NUL characters, hence the check)
                 text = json.dumps(upserts, ensure_ascii=False)
-                conn.execute(_UPSERT_LOCAL_JSON, (owner, name, stamp, device, stamp, text))
+                conn.execute(sql.UPSERT_LOCAL_JSON, (owner, name, stamp, device, stamp, text))
             else:
                 rows = [(owner, name, k, v, stamp, device, stamp) for k, v in upserts.items()]
-                conn.executemany(_UPSERT_LOCAL, rows)
+                conn.executemany(sql.UPSERT_LOCAL, rows)
             if deletes:
                 conn.executemany(
                     "DELETE FROM records WHERE owner = ? AND dataset = ? AND key = ?", deletes
                 )
-            conn.execute(_SAVE_DATASET, (owner, name, stamp, count, size))
+            conn.execute(sql.SAVE_DATASET, (owner, name, stamp, count, size))
 
     @staticmethod
     def _touched(
         conn: sqlite3.Connection, owner: str, name: str, keys: list[str]
     ) -> dict[str, Any]:
-        """The existing rows among ``keys``, by key (columns as in ``_SELECT_ALL``)."""
+        """The existing rows among ``keys``, by key (columns as in ``sql.SELECT_ALL``)."""
         if len(keys) == 1:
-            rows = conn.execute(_SELECT_ONE, (owner, name, keys[0]))
+            rows = conn.execute(sql.SELECT_ONE, (owner, name, keys[0]))
         elif len(keys) <= _SCAN_FROM:  # (not json_each: it cuts strings at NUL characters)
             marks = ", ".join("?" * len(keys))
-            rows = conn.execute(f"{_SELECT_ALL} AND key IN ({marks})", (owner, name, *keys))
+            rows = conn.execute(f"{sql.SELECT_ALL} AND key IN ({marks})", (owner, name, *keys))
         else:  # for large batches, reading the whole dataset is cheaper than a join
             wanted = set(keys)
-            rows = conn.execute(_SELECT_ALL, (owner, name))
+            rows = conn.execute(sql.SELECT_ALL, (owner, name))
             return {row[0]: row for row in rows if row[0] in wanted}
         return {row[0]: row for row in rows}
 
@@ -511,7 +445,7 @@ class SQLiteStore:
                 current = revisions.get(rec.key)
                 if write.expected_revision in (None, current or 0):
                     conn.execute(
-                        _UPSERT_SYNCED,
+                        sql.UPSERT_SYNCED,
                         (owner, name, rec.key, rec.value, rec.sync_count,
                          _text(rec.last_modified_date), rec.last_modified_by,
                          _text(rec.device_last_modified_date), int(rec.dirty), current or 0),
@@ -533,13 +467,13 @@ class SQLiteStore:
                     continue
                 revision = (write.expected_revision or 0) + 1
                 conn.execute(
-                    _UPSERT_SYNCED,
+                    sql.UPSERT_SYNCED,
                     (owner, name, rec.key, None, rec.sync_count, None, self._device_id, None,
                      1, revision),
                 )  # fmt: skip
                 revisions[rec.key] = revision
             conn.execute(
-                _FINISH_DATASET,
+                sql.FINISH_DATASET,
                 {"do": owner, "dn": name, "newest": newest, "count": last_sync_count,
                  "clear": clear_deleted_pending},
             )  # fmt: skip

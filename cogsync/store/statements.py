@@ -1,0 +1,109 @@
+"""The SQL a `SQLiteStore` runs, kept apart from the code that runs it.
+
+Column lists fix the order in which rows are read back; the statements are plain SQL with
+``?`` or ``:name`` parameters, prepared once per connection by SQLite's statement cache.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "COUNTED_DATASETS",
+    "DATASET_COLUMNS",
+    "FINISH_DATASET",
+    "INSERT_RECORD",
+    "LATER",
+    "LOCAL_CHANGE",
+    "MOVE_DATASET",
+    "MOVE_MERGE",
+    "MOVE_NEW",
+    "RECORD_COLUMNS",
+    "SAVE_DATASET",
+    "SELECT_ALL",
+    "SELECT_DATASET",
+    "SELECT_DATASETS",
+    "SELECT_DIRTY",
+    "SELECT_ONE",
+    "SELECT_RECORD",
+    "SELECT_RECORDS",
+    "SET_WRITTEN",
+    "UPSERT_LOCAL",
+    "UPSERT_LOCAL_JSON",
+    "UPSERT_SYNCED",
+]
+
+RECORD_COLUMNS = (
+    "key, value, sync_count, last_modified_date, last_modified_by, "
+    "device_last_modified_date, dirty, revision"
+)
+DATASET_COLUMNS = "name, last_sync_count, deleted_pending, last_modified"
+SELECT_DATASETS = f"SELECT {DATASET_COLUMNS} FROM datasets WHERE owner = ? ORDER BY name"
+SELECT_DATASET = f"SELECT {DATASET_COLUMNS} FROM datasets WHERE owner = ? AND name = ?"
+SELECT_RECORDS = (
+    f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? ORDER BY key"
+)
+SELECT_RECORD = f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND key = ?"
+SELECT_DIRTY = (
+    f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND dirty = 1 "
+    "ORDER BY key"
+)
+# Rows a write touches: key, value, sync_count, revision, bytes it counts (None if removed).
+SELECT_ALL = (
+    "SELECT key, value, sync_count, revision, length(CAST(key AS BLOB)) + "
+    "length(CAST(value AS BLOB)) FROM records WHERE owner = ? AND dataset = ?"
+)
+SELECT_ONE = SELECT_ALL + " AND key = ?"
+# A dataset counts towards the per-owner limit unless it is pending deletion and empty.
+COUNTED_DATASETS = (
+    "SELECT count(*) FROM datasets WHERE owner = ? AND (deleted_pending = 0 OR record_count > 0)"
+)
+INSERT_RECORD = """INSERT INTO records (owner, dataset, key, value, sync_count,
+  last_modified_date, last_modified_by, device_last_modified_date, dirty, revision) """
+SET_WRITTEN = """ON CONFLICT (owner, dataset, key) DO UPDATE SET value = excluded.value,
+  last_modified_date = excluded.last_modified_date, last_modified_by = excluded.last_modified_by,
+  device_last_modified_date = excluded.device_last_modified_date"""
+LOCAL_CHANGE = f"{SET_WRITTEN}, dirty = 1, revision = records.revision + 1"
+UPSERT_LOCAL = f"{INSERT_RECORD} VALUES (?, ?, ?, ?, 0, ?, ?, ?, 1, 1) {LOCAL_CHANGE}"
+# The same for a whole batch passed as one JSON object (faster than one row per binding).
+UPSERT_LOCAL_JSON = f"""{INSERT_RECORD} SELECT ?, ?, j.key, j.value, 0, ?, ?, ?, 1, 1
+FROM json_each(?) AS j WHERE true {LOCAL_CHANGE}"""
+UPSERT_SYNCED = f"""{INSERT_RECORD} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+{SET_WRITTEN}, sync_count = excluded.sync_count, dirty = excluded.dirty"""
+LATER = "max(coalesce(last_modified, ''), coalesce(excluded.last_modified, ''))"
+SAVE_DATASET = f"""
+INSERT INTO datasets (owner, name, last_modified, record_count, size_bytes) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (owner, name) DO UPDATE SET last_modified = {LATER},
+  record_count = excluded.record_count, size_bytes = excluded.size_bytes
+"""
+# Recount a dataset's live totals and fold in a sync step's bookkeeping (nulls keep values).
+FINISH_DATASET = """
+UPDATE datasets SET
+  record_count = (SELECT count(value) FROM records WHERE owner = :do AND dataset = :dn),
+  size_bytes = (SELECT total(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)))
+                FROM records WHERE owner = :do AND dataset = :dn),
+  last_modified = coalesce(max(coalesce(last_modified, ''), :newest), last_modified),
+  last_sync_count = coalesce(:count, last_sync_count),
+  deleted_pending = deleted_pending AND NOT :clear
+WHERE owner = :do AND name = :dn
+"""
+# Moving a dataset: live records overwrite the target's (keeping its sync count) or join
+# it unsynced; every moved record is dirty with a revision beyond both sides'.
+MOVE_MERGE = """
+UPDATE records AS t SET value = s.value, dirty = 1, revision = max(t.revision, s.revision) + 1,
+  last_modified_date = s.last_modified_date, last_modified_by = s.last_modified_by,
+  device_last_modified_date = s.device_last_modified_date
+FROM records AS s
+WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
+  AND t.owner = :do AND t.dataset = :dn AND t.key = s.key
+"""
+MOVE_NEW = f"""{INSERT_RECORD}
+SELECT :do, :dn, key, value, 0, last_modified_date, last_modified_by,
+  device_last_modified_date, 1, revision + 1
+FROM records AS s WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM records AS t WHERE t.owner = :do AND t.dataset = :dn
+                  AND t.key = s.key)
+"""
+MOVE_DATASET = f"""
+INSERT INTO datasets (owner, name, last_modified)
+SELECT :do, :dn, last_modified FROM datasets WHERE owner = :so AND name = :sn
+ON CONFLICT (owner, name) DO UPDATE SET last_modified = {LATER}
+"""
