@@ -19,6 +19,7 @@ __all__ = [
     "MIGRATIONS",
     "Migration",
     "applied_migrations",
+    "check_current",
     "m001_initial",
     "m002_revisions_and_totals",
     "migrate",
@@ -89,6 +90,27 @@ def applied_migrations(db: sqlite_utils.Database) -> list[str]:
     if not db.table("_migrations").exists():
         return []
     return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+
+
+def check_current(db: sqlite_utils.Database, path: object) -> None:
+    """Raise `ConfigError` unless ``db`` is a cogsync device file with every migration applied.
+
+    For read-only opens, which must not upgrade (or create) anything.
+    """
+    if not db.table("_migrations").exists() or not db.table("meta").exists():
+        raise ConfigError(
+            f"{path} is not a cogsync device file (it has no cogsync tables): pass the path "
+            "of a file a cogsync client created"
+        )
+    done = applied_migrations(db)
+    known = [m.__name__ for m in MIGRATIONS]
+    if [name for name in done if name not in known]:
+        raise ConfigError(f"{path} was upgraded by a newer cogsync: upgrade cogsync to read it")
+    if done != known:
+        raise ConfigError(
+            f"{path} was written by an older cogsync: open it once with a cogsync client "
+            "to upgrade it, then read it"
+        )
 
 
 def migrate(db: sqlite_utils.Database, *, upto: str | None = None) -> list[str]:

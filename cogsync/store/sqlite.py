@@ -41,7 +41,7 @@ from cogsync.limits import (
 from cogsync.models import DatasetState, Record, RecordWrite
 from cogsync.store import statements as sql
 from cogsync.store.memory import check_sync_writes
-from cogsync.store.migrations import migrate
+from cogsync.store.migrations import check_current, migrate
 
 __all__ = ["BUSY_TIMEOUT_SECONDS", "SQLiteStore"]
 
@@ -82,6 +82,23 @@ def _dataset(row: Sequence[Any]) -> DatasetState:
     return DatasetState(row[0], row[1], bool(row[2]), _moment(row[3] or None))
 
 
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    """A connection to ``path``; read-only ones never create or change a file."""
+    if not read_only:
+        return sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+    if not path.is_file():
+        raise ConfigError(f"no device file at {path}")
+    # No write-ahead log beside the file: nobody has it open, so read it as immutable
+    # (a read-only WAL connection would otherwise leave -wal and -shm files behind).
+    wal = path.with_name(path.name + "-wal")
+    mode = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    uri = f"{path.resolve().as_uri()}?{mode}"
+    try:
+        return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot open {path} read-only: {exc}") from exc
+
+
 class SQLiteStore:
     """A `LocalStore` kept in one SQLite file per device.
 
@@ -90,9 +107,12 @@ class SQLiteStore:
         limits: the limits `write_local` and `create_dataset` enforce.
         device_id: the device id to record when the file is created; an existing file
             keeps its own.
+        read_only: open an existing file without changing it (no upgrade; writes raise
+            `UsageError`), as ``cogsync inspect`` does.
 
     Raises:
-        ConfigError: the file is not a SQLite database, or a newer cogsync upgraded it.
+        ConfigError: the file is not a SQLite database, or a newer cogsync upgraded it, or
+            (read-only) it is not a cogsync device file or needs an upgrade.
     """
 
     def __init__(
@@ -101,22 +121,27 @@ class SQLiteStore:
         *,
         limits: Limits = DEFAULT_LIMITS,
         device_id: str | None = None,
+        read_only: bool = False,
     ) -> None:
         self.limits = limits
         self.path = Path(db_path)
+        self.read_only = read_only
         self._lock = threading.RLock()
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+        conn = _connect(self.path, read_only=read_only)
         try:
             self._db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
             self._conn = conn
-            self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
-            conn.execute("PRAGMA synchronous = FULL")
-            with self._write():
-                migrate(self._db)
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('device_id', ?)",
-                    (device_id or str(uuid.uuid4()),),
-                )
+            if read_only:
+                check_current(self._db, self.path)
+            else:
+                self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+                conn.execute("PRAGMA synchronous = FULL")
+                with self._write():
+                    migrate(self._db)
+                    conn.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('device_id', ?)",
+                        (device_id or str(uuid.uuid4()),),
+                    )
             self._device_id: str = self._meta("device_id") or ""
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -149,6 +174,8 @@ class SQLiteStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction: commit on success, roll back on any error."""
         with self._lock:
+            if self.read_only:
+                raise UsageError(f"{self.path} was opened read-only; open it without read_only")
             conn = self._conn
             self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
