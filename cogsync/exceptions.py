@@ -16,7 +16,10 @@ The tree::
     ├── ConflictError                  a push met a newer sync count and was not resolved
     ├── NotAuthorizedError             credentials or logins refused; log in again
     ├── OfflineError                   the server is unreachable; local data is intact, retry later
-    └── ServerError                    the server failed or answered nonsense; retry may help
+    ├── ServerError                    the server failed or answered nonsense; retry may help
+    └── StorageError                   the device's SQLite file failed; nothing was half-written
+        ├── StorageFullError           the disk is full: free space and retry
+        └── StorageCorruptError        the file is damaged: inspect it or restore from the server
 
 Each error says whether a retry can help in its ``retryable`` attribute.
 """
@@ -37,6 +40,9 @@ __all__ = [
     "OfflineError",
     "RecordLimitExceededError",
     "ServerError",
+    "StorageCorruptError",
+    "StorageError",
+    "StorageFullError",
     "UnsyncedChangesError",
     "UsageError",
 ]
@@ -140,3 +146,25 @@ class ServerError(CogsyncError):
     """The server failed or sent an answer that does not follow the protocol; retry later."""
 
     retryable = True
+
+
+class StorageError(CogsyncError):
+    """The device's local SQLite file failed; the failed call changed nothing.
+
+    Attributes:
+        path: the file, if known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class StorageFullError(StorageError):
+    """The disk holding the device file is full; free space and retry (nothing was written)."""
+
+    retryable = True
+
+
+class StorageCorruptError(StorageError):
+    """The device file is damaged; ``cogsync inspect`` it, or restore it from the server."""

@@ -15,6 +15,7 @@ Design rules:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -28,7 +29,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from cogsync.exceptions import ConfigError, UsageError
+from cogsync.exceptions import ConfigError, StorageCorruptError, UsageError
 from cogsync.limits import (
     DEFAULT_LIMITS,
     Limits,
@@ -40,6 +41,7 @@ from cogsync.limits import (
 )
 from cogsync.models import DatasetState, Record, RecordWrite
 from cogsync.store import statements as sql
+from cogsync.store.errors import storage_error
 from cogsync.store.memory import check_sync_writes
 from cogsync.store.migrations import check_current, migrate
 
@@ -143,10 +145,11 @@ class SQLiteStore:
                         (device_id or str(uuid.uuid4()),),
                     )
             self._device_id: str = self._meta("device_id") or ""
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, StorageCorruptError) as exc:
             conn.close()
+            detail = exc.__cause__ if isinstance(exc, StorageCorruptError) else exc
             raise ConfigError(
-                f"cannot open {self.path} as a cogsync store ({exc}): pass the path of a "
+                f"cannot open {self.path} as a cogsync store ({detail}): pass the path of a "
                 "device file cogsync created, or a new path"
             ) from exc
         except BaseException:
@@ -177,18 +180,25 @@ class SQLiteStore:
             if self.read_only:
                 raise UsageError(f"{self.path} was opened read-only; open it without read_only")
             conn = self._conn
-            self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path) from exc
 
     def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path) from exc
 
     def _meta(self, key: str) -> str | None:
         rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
