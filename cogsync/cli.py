@@ -79,6 +79,10 @@ def _run_serve(args: argparse.Namespace) -> int:
     from cogsync.server.identity import load_jwks
     from cogsync.server.runner import EmbeddedServer
 
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0 (any free port) to 65535, not {args.port}")
+    if not args.keepalive >= 1.0:  # also refuses nan
+        raise ConfigError(f"--keepalive must be at least 1 second, not {args.keepalive}")
     if len(args.oidc_issuer) != len(args.jwks_file):
         raise ConfigError("give one --jwks-file for each --oidc-issuer, in the same order")
     issuers = {
@@ -145,7 +149,8 @@ def _add_migrate(subparsers: _SubParsers) -> None:
 
 def _add_inspect(subparsers: _SubParsers) -> None:
     parser = subparsers.add_parser(
-        "inspect", help="show the datasets, records and dirty state of a device file"
+        "inspect",
+        help="show the datasets, records and dirty state of a device file (read-only)",
     )
     parser.add_argument("db", type=Path, help="the device's SQLite file")
     parser.set_defaults(func=_run_inspect)
@@ -154,9 +159,7 @@ def _add_inspect(subparsers: _SubParsers) -> None:
 def _run_inspect(args: argparse.Namespace) -> int:
     from cogsync.store.sqlite import SQLiteStore
 
-    if not args.db.is_file():
-        raise ConfigError(f"no device file at {args.db}")
-    store = SQLiteStore(args.db)
+    store = SQLiteStore(args.db, read_only=True)  # never creates, upgrades or changes it
     try:
         identity = store.identity_id()
         print(f"device   {store.device_id()}")
