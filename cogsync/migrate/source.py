@@ -1,4 +1,7 @@
-"""`CognitoSyncSource`: read an identity pool's datasets out of Cognito Sync with boto3.
+"""The source of `cogsync migrate`: `CognitoSyncSource` reads a pool out of Cognito Sync.
+
+It yields the pool's identities, their datasets (`SourceDataset`) and each dataset's
+records (`SourceRecords` of `SourceRecord`), as plain values the targets import.
 
 Everything goes through boto3's own clients: ``cognito-identity`` ``ListIdentities`` (60
 identities a page) and ``cognito-sync`` ``ListDatasets`` / ``ListRecords`` (paged on
@@ -134,6 +137,24 @@ def _utc(value: object) -> datetime | None:
     return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
 
+def _cognito_clients(
+    session: boto3.session.Session, region: str, endpoint_url: str | None, timeout: float
+) -> tuple[Any, Any]:
+    """The ``cognito-identity`` and ``cognito-sync`` clients, botocore's retries off."""
+    boto = BotoConfig(
+        retries={"total_max_attempts": 1},
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        max_pool_connections=64,
+    )
+    try:
+        options: dict[str, Any] = {"region_name": region, "endpoint_url": endpoint_url}
+        identity = session.client("cognito-identity", config=boto, **options)
+        return identity, session.client("cognito-sync", config=boto, **options)
+    except _CLIENT_ERRORS as exc:
+        raise ConfigError(f"cannot reach Cognito in region {region!r}: {exc}") from exc
+
+
 class CognitoSyncSource:
     """Read-only access to one identity pool's Cognito Sync data.
 
@@ -165,26 +186,13 @@ class CognitoSyncSource:
         self.identity_pool_id = validate_pool_id(identity_pool_id)
         self.region = region
         self.endpoint_url = endpoint_url
+        self._identity, self._sync = _cognito_clients(
+            session or boto3.session.Session(), region, endpoint_url, timeout
+        )
         self.page_size = page_size
         self.max_attempts = max_attempts
         self.throttled = 0
         self._sleep = sleep
-        boto = BotoConfig(
-            retries={"total_max_attempts": 1},
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            max_pool_connections=64,
-        )
-        session = session or boto3.session.Session()
-        try:
-            self._identity = session.client(
-                "cognito-identity", region_name=region, endpoint_url=endpoint_url, config=boto
-            )
-            self._sync = session.client(
-                "cognito-sync", region_name=region, endpoint_url=endpoint_url, config=boto
-            )
-        except _CLIENT_ERRORS as exc:
-            raise ConfigError(f"cannot reach Cognito in region {region!r}: {exc}") from exc
 
     def _call(self, what: str, func: Callable[..., Any], **params: Any) -> Any:
         """Run one boto3 call, retrying throttling and dropped connections with backoff."""
