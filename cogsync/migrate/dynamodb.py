@@ -417,7 +417,11 @@ class DynamoTarget:
         )
 
     def _refused(self, code: str, message: str, exc: ClientError, meta: int) -> CogsyncError:
-        """The error for a refused transaction: `_Conflict` if the dataset item moved."""
+        """The error for a refused transaction: `_Conflict` if the dataset item moved.
+
+        Raises:
+            DatasetLimitExceededError: the ``#meta`` condition failed (the identity is full).
+        """
         if code != "TransactionCanceledException":
             return self._db.answered(code, message, exc)
         reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or ()]
