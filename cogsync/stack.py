@@ -2,7 +2,8 @@
 
 The stack of ``server_schema/template.yaml`` exports the outputs ``Region``,
 ``IdentityPoolId``, ``GraphQLUrl`` and ``RealtimeUrl``; this module reads them with boto3's
-CloudFormation ``DescribeStacks`` and writes them as a `cogsync.Config`.
+CloudFormation ``DescribeStacks`` (`stack_outputs`, which ``cogsync migrate --to-stack``
+uses too) and writes them as a `cogsync.Config`.
 """
 
 from __future__ import annotations
@@ -11,45 +12,48 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-)
+from botocore.exceptions import NoRegionError
 
+from cogsync._boto_errors import BOTO_ERRORS, translate_boto_error
 from cogsync.config import Config
-from cogsync.exceptions import ConfigError, OfflineError
+from cogsync.exceptions import CogsyncError, ConfigError, OfflineError
 
-__all__ = ["STACK_OUTPUTS", "config_from_stack"]
+__all__ = ["STACK_OUTPUTS", "config_from_stack", "stack_outputs"]
 
 STACK_OUTPUTS = ("Region", "IdentityPoolId", "GraphQLUrl", "RealtimeUrl")
 """The stack outputs a client config is made from."""
 
 
-def _stack_outputs(stack_name: str, region: str | None) -> dict[str, str]:
+def stack_outputs(stack_name: str, region: str | None) -> dict[str, str]:
+    """The outputs of a deployed CloudFormation stack, by output key (``DescribeStacks``).
+
+    Args:
+        stack_name: the stack's name (or id).
+        region: the stack's region; None uses boto3's configured region.
+
+    Raises:
+        ConfigError: no region or credentials are configured, or the stack cannot be read.
+        OfflineError: CloudFormation cannot be reached.
+    """
     try:
         client: Any = boto3.session.Session(region_name=region).client("cloudformation")
         stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
-    except NoRegionError as exc:
-        raise ConfigError(
-            "no AWS region is configured: pass --region or set AWS_REGION to the stack's region"
+    except BOTO_ERRORS as exc:
+        raise translate_boto_error(
+            exc,
+            answered=lambda code, message, error: ConfigError(
+                f"cannot read stack {stack_name!r}: {message or error}; check the stack name "
+                "and region"
+            ),
+            unreachable=lambda error: OfflineError(
+                f"cannot reach CloudFormation ({error}); retry later"
+            ),
+            failed=lambda error: _unreadable(stack_name, error),
+            no_credentials=lambda error: ConfigError(
+                "no AWS credentials found: configure credentials that may describe the stack "
+                "(aws configure, AWS_PROFILE or environment variables)"
+            ),
         ) from exc
-    except NoCredentialsError as exc:
-        raise ConfigError(
-            "no AWS credentials found: configure credentials that may describe the stack "
-            "(aws configure, AWS_PROFILE or environment variables)"
-        ) from exc
-    except EndpointConnectionError as exc:
-        raise OfflineError(f"cannot reach CloudFormation ({exc}); retry later") from exc
-    except ClientError as exc:
-        message = exc.response.get("Error", {}).get("Message", str(exc))
-        raise ConfigError(
-            f"cannot read stack {stack_name!r}: {message}; check the stack name and region"
-        ) from exc
-    except BotoCoreError as exc:
-        raise ConfigError(f"cannot read stack {stack_name!r}: {exc}") from exc
     if not stacks:
         raise ConfigError(f"stack {stack_name!r} does not exist in this region")
     return {
@@ -57,6 +61,14 @@ def _stack_outputs(stack_name: str, region: str | None) -> dict[str, str]:
         for output in stacks[0].get("Outputs") or ()
         if "OutputKey" in output and "OutputValue" in output
     }
+
+
+def _unreadable(stack_name: str, exc: Exception) -> CogsyncError:
+    if isinstance(exc, NoRegionError):
+        return ConfigError(
+            "no AWS region is configured: pass --region or set AWS_REGION to the stack's region"
+        )
+    return ConfigError(f"cannot read stack {stack_name!r}: {exc}")
 
 
 def config_from_stack(stack_name: str, *, region: str | None = None, out: Path) -> Config:
@@ -71,7 +83,7 @@ def config_from_stack(stack_name: str, *, region: str | None = None, out: Path) 
         ConfigError: the stack cannot be read or lacks an output (named in the message).
         OfflineError: CloudFormation cannot be reached.
     """
-    outputs = _stack_outputs(stack_name, region)
+    outputs = stack_outputs(stack_name, region)
     missing = [name for name in STACK_OUTPUTS if not outputs.get(name)]
     if missing:
         raise ConfigError(

@@ -1,6 +1,6 @@
 """A `server_schema` stack in moto server for `cogsync migrate --to-stack`, and a reader of
 its table that follows the VTL resolvers (queryRecords + fetchChunks) independently of
-`cogsync.migrate_dynamodb`."""
+`cogsync.migrate.dynamodb`."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ import urllib3
 
 from cogsync.exceptions import ConfigError, LimitExceededError
 from cogsync.migrate import Checkpoint, dataset_digest
-from cogsync.migrate_source import SourceRecord, SourceRecords
-from cogsync.migrate_target import ServerTarget
+from cogsync.migrate.serve import ServerTarget
+from cogsync.migrate.source import SourceRecord, SourceRecords
 from cogsync.server.runner import EmbeddedServer
 
 IDENTITY = "eu-west-1:6f1c4a52-6d0e-4f43-9b7e-2b8c1a0e7d11"

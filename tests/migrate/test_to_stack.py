@@ -29,9 +29,10 @@ from cogsync.exceptions import (
 )
 from cogsync.limits import Limits
 from cogsync.migrate import main
-from cogsync.migrate_dynamodb import CHUNK_CHARS, DynamoTarget, _Conflict
-from cogsync.migrate_source import SourceRecord, SourceRecords
-from cogsync.migrate_target import TargetDataset
+from cogsync.migrate.dynamodb import DynamoTarget, _Conflict
+from cogsync.migrate.dynamodb_items import CHUNK_CHARS
+from cogsync.migrate.source import SourceRecord, SourceRecords
+from cogsync.migrate.target import TargetDataset
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Where `cogsync migrate` writes: a `cogsync serve` server through its admin API.
+"""The `cogsync serve` target of `cogsync migrate`: a server reached through its admin API.
 
 `ServerTarget` sends each dataset as one ``POST /admin/import`` (one transaction on the
 server, idempotent) and reads datasets back with ``POST /admin/export`` for verification,
@@ -11,10 +11,8 @@ input -> `UsageError`, no connection -> `OfflineError`, anything else -> `Server
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urljoin
 
 import urllib3
@@ -31,40 +29,12 @@ from cogsync.exceptions import (
     ServerError,
     UsageError,
 )
-from cogsync.migrate_source import SourceRecords
+from cogsync.migrate.source import SourceRecords
+from cogsync.migrate.target import TargetDataset, datetime_text
 
-__all__ = ["ServerTarget", "Target", "TargetDataset"]
+__all__ = ["ServerTarget"]
 
 _ADMIN_SERVICE = "cogsync-admin"
-
-
-@dataclass(frozen=True, slots=True)
-class TargetDataset:
-    """A dataset as the target holds it: sync count and every (key, value), tombstones too."""
-
-    exists: bool
-    sync_count: int
-    pairs: tuple[tuple[str, str | None], ...]
-
-
-class Target(Protocol):
-    """What `cogsync migrate` needs from a destination."""
-
-    description: str
-
-    def import_dataset(
-        self, identity_id: str, name: str, data: SourceRecords, *, deleted: bool = False
-    ) -> int:
-        """Write a dataset's records (all-or-nothing, idempotent); return how many changed."""
-        ...
-
-    def export_dataset(self, identity_id: str, name: str) -> TargetDataset:
-        """Read a dataset back for verification."""
-        ...
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="milliseconds")
 
 
 def _load_admin(path: Path) -> Credentials:
@@ -170,9 +140,9 @@ class ServerTarget:
                     "key": r.key,
                     "value": r.value,
                     "syncCount": r.sync_count,
-                    "lastModifiedDate": _iso(r.last_modified_date),
+                    "lastModifiedDate": datetime_text(r.last_modified_date),
                     "lastModifiedBy": r.last_modified_by,
-                    "deviceLastModifiedDate": _iso(r.device_last_modified_date),
+                    "deviceLastModifiedDate": datetime_text(r.device_last_modified_date),
                 }
                 for r in data.records
             ],

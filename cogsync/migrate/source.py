@@ -1,4 +1,7 @@
-"""`CognitoSyncSource`: read an identity pool's datasets out of Cognito Sync with boto3.
+"""The source of `cogsync migrate`: `CognitoSyncSource` reads a pool out of Cognito Sync.
+
+It yields the pool's identities, their datasets (`SourceDataset`) and each dataset's
+records (`SourceRecords` of `SourceRecord`), as plain values the targets import.
 
 Everything goes through boto3's own clients: ``cognito-identity`` ``ListIdentities`` (60
 identities a page) and ``cognito-sync`` ``ListDatasets`` / ``ListRecords`` (paged on
@@ -17,21 +20,22 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
+from functools import partial
+from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionError,
-    HTTPClientError,
-    NoCredentialsError,
-    ParamValidationError,
-)
+from botocore.exceptions import ClientError
 
+from cogsync._awsdatetime import as_utc
 from cogsync._backoff import backoff_delays
+from cogsync._boto_errors import (
+    BOTO_ERRORS,
+    client_error_code,
+    is_unreachable,
+    translate_boto_error,
+)
 from cogsync.exceptions import (
     CogsyncError,
     ConfigError,
@@ -49,8 +53,6 @@ __all__ = [
     "validate_pool_id",
 ]
 
-T = TypeVar("T")
-
 _POOL_ID_RE = re.compile(r"[\w-]+:[0-9a-f-]+")
 _THROTTLED = frozenset({"TooManyRequestsException", "LimitExceededException", "Throttling"})
 _REFUSED = frozenset(
@@ -64,7 +66,17 @@ _REFUSED = frozenset(
     }
 )
 _CONNECT_ATTEMPTS = 3
+_CLIENT_ERRORS: tuple[type[Exception], ...] = (*BOTO_ERRORS, ValueError)
+"""What making a boto3 client may raise (an unknown region, a malformed endpoint URL)."""
 _UNKNOWN = frozenset({"ResourceNotFoundException", "InvalidParameterException"})
+
+
+def _no_credentials(exc: Exception) -> CogsyncError:
+    return NotAuthorizedError(
+        "no AWS credentials found for the source: set AWS_PROFILE or "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY to an IAM user allowed "
+        "cognito-identity:ListIdentities and cognito-sync:List*"
+    )
 
 
 class SyncCountGone(ServerError):
@@ -118,11 +130,29 @@ def validate_pool_id(pool_id: str) -> str:
 
 
 def _utc(value: object) -> datetime | None:
+    """A date boto3 parsed, in UTC to the millisecond as Cognito keeps it (None if absent)."""
     if not isinstance(value, datetime):
         return None
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    utc = aware.astimezone(UTC)
+    utc = as_utc(value)
     return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+def _cognito_clients(
+    session: boto3.session.Session, region: str, endpoint_url: str | None, timeout: float
+) -> tuple[Any, Any]:
+    """The ``cognito-identity`` and ``cognito-sync`` clients, botocore's retries off."""
+    boto = BotoConfig(
+        retries={"total_max_attempts": 1},
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        max_pool_connections=64,
+    )
+    try:
+        options: dict[str, Any] = {"region_name": region, "endpoint_url": endpoint_url}
+        identity = session.client("cognito-identity", config=boto, **options)
+        return identity, session.client("cognito-sync", config=boto, **options)
+    except _CLIENT_ERRORS as exc:
+        raise ConfigError(f"cannot reach Cognito in region {region!r}: {exc}") from exc
 
 
 class CognitoSyncSource:
@@ -156,62 +186,40 @@ class CognitoSyncSource:
         self.identity_pool_id = validate_pool_id(identity_pool_id)
         self.region = region
         self.endpoint_url = endpoint_url
+        self._identity, self._sync = _cognito_clients(
+            session or boto3.session.Session(), region, endpoint_url, timeout
+        )
         self.page_size = page_size
         self.max_attempts = max_attempts
         self.throttled = 0
         self._sleep = sleep
-        boto = BotoConfig(
-            retries={"total_max_attempts": 1},
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            max_pool_connections=64,
-        )
-        session = session or boto3.session.Session()
-        try:
-            self._identity = session.client(
-                "cognito-identity", region_name=region, endpoint_url=endpoint_url, config=boto
-            )
-            self._sync = session.client(
-                "cognito-sync", region_name=region, endpoint_url=endpoint_url, config=boto
-            )
-        except (BotoCoreError, ValueError) as exc:
-            raise ConfigError(f"cannot reach Cognito in region {region!r}: {exc}") from exc
 
     def _call(self, what: str, func: Callable[..., Any], **params: Any) -> Any:
+        """Run one boto3 call, retrying throttling and dropped connections with backoff."""
         delays = backoff_delays(initial=0.05, maximum=5.0)
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return func(**params)
-            except ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code", ""))
-                message = str(exc.response.get("Error", {}).get("Message", ""))
-                if code in _THROTTLED and attempt < self.max_attempts:
-                    self.throttled += 1
+            except BOTO_ERRORS as exc:
+                if isinstance(exc, ClientError) and client_error_code(exc)[0] in _THROTTLED:
+                    if attempt < self.max_attempts:
+                        self.throttled += 1
+                        self._sleep(next(delays))
+                        continue
+                elif is_unreachable(exc) and attempt < min(self.max_attempts, _CONNECT_ATTEMPTS):
                     self._sleep(next(delays))
                     continue
-                raise self._translate(what, code, message) from exc
-            except (ConnectionError, HTTPClientError) as exc:
-                if attempt < min(self.max_attempts, _CONNECT_ATTEMPTS):
-                    self._sleep(next(delays))
-                    continue
-                raise OfflineError(
-                    f"cannot reach Cognito at {self.endpoint_url or 'AWS ' + self.region} "
-                    f"({type(exc).__name__}): check --region / --source-endpoint-url and the "
-                    "network, then run again (finished work is kept in the checkpoint)"
+                raise translate_boto_error(
+                    exc,
+                    answered=partial(self._answered, what),
+                    unreachable=self._unreachable,
+                    failed=lambda e: ServerError(f"{what} failed: {e}"),
+                    no_credentials=_no_credentials,
+                    bad_parameters=lambda e: ConfigError(f"{what}: {e}"),
                 ) from exc
-            except NoCredentialsError as exc:
-                raise NotAuthorizedError(
-                    "no AWS credentials found for the source: set AWS_PROFILE or "
-                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY to an IAM user allowed "
-                    "cognito-identity:ListIdentities and cognito-sync:List*"
-                ) from exc
-            except ParamValidationError as exc:
-                raise ConfigError(f"{what}: {exc}") from exc
-            except BotoCoreError as exc:
-                raise ServerError(f"{what} failed: {exc}") from exc
         raise ServerError(f"{what}: still throttled after {self.max_attempts} attempts; run again")
 
-    def _translate(self, what: str, code: str, message: str) -> CogsyncError:
+    def _answered(self, what: str, code: str, message: str, exc: ClientError) -> CogsyncError:
         if code in _REFUSED:
             return NotAuthorizedError(
                 f"Cognito refused the source credentials ({code}: {message}): use an IAM "
@@ -227,6 +235,13 @@ class CognitoSyncSource:
         if code in _THROTTLED:
             return ServerError(f"{what}: Cognito kept throttling ({code}); run again later")
         return ServerError(f"{what} failed ({code or 'unknown error'}: {message})")
+
+    def _unreachable(self, exc: Exception) -> CogsyncError:
+        return OfflineError(
+            f"cannot reach Cognito at {self.endpoint_url or 'AWS ' + self.region} "
+            f"({type(exc).__name__}): check --region / --source-endpoint-url and the "
+            "network, then run again (finished work is kept in the checkpoint)"
+        )
 
     def identity_pages(self) -> Iterator[list[str]]:
         """Yield the pool's identity ids, one ``ListIdentities`` page (up to 60) at a time."""
