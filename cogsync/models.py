@@ -12,8 +12,8 @@ from enum import StrEnum
 __all__ = [
     "Conflict",
     "DatasetMetadata",
-    "DatasetSummary",
     "DatasetState",
+    "DatasetSummary",
     "PatchOp",
     "PushResult",
     "Record",
