@@ -131,25 +131,21 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[Migration], what: str) 
             "CREATE TABLE IF NOT EXISTS _migrations "
             "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
-        done = applied_migrations(db)
-        known = [m.__name__ for m in migrations]
-        unknown = [name for name in done if name not in known]
+        done = set(applied_migrations(db))
+        unknown = sorted(done - {m.__name__ for m in migrations})
         if unknown:
             raise ConfigError(
                 f"the {what} was upgraded by a newer cogsync (unknown migrations {unknown}): "
                 "upgrade cogsync to open it"
             )
-        applied = []
-        for migration in migrations:
-            if migration.__name__ not in done:
-                migration(db)
-                db.execute(
-                    "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
-                    (migration.__name__, format_datetime(utcnow())),
-                )
-                applied.append(migration.__name__)
+        pending = [m for m in migrations if m.__name__ not in done]
+        stamp = format_datetime(utcnow())
+        for migration in pending:
+            migration(db)
+            db.execute("INSERT INTO _migrations VALUES (?, ?)", (migration.__name__, stamp))
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-    return applied
+    return [m.__name__ for m in pending]
