@@ -16,6 +16,10 @@ admin key (``DIR/admin.json``):
 
 Errors answer ``{"__type", "message"}`` with HTTP 400 (bad input, ``LimitExceededException``)
 or 401/403 (signature).
+
+This module only parses and checks the request, then calls the owners of the files:
+`ServerStorage.import_dataset` / `ServerStorage.list_records` for the data and
+`IdentityDatabase.ensure_identity` for the identity.
 """
 
 from __future__ import annotations
@@ -25,27 +29,29 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from cogsync._awsdatetime import as_utc, parse_datetime
 from cogsync.exceptions import LimitExceededError, UsageError
-from cogsync.limits import (
-    check_dataset_count,
-    check_dataset_totals,
-    validate_key,
-    validate_name,
-    validate_value,
-)
+from cogsync.limits import validate_key, validate_name, validate_value
 from cogsync.models import Record
+from cogsync.server.access import Authenticator
 from cogsync.server.credentials import IdentityDatabase
-from cogsync.server.identity import signed_request
 from cogsync.server.sigv4 import SignatureRejected
-from cogsync.server.storage import DatasetChange, ServerStorage
+from cogsync.server.storage import ImportResult, ServerStorage
+from cogsync.server.wire import InvalidRequestError, RequestRefused, aws_error_response
 
-__all__ = ["ADMIN_SERVICE", "MAX_ADMIN_BODY", "ImportResult", "admin_routes", "import_dataset"]
+__all__ = [
+    "ADMIN_SERVICE",
+    "MAX_ADMIN_BODY",
+    "ImportResult",
+    "admin_routes",
+    "export_dataset",
+    "import_dataset",
+]
 
 ADMIN_SERVICE = "cogsync-admin"
 """The SigV4 service name admin requests are signed for."""
@@ -53,59 +59,56 @@ MAX_ADMIN_BODY = 16 * 1024 * 1024
 """The largest admin request body accepted (a full dataset is at most ~1 MB of data)."""
 
 _ID_RE = re.compile(r"[\w-]+:[0-9a-f-]+")
-_MERGED_RE = re.compile(r"(?P<base>.+)\.(?P<source>[\w-]+:[0-9a-f-]+)")
 _MAX_SYNC_COUNT = 2**62
 
 
-class _BadImport(UsageError):
-    """An admin request body that does not describe a dataset."""
-
-
-@dataclass(frozen=True, slots=True)
-class ImportResult:
-    """What one import did: the dataset's sync count after it and the records written."""
-
-    sync_count: int
-    written: int
-    applied: bool
-
-
-def _parse_ms(value: object, what: str) -> int | None:
+def _parse_date(value: object, what: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _BadImport(f"{what} must be an ISO-8601 date string or null")
+        raise InvalidRequestError(f"{what} must be an ISO-8601 date string or null")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_datetime(value)
+    except ValueError:
+        pass  # not AppSync's form: any other ISO-8601 spelling with a zone is accepted too
+    try:
+        parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise _BadImport(f"{what} {value[:40]!r} is not an ISO-8601 date") from exc
+        raise InvalidRequestError(f"{what} {value[:40]!r} is not an ISO-8601 date") from exc
     if parsed.tzinfo is None:
-        raise _BadImport(f"{what} {value[:40]!r} lacks a timezone: use ...Z")
-    return int(parsed.timestamp() * 1000)
+        raise InvalidRequestError(f"{what} {value[:40]!r} lacks a timezone: use ...Z")
+    return as_utc(parsed)
 
 
 def _count(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_SYNC_COUNT:
-        raise _BadImport(f"{what} must be a non-negative integer")
+        raise InvalidRequestError(f"{what} must be a non-negative integer")
     return value
 
 
-def _parse_record(item: object, now_ms: int) -> tuple[Any, ...]:
+def _identity_id(body: dict[str, Any]) -> str:
+    identity_id = body.get("identityId")
+    if not isinstance(identity_id, str) or not _ID_RE.fullmatch(identity_id):
+        raise InvalidRequestError("identityId must be an identity id 'region:uuid'")
+    return identity_id
+
+
+def _parse_record(item: object) -> Record:
     if not isinstance(item, dict):
-        raise _BadImport("each record must be a JSON object")
+        raise InvalidRequestError("each record must be a JSON object")
     key = validate_key(item.get("key"))
     value = item.get("value")
     if value is not None:
         validate_value(value)
-    modified = _parse_ms(item.get("lastModifiedDate"), f"lastModifiedDate of {key[:40]!r}")
+    modified = _parse_date(item.get("lastModifiedDate"), f"lastModifiedDate of {key[:40]!r}")
     by = item.get("lastModifiedBy")
     if by is not None and not isinstance(by, str):
-        raise _BadImport(f"lastModifiedBy of {key[:40]!r} must be a string or null")
-    device = _parse_ms(
+        raise InvalidRequestError(f"lastModifiedBy of {key[:40]!r} must be a string or null")
+    device = _parse_date(
         item.get("deviceLastModifiedDate"), f"deviceLastModifiedDate of {key[:40]!r}"
     )
     count = _count(item.get("syncCount", 0), f"syncCount of {key[:40]!r}")
-    return (key, value, count, modified if modified is not None else now_ms, by, device)
+    return Record(key, value, count, modified, by, device)
 
 
 def import_dataset(
@@ -115,112 +118,36 @@ def import_dataset(
     *,
     now: float,
 ) -> ImportResult:
-    """Apply one import request (see the module docstring) in one storage transaction.
+    """Apply one import request (see the module docstring) with `ServerStorage.import_dataset`.
 
-    Records keep their own sync counts when the dataset was written by imports only; if
-    devices already pushed to it on this server (its sync count is above the imported one),
-    changed records get a new sync count instead so every device still pulls them.
+    The identity is created with its very id first if the server does not know it.
 
     Raises:
         UsageError: a malformed body, name, key or value.
         LimitExceededError: the dataset would break the server's limits; nothing written.
     """
-    identity_id = body.get("identityId")
-    if not isinstance(identity_id, str) or not _ID_RE.fullmatch(identity_id):
-        raise _BadImport("identityId must be an identity id 'region:uuid'")
+    identity_id = _identity_id(body)
     name = validate_name(body.get("datasetName"), storage.limits)
     source_count = _count(body.get("syncCount", 0), "syncCount")
     deleted = body.get("deleted", False) is True
     items = body.get("records", [])
     if not isinstance(items, list):
-        raise _BadImport("records must be a list")
-    now_ms = int(now * 1000)
-    incoming = {row[0]: row for row in (_parse_record(item, now_ms) for item in items)}
-    _ensure_identity(identities, identity_id, now)
-    if deleted:
-        return _import_deletion(storage, identity_id, name, source_count)
-    limits = storage.limits
-    with storage._transaction() as db:
-        row = db.execute(
-            "SELECT sync_count, deleted FROM datasets WHERE identity_id=? AND name=?",
-            (identity_id, name),
-        ).fetchone()
-        stored = {
-            r[0]: tuple(r)
-            for r in db.execute(
-                "SELECT key, value, sync_count, last_modified_date, last_modified_by, "
-                "device_last_modified_date FROM records WHERE identity_id=? AND dataset=?",
-                (identity_id, name),
-            )
-        }
-        current = row[0] if row else 0
-        moved_on = current > source_count  # devices pushed here since the last import
-        changed = [r for k, r in incoming.items() if _differs(stored.get(k), r, moved_on)]
-        top = max([source_count, *(r[2] for r in incoming.values())])
-        if not changed and (row is None or not row[1]) and top <= current:
-            return ImportResult(current, 0, applied=False)
-        if row is None or row[1]:
-            check_dataset_count(storage._live_dataset_count(identity_id) + 1, limits)
-        record_count, size = check_dataset_totals(
-            name, {k: r[1] for k, r in stored.items()}, {r[0]: r[1] for r in changed}, limits
-        )
-        if moved_on:  # stamp changes with a new count so every device pulls them
-            new_count = current + (1 if changed else 0)
-            changed = [(*r[:2], new_count, *r[3:]) for r in changed]
-        else:
-            new_count = top
-        db.executemany(
-            "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(identity_id, name, *r) for r in changed],
-        )
-        merged = _MERGED_RE.fullmatch(name)
-        when = datetime.fromtimestamp(now, UTC)
-        storage._save_dataset(
-            identity_id,
-            name,
-            new_count,
-            size,
-            record_count,
-            when,
-            merged_into=merged.group("base") if merged else None,
-        )
-        if changed:
-            change = DatasetChange(identity_id, name, new_count, False)
-            storage._log(change, None, when, [r[0] for r in changed])
-        return ImportResult(new_count, len(changed), applied=True)
-
-
-def _differs(stored: tuple[Any, ...] | None, incoming: tuple[Any, ...], moved_on: bool) -> bool:
-    if stored is None:
-        return True
-    if moved_on:  # sync counts were restamped here; compare the data only
-        return stored[:2] != incoming[:2] or stored[3:] != incoming[3:]
-    return stored != incoming
-
-
-def _import_deletion(
-    storage: ServerStorage, identity_id: str, name: str, source_count: int
-) -> ImportResult:
-    request_id = f"cogsync-migrate:{name}:{source_count}"
-    change = storage.delete_dataset(identity_id, name, client_request_id=request_id)
-    return ImportResult(change.sync_count, len(change.records), applied=change.applied)
-
-
-def _ensure_identity(identities: IdentityDatabase, identity_id: str, now: float) -> None:
-    if identities.identity(identity_id) is not None:
-        return
-    with identities._lock:
-        identities._db.execute(
-            "INSERT OR IGNORE INTO identities (identity_id, created, modified) VALUES (?, ?, ?)",
-            (identity_id, now, now),
-        )
+        raise InvalidRequestError("records must be a list")
+    records = [_parse_record(item) for item in items]
+    identities.ensure_identity(identity_id, now)
+    return storage.import_dataset(
+        identity_id,
+        name,
+        records,
+        sync_count=source_count,
+        deleted=deleted,
+        now=datetime.fromtimestamp(now, UTC),
+    )
 
 
 def export_dataset(storage: ServerStorage, body: dict[str, Any]) -> dict[str, Any]:
     """Every record of one dataset (tombstones included) with its sync count, as JSON."""
-    identity_id = body.get("identityId")
-    if not isinstance(identity_id, str) or not _ID_RE.fullmatch(identity_id):
-        raise _BadImport("identityId must be an identity id 'region:uuid'")
+    identity_id = _identity_id(body)
     name = validate_name(body.get("datasetName"), storage.limits)
     records: list[Record] = []
     token: str | None = None
@@ -258,8 +185,8 @@ async def _read_body(request: web.Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def _error(error_type: str, message: str, status: int) -> web.Response:
-    return web.json_response({"__type": error_type, "message": message}, status=status)
+def _error(refusal: RequestRefused) -> web.Response:
+    return aws_error_response(refusal, content_type="application/json")
 
 
 def admin_routes(
@@ -275,18 +202,15 @@ def admin_routes(
         identities: the identity database holding the admin key and identities.
         clock: epoch seconds, for signature checks and server timestamps.
     """
+    authenticator = Authenticator(identities, clock)
 
     async def handle(request: web.Request, operation: Callable[[dict[str, Any]], Any]) -> Any:
         body = await _read_body(request)
         if body is None:
-            return _error("BadRequestException", "admin request body larger than 16 MB", 413)
+            too_large = "admin request body larger than 16 MB"
+            return _error(RequestRefused("BadRequestException", too_large, 413))
         try:
-            key = await asyncio.to_thread(
-                identities.authenticate,
-                signed_request(request, body),
-                service=ADMIN_SERVICE,
-                now=clock(),
-            )
+            key = await authenticator.verify_request(request, body, service=ADMIN_SERVICE)
             if not key.is_admin:
                 raise SignatureRejected(
                     "NotAuthorizedException",
@@ -294,14 +218,14 @@ def admin_routes(
                 )
             params = json.loads(body)
             if not isinstance(params, dict):
-                raise _BadImport("the request body must be a JSON object")
+                raise InvalidRequestError("the request body must be a JSON object")
             result = await asyncio.to_thread(operation, params)
-        except SignatureRejected as exc:
-            return _error(exc.error_type, exc.message, exc.status)
+        except RequestRefused as exc:
+            return _error(exc)
         except LimitExceededError as exc:
-            return _error("LimitExceededException", str(exc), 400)
+            return _error(RequestRefused("LimitExceededException", str(exc), 400))
         except (UsageError, ValueError) as exc:
-            return _error("InvalidParameterException", str(exc), 400)
+            return _error(RequestRefused("InvalidParameterException", str(exc), 400))
         return web.json_response(result)
 
     async def do_import(request: web.Request) -> web.StreamResponse:

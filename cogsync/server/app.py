@@ -10,24 +10,31 @@ Routes:
   real-time protocol (`cogsync.server.realtime`).
 
 Errors are AppSync-shaped (``{"errors": [{"errorType", "message"}]}``) on ``/graphql`` and
-AWS-shaped (``{"__type", "message"}``) on ``/``; an unexpected exception becomes an
-``InternalFailure`` answer, never a traceback.
+AWS-shaped (``{"__type", "message"}``) on ``/`` (rendered by `cogsync.server.wire`); an
+unexpected exception becomes an ``InternalFailure`` answer, never a traceback.
+`GraphQLService` (defined in `cogsync.server.wire`) is re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from aiohttp import web
 
+from cogsync.server.access import Authenticator
 from cogsync.server.credentials import IdentityDatabase
-from cogsync.server.identity import IdentityApi, IdentitySettings, signed_request
-from cogsync.server.realtime import BadGraphQLRequest, RealtimeEndpoint, parse_graphql_request
-from cogsync.server.sigv4 import SignatureRejected
+from cogsync.server.identity import IdentityApi, IdentitySettings
+from cogsync.server.realtime import RealtimeEndpoint
+from cogsync.server.wire import (
+    GraphQLService,
+    RequestRefused,
+    appsync_error_response,
+    aws_error_response,
+    parse_graphql_request,
+)
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -48,30 +55,6 @@ _log = logging.getLogger(__name__)
 _COMPRESS_ABOVE = 1024  # bytes; smaller answers are sent as they are
 
 
-class GraphQLService(Protocol):
-    """What the wire layer needs from the GraphQL executor (`cogsync.server.resolvers`)."""
-
-    async def execute(
-        self,
-        identity_id: str,
-        query: str,
-        variables: dict[str, Any] | None,
-        operation_name: str | None,
-    ) -> dict[str, Any]:
-        """Run a query or mutation for ``identity_id``; AppSync-shaped ``{data, errors}``."""
-        ...
-
-    async def subscribe(
-        self,
-        identity_id: str,
-        query: str,
-        variables: dict[str, Any] | None,
-        operation_name: str | None,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Open a subscription for ``identity_id``; its events are ``{data, errors}``."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     """Everything that shapes the server's behaviour (not where it listens).
@@ -89,24 +72,10 @@ class ServerSettings:
     max_subscriptions: int = 100
 
 
-def _appsync_error(status: int, error_type: str, message: str) -> web.Response:
-    return web.json_response(
-        {"errors": [{"errorType": error_type, "message": message}]}, status=status
-    )
-
-
-def _aws_error(status: int, error_type: str, message: str) -> web.Response:
-    return web.json_response(
-        {"__type": error_type, "message": message},
-        status=status,
-        content_type="application/x-amz-json-1.1",
-    )
-
-
-def _error_for(request: web.Request, status: int, error_type: str, message: str) -> web.Response:
+def _error_for(request: web.Request, refusal: RequestRefused) -> web.Response:
     if request.path == "/":
-        return _aws_error(status, error_type, message)
-    return _appsync_error(status, error_type, message)
+        return aws_error_response(refusal)
+    return appsync_error_response(refusal)
 
 
 _HTTP_ERROR_TYPES = {
@@ -129,46 +98,33 @@ async def _error_middleware(
         message = exc.reason
         if exc.status == 413:
             message = "the request body is too large; split the batch into smaller pushes"
-        return _error_for(request, exc.status, error_type, message)
+        return _error_for(request, RequestRefused(error_type, message, exc.status))
     except asyncio.CancelledError:
         raise
     except Exception:
         _log.exception("unexpected error serving %s %s", request.method, request.path)
-        return _error_for(
-            request, 500, "InternalFailure", "the server failed; the error was logged"
-        )
+        failed = "the server failed; the error was logged"
+        return _error_for(request, RequestRefused("InternalFailure", failed, 500))
 
 
 class _GraphQLEndpoint:
-    def __init__(
-        self, db: IdentityDatabase, service: GraphQLService, clock: Callable[[], float]
-    ) -> None:
-        self._db = db
-        self._service = service
-        self._clock = clock
+    def __init__(self, authenticator: Authenticator, service: GraphQLService) -> None:
+        self._authenticator, self._service = authenticator, service
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         try:
-            record = await asyncio.to_thread(
-                self._db.authenticate,
-                signed_request(request, body),
-                service="appsync",
-                now=self._clock(),
-            )
-        except SignatureRejected as exc:
-            return _appsync_error(exc.status, exc.error_type, exc.message)
-        if record.identity_id is None:
-            return _appsync_error(
-                403,
-                "UnauthorizedException",
-                "the admin credentials have no identity: sign with credentials from "
-                "GetCredentialsForIdentity",
-            )
-        try:
+            record = await self._authenticator.verify_request(request, body, service="appsync")
+            if record.identity_id is None:
+                raise RequestRefused(
+                    "UnauthorizedException",
+                    "the admin credentials have no identity: sign with credentials from "
+                    "GetCredentialsForIdentity",
+                    403,
+                )
             query, variables, operation_name = parse_graphql_request(body)
-        except BadGraphQLRequest as exc:
-            return _appsync_error(400, "BadRequestException", str(exc))
+        except RequestRefused as exc:
+            return appsync_error_response(exc)
         result = await self._service.execute(record.identity_id, query, variables, operation_name)
         response = web.json_response(result)
         if (response.content_length or 0) > _COMPRESS_ABOVE:
@@ -180,7 +136,6 @@ def create_app(
     db: IdentityDatabase,
     service: GraphQLService,
     *,
-    refused: type[Exception],
     settings: ServerSettings | None = None,
     clock: Callable[[], float],
 ) -> web.Application:
@@ -189,19 +144,17 @@ def create_app(
     Args:
         db: the identity database (identities, credentials, keys).
         service: executes GraphQL operations for an identity.
-        refused: the exception ``service.subscribe`` raises to refuse a subscription.
         settings: server behaviour; defaults apply when None.
         clock: returns the current time in epoch seconds (injectable for tests).
     """
     settings = settings or ServerSettings()
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_error_middleware])
     identity = IdentityApi(db, settings.identity, clock)
-    graphql = _GraphQLEndpoint(db, service, clock)
+    graphql = _GraphQLEndpoint(Authenticator(db, clock), service)
     realtime = RealtimeEndpoint(
         db,
         service,
         clock,
-        refused=refused,
         keepalive_interval=settings.keepalive_interval,
         max_subscriptions=settings.max_subscriptions,
     )

@@ -1,6 +1,7 @@
 """The identity database of `cogsync serve`: identities, linked logins, issued credentials.
 
-One SQLite file (``DIR/identity.db``) holds:
+One SQLite file (``DIR/identity.db``), written only by `IdentityDatabase` and built by the
+named migrations of `cogsync.server.migrations`, holds:
 
 - ``meta``: the identity pool id, the server master secret, the token signing key and the
   admin access key id, all created on first start and kept across restarts;
@@ -31,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cogsync.exceptions import ConfigError
+from cogsync.server.migrations import IDENTITY_MIGRATIONS, migrate
 from cogsync.server.sigv4 import (
     SignatureRejected,
     SignedRequest,
@@ -47,31 +49,6 @@ __all__ = [
     "IssuedCredentials",
     "KeyRecord",
 ]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS identities (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    identity_id TEXT NOT NULL UNIQUE,
-    created REAL NOT NULL,
-    modified REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS logins (
-    provider TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    identity_id TEXT NOT NULL REFERENCES identities(identity_id),
-    PRIMARY KEY (provider, subject)
-);
-CREATE INDEX IF NOT EXISTS logins_by_identity ON logins(identity_id);
-CREATE TABLE IF NOT EXISTS credentials (
-    access_key_id TEXT PRIMARY KEY,
-    identity_id TEXT NOT NULL,
-    token_sha256 TEXT NOT NULL,
-    issued_at REAL NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS credentials_by_expiry ON credentials(expires_at);
-"""
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 _PURGE_AFTER = 86_400.0  # expired keys are forgotten a day after expiry
@@ -142,7 +119,7 @@ class IdentityDatabase:
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
+            migrate(self._db, IDENTITY_MIGRATIONS, f"identity database {self.path}")
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot open identity database {self.path}: {exc}") from exc
         self.pool_id = self._meta("pool_id", lambda: f"{region}:{uuid.uuid4()}")

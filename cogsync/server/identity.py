@@ -3,8 +3,9 @@
 It answers boto3's ``cognito-identity`` client pointed at the server with ``endpoint_url``:
 GetId, GetCredentialsForIdentity and GetOpenIdToken (unsigned, authorized by logins), and
 GetOpenIdTokenForDeveloperIdentity, DescribeIdentity, ListIdentities (SigV4-signed with the
-admin key). Errors are AWS-shaped (``{"__type", "message"}``, HTTP 400) so botocore raises
-``ClientError`` with the right code.
+admin key). Refusals (`RequestRefused`) answer AWS-shaped (``{"__type", "message"}``, HTTP
+400 unless a signature check says otherwise) so botocore raises ``ClientError`` with the
+right code.
 
 Logins accepted:
 
@@ -30,8 +31,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from cogsync.exceptions import ConfigError, UsageError
-from cogsync.server.credentials import IdentityDatabase, KeyRecord
-from cogsync.server.sigv4 import SignatureRejected, SignedRequest
+from cogsync.server.access import Authenticator
+from cogsync.server.credentials import IdentityDatabase
+from cogsync.server.wire import AWS_JSON, RequestRefused, aws_error_response
 
 __all__ = ["COGNITO_PROVIDER", "IdentityApi", "IdentitySettings", "load_jwks"]
 
@@ -82,16 +84,8 @@ def load_jwks(path: str) -> dict[str, Any]:
     return data
 
 
-class _ApiError(Exception):
-    def __init__(self, error_type: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-        self.status = status
-
-
-def _not_authorized(message: str) -> _ApiError:
-    return _ApiError("NotAuthorizedException", message)
+def _not_authorized(message: str) -> RequestRefused:
+    return RequestRefused("NotAuthorizedException", message)
 
 
 class IdentityApi:
@@ -109,6 +103,7 @@ class IdentityApi:
         self._db = db
         self._settings = settings
         self._clock = clock
+        self._authenticator = Authenticator(db, clock)
         key = serialization.load_pem_private_key(db.signing_key_pem, password=None)
         self._private_key = key
         self._public_key = key.public_key()
@@ -137,7 +132,7 @@ class IdentityApi:
             target = request.headers.get("X-Amz-Target", "")
             name = target.removeprefix(_TARGET_PREFIX)
             if not target.startswith(_TARGET_PREFIX) or not name:
-                raise _ApiError(
+                raise RequestRefused(
                     "UnknownOperationException",
                     f"X-Amz-Target {target[:80]!r} is not an AWSCognitoIdentityService operation",
                 )
@@ -148,22 +143,18 @@ class IdentityApi:
             elif name in self._operations:
                 operation = self._operations[name]
             else:
-                raise _ApiError(
+                raise RequestRefused(
                     "UnknownOperationException", f"operation {name[:80]!r} is not supported"
                 )
             result = await asyncio.to_thread(operation, params)
-        except _ApiError as exc:
-            return _error_response(exc.error_type, exc.message, exc.status)
-        except SignatureRejected as exc:
+        except RequestRefused as exc:
+            # AppSync's UnauthorizedException is NotAuthorizedException in Cognito Identity.
             error_type = exc.error_type.replace("UnauthorizedException", "NotAuthorizedException")
-            return _error_response(error_type, exc.message, exc.status)
-        return web.json_response(result, content_type="application/x-amz-json-1.1")
+            return aws_error_response(RequestRefused(error_type, exc.message, exc.status))
+        return web.json_response(result, content_type=AWS_JSON)
 
     async def _require_admin(self, request: web.Request, body: bytes) -> None:
-        signed = signed_request(request, body)
-        record: KeyRecord = await asyncio.to_thread(
-            self._db.authenticate, signed, service="cognito-identity", now=self._clock()
-        )
+        record = await self._authenticator.verify_request(request, body, service="cognito-identity")
         if not record.is_admin:
             raise _not_authorized(
                 "this operation needs the server's admin credentials (DIR/admin.json)"
@@ -181,7 +172,7 @@ class IdentityApi:
             return {"IdentityId": self._db.create_identity(now)}
         owners = {owner for _, _, owner in logins if owner is not None}
         if len(owners) > 1:
-            raise _ApiError(
+            raise RequestRefused(
                 "ResourceConflictException",
                 "these logins belong to different identities; log in with one of them",
             )
@@ -213,17 +204,19 @@ class IdentityApi:
         self._check_pool(params)
         logins = _string_map(params.get("Logins"), "Logins")
         if not logins:
-            raise _ApiError("InvalidParameterException", "Logins must name the developer user")
+            raise RequestRefused("InvalidParameterException", "Logins must name the developer user")
         provider = self._settings.developer_provider
         unknown = sorted(set(logins) - {provider})
         if unknown:
-            raise _ApiError(
+            raise RequestRefused(
                 "InvalidParameterException",
                 f"unknown developer provider {unknown[0]!r}: this server accepts {provider!r}",
             )
         duration = params.get("TokenDuration", self._settings.token_lifetime)
         if not isinstance(duration, int | float) or not 1 <= duration <= 86_400:
-            raise _ApiError("InvalidParameterException", "TokenDuration must be 1-86400 seconds")
+            raise RequestRefused(
+                "InvalidParameterException", "TokenDuration must be 1-86400 seconds"
+            )
         user = logins[provider]
         now = self._clock()
         owner = self._db.identity_for_login(provider, user)
@@ -231,7 +224,7 @@ class IdentityApi:
         if requested is not None:
             requested = self._existing_identity(requested)
             if owner is not None and owner != requested:
-                raise _ApiError(
+                raise RequestRefused(
                     "ResourceConflictException",
                     f"developer user {user!r} is already linked to another identity",
                 )
@@ -256,7 +249,7 @@ class IdentityApi:
         self._check_pool(params)
         limit = params.get("MaxResults")
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 60:
-            raise _ApiError("InvalidParameterException", "MaxResults must be an integer 1-60")
+            raise RequestRefused("InvalidParameterException", "MaxResults must be an integer 1-60")
         after = _decode_page_token(params.get("NextToken"))
         page, next_seq = self._db.list_identities(limit, after)
         result: dict[str, Any] = {
@@ -280,9 +273,9 @@ class IdentityApi:
     def _check_pool(self, params: dict[str, Any]) -> None:
         pool = params.get("IdentityPoolId")
         if not isinstance(pool, str) or not pool:
-            raise _ApiError("InvalidParameterException", "IdentityPoolId is required")
+            raise RequestRefused("InvalidParameterException", "IdentityPoolId is required")
         if pool != self._db.pool_id:
-            raise _ApiError(
+            raise RequestRefused(
                 "ResourceNotFoundException",
                 f"IdentityPool '{pool[:80]}' not found: this server's pool is "
                 f"{self._db.pool_id} (see cogsync.json)",
@@ -290,9 +283,11 @@ class IdentityApi:
 
     def _existing_identity(self, identity_id: object) -> str:
         if not isinstance(identity_id, str) or not _IDENTITY_ID_RE.fullmatch(identity_id):
-            raise _ApiError("InvalidParameterException", "IdentityId must be 'region:uuid'")
+            raise RequestRefused("InvalidParameterException", "IdentityId must be 'region:uuid'")
         if self._db.identity(identity_id) is None:
-            raise _ApiError("ResourceNotFoundException", f"Identity '{identity_id}' not found.")
+            raise RequestRefused(
+                "ResourceNotFoundException", f"Identity '{identity_id}' not found."
+            )
         return identity_id
 
     def _authorize_identity(self, params: dict[str, Any]) -> str:
@@ -322,7 +317,7 @@ class IdentityApi:
                 try:
                     self._settings.on_merge(identity_id, target)
                 except UsageError as exc:
-                    raise _ApiError("InvalidParameterException", str(exc)) from exc
+                    raise RequestRefused("InvalidParameterException", str(exc)) from exc
             self._db.remove_identity(identity_id)
             identity_id = target
         self._link(identity_id, logins, self._clock())
@@ -416,19 +411,15 @@ class IdentityApi:
         return claims
 
 
-def signed_request(request: web.Request, body: bytes) -> SignedRequest:
-    """The parts of an aiohttp request that its SigV4 signature covers."""
-    path, _, query = request.raw_path.partition("?")
-    return SignedRequest(request.method, path, query, dict(request.headers), body)
-
-
 def _parse_params(body: bytes) -> dict[str, Any]:
     try:
         params = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _ApiError("SerializationException", "the request body is not valid JSON") from exc
+        raise RequestRefused(
+            "SerializationException", "the request body is not valid JSON"
+        ) from exc
     if not isinstance(params, dict):
-        raise _ApiError("SerializationException", "the request body must be a JSON object")
+        raise RequestRefused("SerializationException", "the request body must be a JSON object")
     return params
 
 
@@ -440,7 +431,7 @@ def _string_map(value: object, name: str) -> dict[str, str]:
         or len(value) > _MAX_LOGINS
         or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in value.items())
     ):
-        raise _ApiError(
+        raise RequestRefused(
             "InvalidParameterException",
             f"{name} must map up to {_MAX_LOGINS} provider names to non-empty strings",
         )
@@ -454,13 +445,5 @@ def _decode_page_token(token: object) -> int:
         if isinstance(token, str):
             return int(base64.urlsafe_b64decode(token.encode()).decode())
     except (ValueError, binascii.Error) as exc:
-        raise _ApiError("InvalidParameterException", "NextToken is not valid") from exc
-    raise _ApiError("InvalidParameterException", "NextToken must be a string")
-
-
-def _error_response(error_type: str, message: str, status: int) -> web.Response:
-    return web.json_response(
-        {"__type": error_type, "message": message},
-        status=status,
-        content_type="application/x-amz-json-1.1",
-    )
+        raise RequestRefused("InvalidParameterException", "NextToken is not valid") from exc
+    raise RequestRefused("InvalidParameterException", "NextToken must be a string")

@@ -12,6 +12,8 @@ Protocol (subprotocol ``graphql-ws``, as AppSync speaks it):
   ``POST https://<host>/graphql`` with body = the ``data`` string and must belong to the
   connection's identity -> ``start_ack``, then ``data`` messages; ``stop`` -> ``complete``;
 - anything malformed gets an ``error`` message; the connection (and the server) lives on.
+
+Refusals are `RequestRefused`, rendered by `cogsync.server.wire.realtime_error_payload`.
 """
 
 from __future__ import annotations
@@ -23,23 +25,23 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from cogsync.server.access import Authenticator
 from cogsync.server.credentials import IdentityDatabase
-from cogsync.server.sigv4 import SignatureRejected, SignedRequest
+from cogsync.server.wire import (
+    GraphQLService,
+    RequestRefused,
+    SignedRequest,
+    Variables,
+    appsync_error_response,
+    parse_graphql_request,
+    realtime_error_payload,
+)
 
-if TYPE_CHECKING:
-    from cogsync.server.app import GraphQLService
-
-__all__ = [
-    "CONNECTION_TIMEOUT_MS",
-    "SUBPROTOCOL",
-    "BadGraphQLRequest",
-    "RealtimeEndpoint",
-    "parse_graphql_request",
-]
+__all__ = ["CONNECTION_TIMEOUT_MS", "SUBPROTOCOL", "RealtimeEndpoint"]
 
 SUBPROTOCOL = "graphql-ws"
 CONNECTION_TIMEOUT_MS = 300_000
@@ -48,27 +50,15 @@ _HANDSHAKE_LINGER = 2.0  # seconds a refused connection stays open for the clien
 _log = logging.getLogger(__name__)
 
 
-class _Refused(Exception):
-    def __init__(self, error_type: str, message: str, error_code: int | None = None) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-        self.error_code = error_code
-
-    def payload(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"errorType": self.error_type, "message": self.message}
-        if self.error_code is not None:
-            error["errorCode"] = self.error_code
-        return {"errors": [error]}
-
-
 def _decode_auth(encoded: str) -> dict[str, str]:
     """Decode a base64 / base64url JSON auth object (padding optional)."""
     text = encoded.strip().replace("-", "+").replace("_", "/")
     try:
         data = json.loads(base64.b64decode(text + "=" * (-len(text) % 4), validate=True))
     except (binascii.Error, ValueError) as exc:
-        raise _Refused("UnauthorizedException", "the auth header is not base64 JSON", 400) from exc
+        raise RequestRefused(
+            "UnauthorizedException", "the auth header is not base64 JSON", 400
+        ) from exc
     return _auth_object(data)
 
 
@@ -76,7 +66,7 @@ def _auth_object(data: object) -> dict[str, str]:
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in data.items()
     ):
-        raise _Refused(
+        raise RequestRefused(
             "UnauthorizedException", "the authorization must be an object of strings", 400
         )
     return dict(data)
@@ -89,8 +79,6 @@ class RealtimeEndpoint:
         db: the identity database that verifies signatures.
         service: executes subscriptions (`GraphQLService.subscribe`).
         clock: returns the current time in epoch seconds.
-        refused: the exception type ``service.subscribe`` raises to refuse a
-            subscription; it carries ``error_type`` and ``message``.
         keepalive_interval: seconds between ``ka`` messages.
         max_subscriptions: subscriptions one connection may hold.
         max_message_bytes: the largest accepted WebSocket message.
@@ -102,15 +90,12 @@ class RealtimeEndpoint:
         service: GraphQLService,
         clock: Callable[[], float],
         *,
-        refused: type[Exception],
         keepalive_interval: float = 60.0,
         max_subscriptions: int = 100,
         max_message_bytes: int = 1_048_576,
     ) -> None:
-        self._db = db
+        self._authenticator = Authenticator(db, clock)
         self.service = service
-        self._clock = clock
-        self.refused = refused
         self.keepalive_interval = keepalive_interval
         self.max_subscriptions = max_subscriptions
         self.max_message_bytes = max_message_bytes
@@ -122,17 +107,8 @@ class RealtimeEndpoint:
             protocols=(SUBPROTOCOL,), max_msg_size=self.max_message_bytes, autoping=True
         )
         if not ws.can_prepare(request).ok:
-            return web.json_response(
-                {
-                    "errors": [
-                        {
-                            "errorType": "BadRequestException",
-                            "message": "this endpoint takes a WebSocket upgrade",
-                        }
-                    ]
-                },
-                status=400,
-            )
+            upgrade = "this endpoint takes a WebSocket upgrade"
+            return appsync_error_response(RequestRefused("BadRequestException", upgrade, 400))
         await ws.prepare(request)
         connection = _Connection(self, ws)
         self.connections.add(connection)
@@ -151,14 +127,9 @@ class RealtimeEndpoint:
     async def authenticate(self, auth: dict[str, str], path: str, body: bytes) -> str:
         """The identity whose credentials signed ``auth`` for ``POST path`` with ``body``."""
         signed = SignedRequest("POST", path, "", auth, body)
-        try:
-            record = await asyncio.to_thread(
-                self._db.authenticate, signed, service="appsync", now=self._clock()
-            )
-        except SignatureRejected as exc:
-            raise _Refused(exc.error_type, exc.message, exc.status) from exc
+        record = await self._authenticator.verify(signed, service="appsync")
         if record.identity_id is None:
-            raise _Refused(
+            raise RequestRefused(
                 "UnauthorizedException",
                 "the admin credentials have no identity: sign with identity credentials",
                 401,
@@ -187,8 +158,8 @@ class _Connection:
     async def serve(self, request: web.Request) -> None:
         try:
             self.identity_id = await self._handshake(request)
-        except _Refused as exc:
-            await self.send({"type": "connection_error", "payload": exc.payload()})
+        except RequestRefused as exc:
+            await self.send({"type": "connection_error", "payload": realtime_error_payload(exc)})
             # Let the client's connection_init arrive before closing, so that it reads the
             # error instead of failing to send.
             with contextlib.suppress(asyncio.TimeoutError):
@@ -199,7 +170,9 @@ class _Connection:
             if message.type == WSMsgType.TEXT:
                 await self._on_text(message.data)
             elif message.type == WSMsgType.BINARY:
-                await self._error(None, _Refused("BadRequestException", "send JSON text frames"))
+                await self._error(
+                    None, RequestRefused("BadRequestException", "send JSON text frames")
+                )
             elif message.type == WSMsgType.ERROR:
                 break
 
@@ -220,7 +193,7 @@ class _Connection:
 
     async def _handshake(self, request: web.Request) -> str:
         if self._ws.ws_protocol != SUBPROTOCOL:
-            raise _Refused(
+            raise RequestRefused(
                 "SubProtocolNotSupportedError",
                 f"connect with the WebSocket subprotocol {SUBPROTOCOL!r}",
                 400,
@@ -237,7 +210,7 @@ class _Connection:
                 None,
             )
         if not encoded:
-            raise _Refused(
+            raise RequestRefused(
                 "UnauthorizedException",
                 "no authorization: pass the signed auth object in the 'header' query "
                 "parameter or a 'header-<base64url>' subprotocol",
@@ -254,7 +227,7 @@ class _Connection:
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             await self._error(
                 None,
-                _Refused(
+                RequestRefused(
                     "BadRequestException", "each message must be a JSON object with a string 'type'"
                 ),
             )
@@ -275,7 +248,7 @@ class _Connection:
         elif kind == "start":
             try:
                 await self._start(op_id, message.get("payload"))
-            except _Refused as exc:
+            except RequestRefused as exc:
                 await self._error(op_id, exc)
         elif kind == "stop":
             await self._stop(op_id)
@@ -283,11 +256,11 @@ class _Connection:
             await self._ws.close()
         else:
             await self._error(
-                op_id, _Refused("UnsupportedOperation", f"unknown message type {kind[:40]!r}")
+                op_id, RequestRefused("UnsupportedOperation", f"unknown message type {kind[:40]!r}")
             )
 
-    async def _error(self, op_id: str | None, exc: _Refused) -> None:
-        message: dict[str, Any] = {"type": "error", "payload": exc.payload()}
+    async def _error(self, op_id: str | None, exc: RequestRefused) -> None:
+        message: dict[str, Any] = {"type": "error", "payload": realtime_error_payload(exc)}
         if op_id is not None:
             message["id"] = op_id
         await self.send(message)
@@ -299,20 +272,24 @@ class _Connection:
 
     async def _start(self, op_id: str | None, payload: object) -> None:
         if not op_id or len(op_id) > _MAX_ID_LENGTH:
-            raise _Refused("BadRequestException", "a start message needs an 'id' of 1-128 chars")
+            raise RequestRefused(
+                "BadRequestException", "a start message needs an 'id' of 1-128 chars"
+            )
         if op_id in self._subscriptions:
-            raise _Refused("DuplicatedOperationError", f"Duplicate operation with id {op_id}", 400)
+            raise RequestRefused(
+                "DuplicatedOperationError", f"Duplicate operation with id {op_id}", 400
+            )
         if len(self._subscriptions) >= self._endpoint.max_subscriptions:
-            raise _Refused(
+            raise RequestRefused(
                 "MaxSubscriptionsReachedError",
                 f"a connection holds at most {self._endpoint.max_subscriptions} subscriptions",
             )
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), str):
-            raise _Refused("BadRequestException", "start.payload.data must be a JSON string")
+            raise RequestRefused("BadRequestException", "start.payload.data must be a JSON string")
         extensions = payload.get("extensions")
         authorization = extensions.get("authorization") if isinstance(extensions, dict) else None
         if authorization is None:
-            raise _Refused(
+            raise RequestRefused(
                 "UnauthorizedException",
                 "start.payload.extensions.authorization is missing: sign each start",
                 401,
@@ -322,38 +299,31 @@ class _Connection:
             _auth_object(authorization), "/graphql", data.encode("utf-8")
         )
         if identity_id != self.identity_id:
-            raise _Refused(
+            raise RequestRefused(
                 "UnauthorizedException",
                 "the start was signed by another identity than the connection",
                 401,
             )
         try:
-            query, variables, operation_name = parse_graphql_request(data)
-        except BadGraphQLRequest as exc:
-            raise _Refused("BadRequestException", f"payload.data: {exc}") from exc
-        iterator = await self._subscribe(identity_id, query, variables, operation_name)
+            request = parse_graphql_request(data)
+        except RequestRefused as exc:
+            raise RequestRefused(exc.error_type, f"payload.data: {exc.message}") from exc
+        iterator = await self._subscribe(identity_id, request)
         await self.send({"type": "start_ack", "id": op_id})
         self._subscriptions[op_id] = asyncio.create_task(self._pump(op_id, iterator))
 
     async def _subscribe(
-        self,
-        identity_id: str,
-        query: str,
-        variables: dict[str, Any] | None,
-        operation_name: str | None,
+        self, identity_id: str, request: tuple[str, Variables, str | None]
     ) -> AsyncIterator[dict[str, Any]]:
         try:
-            return await self._endpoint.service.subscribe(
-                identity_id, query, variables, operation_name
-            )
-        except self._endpoint.refused as exc:
-            raise _Refused(
-                str(getattr(exc, "error_type", "UnauthorizedException")),
-                str(getattr(exc, "message", exc)),
-            ) from exc
+            return await self._endpoint.service.subscribe(identity_id, *request)
+        except RequestRefused:
+            raise
         except Exception as exc:
             _log.exception("subscription failed to start")
-            raise _Refused("InternalFailure", "the subscription could not be started") from exc
+            raise RequestRefused(
+                "InternalFailure", "the subscription could not be started"
+            ) from exc
 
     async def _pump(self, op_id: str, iterator: AsyncIterator[dict[str, Any]]) -> None:
         try:
@@ -363,7 +333,7 @@ class _Connection:
             raise
         except Exception:
             _log.exception("subscription %s failed", op_id)
-            await self._error(op_id, _Refused("InternalFailure", "the subscription failed"))
+            await self._error(op_id, RequestRefused("InternalFailure", "the subscription failed"))
         else:
             await self.send({"type": "complete", "id": op_id})
         finally:
@@ -375,7 +345,9 @@ class _Connection:
 
     async def _stop(self, op_id: str | None) -> None:
         if op_id is None:
-            await self._error(None, _Refused("BadRequestException", "a stop message needs an 'id'"))
+            await self._error(
+                None, RequestRefused("BadRequestException", "a stop message needs an 'id'")
+            )
             return
         task = self._subscriptions.pop(op_id, None)
         if task is not None:
@@ -383,28 +355,3 @@ class _Connection:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.send({"type": "complete", "id": op_id})
-
-
-class BadGraphQLRequest(ValueError):
-    """A GraphQL request body is not ``{"query": str, "variables"?: {}, "operationName"?: str}``."""
-
-
-def parse_graphql_request(data: str | bytes) -> tuple[str, dict[str, Any] | None, str | None]:
-    """Split a GraphQL request JSON document into query, variables and operation name.
-
-    Raises:
-        BadGraphQLRequest: saying what is wrong with the document.
-    """
-    try:
-        request = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadGraphQLRequest("the request is not valid JSON") from exc
-    if not isinstance(request, dict) or not isinstance(request.get("query"), str):
-        raise BadGraphQLRequest("the request must be a JSON object with a string 'query'")
-    variables = request.get("variables")
-    operation_name = request.get("operationName")
-    if variables is not None and not isinstance(variables, dict):
-        raise BadGraphQLRequest("'variables' must be a JSON object")
-    if operation_name is not None and not isinstance(operation_name, str):
-        raise BadGraphQLRequest("'operationName' must be a string")
-    return request["query"], variables, operation_name

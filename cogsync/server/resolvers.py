@@ -24,7 +24,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from graphql import (
@@ -40,6 +39,7 @@ from graphql import (
     validate,
 )
 
+from cogsync._callbacks import maybe_await
 from cogsync.exceptions import (
     ConflictError,
     DatasetLimitExceededError,
@@ -52,6 +52,12 @@ from cogsync.models import PROTOCOL_VERSION, PatchOp, Record, RecordPatch
 from cogsync.server.hooks import ServerHooks, SyncRejected
 from cogsync.server.schema import load_schema
 from cogsync.server.storage import DatasetChange, ServerStorage
+from cogsync.server.wire import (
+    RequestRefused,
+    Variables,
+    graphql_error,
+    graphql_failure,
+)
 
 __all__ = ["SubscriptionRefused", "SyncService"]
 
@@ -69,26 +75,8 @@ _LIMIT_NAMES: dict[type[LimitExceededError], str] = {
 }
 
 
-class SubscriptionRefused(Exception):
-    """A subscription request that is not accepted; send it back as an ``error`` message.
-
-    Attributes:
-        error_type: AppSync's errorType (``UnauthorizedException``, ``ValidationError``, ...).
-        message: what was wrong and what to do.
-    """
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}")
-        self.error_type = error_type
-        self.message = message
-
-
-class _Refusal(Exception):
-    """Raised in a resolver for an error with a fixed errorType."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
+SubscriptionRefused = RequestRefused
+"""What `SyncService.subscribe` raises to refuse a subscription (`RequestRefused`)."""
 
 
 def _dataset_change(change: DatasetChange, *, with_records: bool) -> dict[str, Any]:
@@ -114,7 +102,7 @@ def _record(record: Record) -> dict[str, Any]:
 
 def _error_type(exc: BaseException) -> tuple[str, dict[str, Any] | None] | None:
     """AppSync's errorType and errorInfo for an expected error; None if unexpected."""
-    if isinstance(exc, _Refusal):
+    if isinstance(exc, RequestRefused):
         return exc.error_type, None
     if isinstance(exc, ConflictError):
         return "ConflictException", {
@@ -147,15 +135,13 @@ def _format_error(error: GraphQLError) -> dict[str, Any]:
         mapped = ("InternalFailure", None)
         message = "the server failed to handle this request; retry later (see the server log)"
     locations = error.locations
-    return {
-        "message": message,
-        "errorType": mapped[0],
-        "errorInfo": mapped[1],
-        "path": list(error.path) if error.path is not None else None,
-        "locations": (
-            [{"line": loc.line, "column": loc.column} for loc in locations] if locations else None
-        ),
-    }
+    return graphql_error(
+        mapped[0],
+        message,
+        mapped[1],
+        list(error.path) if error.path is not None else None,
+        [{"line": loc.line, "column": loc.column} for loc in locations] if locations else None,
+    )
 
 
 def _response(result: ExecutionResult) -> dict[str, Any]:
@@ -163,11 +149,6 @@ def _response(result: ExecutionResult) -> dict[str, Any]:
     if result.errors:
         response["errors"] = [_format_error(e) for e in result.errors]
     return response
-
-
-def _failure(error_type: str, message: str) -> dict[str, Any]:
-    error = {"message": message, "errorType": error_type, "errorInfo": None}
-    return {"data": None, "errors": [error | {"path": None, "locations": None}]}
 
 
 class _Hub:
@@ -284,21 +265,14 @@ class _Root:
         ]
         return {"datasets": datasets, "nextToken": page.next_token}
 
-    async def listRecords(
-        self,
-        _info: Info,
-        datasetName: str,
-        lastSyncCount: int,
-        nextToken: str | None = None,
-        limit: int | None = None,
-    ) -> dict[str, Any]:
+    async def listRecords(self, _info: Info, **args: Any) -> dict[str, Any]:
         page = await self._service.run(
             self._service.storage.list_records,
             self._identity,
-            datasetName,
-            lastSyncCount,
-            next_token=nextToken,
-            limit=limit,
+            args["datasetName"],
+            args["lastSyncCount"],
+            next_token=args.get("nextToken"),
+            limit=args.get("limit"),
         )
         return {
             "datasetName": page.dataset_name,
@@ -347,7 +321,7 @@ class _Root:
 
     def onDatasetChanged(self, _info: Info, identityId: str) -> _EventSource:
         if identityId != self._identity:
-            raise _Refusal(
+            raise RequestRefused(
                 "UnauthorizedException",
                 "onDatasetChanged may only be opened for the caller's own identity: pass "
                 "identityId equal to the identity of the signing credentials",
@@ -396,61 +370,55 @@ class SyncService:
         self.hub.close()
         self._executor.shutdown(wait=True)
 
-    def _document(self, query: object) -> tuple[DocumentNode | None, dict[str, Any] | None]:
+    def _document(self, query: object) -> DocumentNode | list[dict[str, Any]]:
+        """The parsed, validated document, or the AppSync errors that refuse it."""
         if not isinstance(query, str):
-            return None, _failure("BadRequestException", "query must be a GraphQL document string")
+            return [graphql_error("BadRequestException", "query must be a GraphQL document string")]
         try:
             document = parse(query)
         except GraphQLError as exc:
-            return None, _failure("BadRequestException", f"invalid GraphQL syntax: {exc.message}")
+            syntax = f"invalid GraphQL syntax: {exc.message}"
+            return [graphql_error("BadRequestException", syntax)]
         errors = validate(self.schema, document)
         if errors:
-            return None, {"data": None, "errors": [_format_error(e) for e in errors]}
-        return document, None
+            return [_format_error(e) for e in errors]
+        return document
 
     async def execute(
-        self,
-        identity_id: str,
-        query: str,
-        variables: dict[str, Any] | None,
-        operation_name: str | None,
+        self, identity_id: str, query: str, variables: Variables, operation_name: str | None
     ) -> dict[str, Any]:
         """Run a query or mutation for ``identity_id``; return the AppSync-shaped response."""
         try:
-            document, failure = self._document(query)
-            if document is None:
-                return failure or {}
-            if variables is not None and not isinstance(variables, dict):
-                return _failure("BadRequestException", "variables must be a JSON object")
-            if operation_name is not None and not isinstance(operation_name, str):
-                return _failure("BadRequestException", "operationName must be a string")
+            document = self._document(query)
+            if isinstance(document, list):
+                return {"data": None, "errors": document}
+            _check_request(variables, operation_name)
             operation = get_operation_ast(document, operation_name)
             if operation is not None and operation.operation is OperationType.SUBSCRIPTION:
-                return _failure(
+                raise RequestRefused(
                     "BadRequestException",
                     "subscriptions are not served over HTTP: open them on the real-time "
                     "WebSocket endpoint",
                 )
-            result = execute(
-                self.schema,
-                document,
-                root_value=_Root(self, identity_id),
-                variable_values=variables,
-                operation_name=operation_name,
+            result = await maybe_await(
+                execute(
+                    self.schema,
+                    document,
+                    root_value=_Root(self, identity_id),
+                    variable_values=variables,
+                    operation_name=operation_name,
+                )
             )
-            if isawaitable(result):
-                result = await result
             return _response(result)
+        except RequestRefused as exc:
+            return graphql_failure(exc)
         except Exception:
             logger.exception("GraphQL request failed")
-            return _failure("InternalFailure", "the server failed to handle this request")
+            failed = "the server failed to handle this request"
+            return graphql_failure(RequestRefused("InternalFailure", failed))
 
     async def subscribe(
-        self,
-        identity_id: str,
-        query: str,
-        variables: dict[str, Any] | None,
-        operation_name: str | None,
+        self, identity_id: str, query: str, variables: Variables, operation_name: str | None
     ) -> AsyncIterator[dict[str, Any]]:
         """Open an onDatasetChanged subscription for ``identity_id``.
 
@@ -458,34 +426,31 @@ class SyncService:
         with ``aclose()``.
 
         Raises:
-            SubscriptionRefused: the document is invalid, not an onDatasetChanged
-                subscription, or asks for another identity's changes.
+            RequestRefused: the document is invalid, not an onDatasetChanged subscription,
+                or asks for another identity's changes.
         """
-        document, failure = self._document(query)
-        if document is None:
-            error = (failure or {"errors": [{}]})["errors"][0]
-            raise SubscriptionRefused(
-                error.get("errorType", "BadRequestException"), error.get("message", "")
-            )
+        document = self._document(query)
+        if isinstance(document, list):
+            raise RequestRefused(document[0]["errorType"], document[0]["message"])
         if variables is not None and not isinstance(variables, dict):
-            raise SubscriptionRefused("BadRequestException", "variables must be a JSON object")
+            raise RequestRefused("BadRequestException", "variables must be a JSON object")
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
-            raise SubscriptionRefused(
+            raise RequestRefused(
                 "BadRequestException",
                 "send exactly one subscription operation (onDatasetChanged), or name it with "
                 "operationName; queries and mutations go to the HTTP endpoint",
             )
         root = _Root(self, identity_id)
-        result = subscribe(
-            self.schema,
-            document,
-            root_value=root,
-            variable_values=variables,
-            operation_name=operation_name,
+        result = await maybe_await(
+            subscribe(
+                self.schema,
+                document,
+                root_value=root,
+                variable_values=variables,
+                operation_name=operation_name,
+            )
         )
-        if isawaitable(result):
-            result = await result
         if isinstance(result, ExecutionResult) or root.source is None:
             if root.source is not None:
                 root.source.close()
@@ -493,5 +458,12 @@ class SyncService:
             formatted = [_format_error(e) for e in errors] or [
                 {"errorType": "BadRequestException", "message": "subscription not started"}
             ]
-            raise SubscriptionRefused(formatted[0]["errorType"], formatted[0]["message"])
+            raise RequestRefused(formatted[0]["errorType"], formatted[0]["message"])
         return _Subscription(result, root.source)
+
+
+def _check_request(variables: object, operation_name: object) -> None:
+    if variables is not None and not isinstance(variables, dict):
+        raise RequestRefused("BadRequestException", "variables must be a JSON object")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise RequestRefused("BadRequestException", "operationName must be a string")

@@ -26,12 +26,13 @@ from cogsync.config import Config
 from cogsync.exceptions import ConfigError
 from cogsync.limits import DEFAULT_LIMITS, Limits
 from cogsync.server.admin import admin_routes
-from cogsync.server.app import GraphQLService, ServerSettings, create_app
+from cogsync.server.app import ServerSettings, create_app
 from cogsync.server.credentials import AdminCredentials, IdentityDatabase
 from cogsync.server.hooks import ServerHooks
 from cogsync.server.identity import IdentitySettings
-from cogsync.server.resolvers import SubscriptionRefused, SyncService
+from cogsync.server.resolvers import SyncService
 from cogsync.server.storage import ServerStorage
+from cogsync.server.wire import GraphQLService
 
 __all__ = ["EmbeddedServer"]
 
@@ -64,9 +65,10 @@ class EmbeddedServer:
         clock: epoch-seconds clock for signatures, credentials and tokens (tests move it).
         config_out: also write the client config there (it always goes to
             ``data_dir/cogsync.json``).
-        service: a GraphQL executor to use instead of the built-in `SyncService`; then
-            ``refused`` names the exception its ``subscribe`` raises to refuse.
-        refused: see ``service``.
+        service: a GraphQL executor to use instead of the built-in `SyncService`; its
+            ``subscribe`` refuses a subscription by raising `RequestRefused`.
+        refused: ignored; kept so callers written for older releases (which named the
+            custom service's refusal exception here) keep working.
 
     Attributes (after start):
         port: the port listened on.
@@ -97,22 +99,15 @@ class EmbeddedServer:
         service: GraphQLService | None = None,
         refused: type[Exception] | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir)
-        self.host = host
-        self.port = port
-        self.region = region
-        self.allow_guests = allow_guests
-        self.developer_provider = developer_provider
+        del refused  # custom services refuse with RequestRefused
+        self.data_dir, self.host, self.port, self.region = Path(data_dir), host, port, region
+        self.allow_guests, self.developer_provider = allow_guests, developer_provider
         self.oidc_issuers = dict(oidc_issuers or {})
         self.oidc_client_ids = tuple(oidc_client_ids)
-        self.limits = limits
-        self.hooks = hooks
-        self.keepalive_interval = keepalive_interval
-        self.credential_lifetime = credential_lifetime
-        self.clock = clock
+        self.limits, self.hooks, self.clock = limits, hooks, clock
+        self.keepalive_interval, self.credential_lifetime = keepalive_interval, credential_lifetime
         self.config_out = Path(config_out) if config_out is not None else None
         self._service = service
-        self._refused = refused
         self.storage: ServerStorage | None = None
         self.sync_service: SyncService | None = None
         self._serving_loop: asyncio.AbstractEventLoop | None = None
@@ -161,7 +156,7 @@ class EmbeddedServer:
         self._serving_loop = asyncio.get_running_loop()
         db = IdentityDatabase(self.data_dir / "identity.db", region=self.region)
         try:
-            service, refused = self._build_service()
+            service = self._build_service()
             settings = ServerSettings(
                 identity=IdentitySettings(
                     allow_guests=self.allow_guests,
@@ -173,7 +168,7 @@ class EmbeddedServer:
                 ),
                 keepalive_interval=self.keepalive_interval,
             )
-            app = create_app(db, service, refused=refused, settings=settings, clock=self.clock)
+            app = create_app(db, service, settings=settings, clock=self.clock)
             if self.storage is not None:
                 app.add_routes(admin_routes(self.storage, db, clock=self.clock))
             runner = web.AppRunner(app, access_log=None)
@@ -204,14 +199,12 @@ class EmbeddedServer:
         )
         self._write_files()
 
-    def _build_service(self) -> tuple[GraphQLService, type[Exception]]:
+    def _build_service(self) -> GraphQLService:
         if self._service is not None:
-            if self._refused is None:
-                raise ConfigError("a custom service needs `refused`, its refusal exception")
-            return self._service, self._refused
+            return self._service
         self.storage = ServerStorage(self.data_dir / "sync.db", self.limits)
         self.sync_service = SyncService(self.storage, hooks=self.hooks)
-        return self.sync_service, SubscriptionRefused
+        return self.sync_service
 
     def _merge(self, guest_identity_id: str, identity_id: str) -> None:
         """Move a guest's datasets to the identity it logged in to (from a worker thread)."""

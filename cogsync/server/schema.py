@@ -3,15 +3,15 @@
 The packaged ``cogsync/server/schema.graphql`` is the very file AppSync runs (a copy of
 ``server_schema/schema.graphql``). graphql-core does not know AppSync's built-in scalars
 and directives, so they are declared in front of it here, and the scalars get AppSync's
-serialization rules (``AWSDateTime``: ISO-8601 UTC with milliseconds and ``Z``).
+serialization rules (``AWSDateTime``: ISO-8601 UTC with milliseconds and ``Z``, the codec of
+`cogsync._awsdatetime`, whose `format_datetime` / `parse_datetime` are re-exported here).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -25,6 +25,8 @@ from graphql import (
     ValueNode,
     build_schema,
 )
+
+from cogsync._awsdatetime import DATETIME_HINT, format_datetime, parse_datetime
 
 __all__ = [
     "APPSYNC_DECLARATIONS",
@@ -55,41 +57,6 @@ directive @aws_auth(cognito_groups: [String]) on FIELD_DEFINITION
 """
 """AppSync's built-in scalars and directives, declared for graphql-core."""
 
-_DATETIME_RE = re.compile(
-    r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}(?::\d{2}(?:\.(\d{1,9}))?)?)"
-    r"(Z|[+-]\d{2}:\d{2}(?::\d{2})?)"
-)
-_DATETIME_HINT = "expected ISO-8601 with a time zone, e.g. 2024-05-01T12:00:00.000Z"
-
-
-def format_datetime(value: datetime) -> str:
-    """Render an aware datetime as AppSync does: UTC, milliseconds, ``Z`` suffix."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"datetime {value!r} has no time zone; cogsync uses aware UTC times")
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def parse_datetime(text: str) -> datetime:
-    """Parse an ``AWSDateTime`` strictly into an aware UTC datetime (ms precision).
-
-    Raises:
-        ValueError: ``text`` is not ISO-8601 date-time with a time zone.
-    """
-    match = _DATETIME_RE.fullmatch(text)
-    if match is None:
-        raise ValueError(f"invalid AWSDateTime {text[:64]!r}: {_DATETIME_HINT}")
-    date, time, fraction, zone = match.groups()
-    if fraction is not None:
-        time = time[: -len(fraction)] + (fraction + "000000")[:6]
-    if zone == "Z":
-        zone = "+00:00"
-    try:
-        utc = datetime.fromisoformat(f"{date}T{time}{zone}").astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise ValueError(f"invalid AWSDateTime {text[:64]!r}: {exc}") from exc
-    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
-
 
 def _serialize_datetime(value: Any) -> str:
     if isinstance(value, str):
@@ -101,7 +68,7 @@ def _serialize_datetime(value: Any) -> str:
 
 def _parse_datetime_value(value: Any) -> datetime:
     if not isinstance(value, str):
-        raise GraphQLError(f"AWSDateTime must be a string: {_DATETIME_HINT}")
+        raise GraphQLError(f"AWSDateTime must be a string: {DATETIME_HINT}")
     try:
         return parse_datetime(value)
     except ValueError as exc:
@@ -110,7 +77,7 @@ def _parse_datetime_value(value: Any) -> datetime:
 
 def _parse_datetime_literal(node: ValueNode, _variables: Any = None) -> datetime:
     if not isinstance(node, StringValueNode):
-        raise GraphQLError(f"AWSDateTime must be a string literal: {_DATETIME_HINT}")
+        raise GraphQLError(f"AWSDateTime must be a string literal: {DATETIME_HINT}")
     return _parse_datetime_value(node.value)
 
 

@@ -6,7 +6,8 @@ signed headers and body, then compares with `hmac.compare_digest`. Nothing here 
 the caller looks up the signing secret for the access key (`parse_authorization` tells it
 which) and passes the clock reading in.
 
-Failures raise `SignatureRejected`, carrying the AppSync / AWS error type and HTTP status.
+Failures raise `SignatureRejected` (a `RequestRefused`), carrying the AppSync / AWS error
+type and HTTP status. `SignedRequest` is re-exported from `cogsync.server.wire`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from time import strptime
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from cogsync.server.wire import RequestRefused, SignedRequest
 
 __all__ = [
     "MAX_CLOCK_SKEW",
@@ -39,40 +42,15 @@ _ALGORITHM = "AWS4-HMAC-SHA256"
 _UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 
-class SignatureRejected(Exception):
-    """A request's signature or credentials were refused.
+class SignatureRejected(RequestRefused):
+    """A request's signature or credentials were refused (403 unless said otherwise).
 
-    Attributes:
-        error_type: the AWS error type (``UnauthorizedException``, ``InvalidSignatureException``,
-            ``ExpiredTokenException``, ``BadRequestException``).
-        message: what was wrong, for the client.
-        status: the HTTP status to answer with.
+    ``error_type`` is ``UnauthorizedException``, ``InvalidSignatureException``,
+    ``ExpiredTokenException`` or ``BadRequestException``.
     """
 
     def __init__(self, error_type: str, message: str, status: int = 403) -> None:
-        super().__init__(f"{error_type}: {message}")
-        self.error_type = error_type
-        self.message = message
-        self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class SignedRequest:
-    """The parts of a received request that a SigV4 signature covers.
-
-    Attributes:
-        method: HTTP method (``POST`` for every signed cogsync request).
-        path: the request path as received, percent-encoded (``/graphql``).
-        query: the raw query string without ``?`` ("" if none).
-        headers: the received headers; lookups are case-insensitive.
-        body: the exact body bytes.
-    """
-
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]
-    body: bytes
+        super().__init__(error_type, message, status)
 
 
 @dataclass(frozen=True, slots=True)

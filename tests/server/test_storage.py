@@ -21,7 +21,8 @@ from cogsync.exceptions import (
 )
 from cogsync.limits import Limits
 from cogsync.models import PatchOp, Record, RecordPatch
-from cogsync.server.hooks import SyncRejected, export_changes_jsonl
+from cogsync.server.changes import export_changes_jsonl
+from cogsync.server.hooks import SyncRejected
 from cogsync.server.storage import InvalidRequestError, ServerStorage
 
 A, B = "us-east-1:aaaaaaaa-0000-0000-0000-000000000000", "us-east-1:bbbbbbbb-0000"

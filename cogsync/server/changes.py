@@ -1,0 +1,136 @@
+"""The change log of `cogsync serve` and its export, the change stream.
+
+Every applied batch (push, deletion, merge, import) appends one entry to the data file's
+``change_log`` table in the same transaction, in commit order (``seq``). Other systems
+follow it with `export_changes_jsonl` (the successor of Cognito Streams), which reads
+through `ServerStorage.read_changes`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, TextIO
+
+from cogsync.models import Record
+from cogsync.server.rows import from_ms, to_ms
+
+__all__ = [
+    "ChangeEntry",
+    "ChangeSource",
+    "DatasetChange",
+    "append_change",
+    "export_changes_jsonl",
+    "read_change_log",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetChange:
+    """The outcome of a push or deletion (what pushRecords/deleteDataset return).
+
+    Attributes:
+        records: the records the batch wrote (empty for a deletion).
+        applied: False when nothing was written: a retried request id, or deleting a
+            dataset that is absent or already deleted. Only applied changes are published.
+    """
+
+    identity_id: str
+    dataset_name: str
+    sync_count: int
+    deleted: bool
+    records: tuple[Record, ...] = ()
+    applied: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEntry:
+    """One accepted batch in the change log, in commit order (``seq``)."""
+
+    seq: int
+    identity_id: str
+    dataset_name: str
+    sync_count: int
+    deleted: bool
+    keys: tuple[str, ...]
+    client_request_id: str | None
+    time: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """This entry as a JSON-ready dict (times as ISO-8601 UTC with ``+00:00``)."""
+        return {
+            "seq": self.seq,
+            "identityId": self.identity_id,
+            "datasetName": self.dataset_name,
+            "syncCount": self.sync_count,
+            "deleted": self.deleted,
+            "keys": list(self.keys),
+            "clientRequestId": self.client_request_id,
+            "time": self.time.isoformat(timespec="milliseconds"),
+        }
+
+
+def append_change(
+    db: sqlite3.Connection,
+    change: DatasetChange,
+    client_request_id: str | None,
+    now: datetime,
+    keys: Sequence[str],
+) -> None:
+    """Log an applied change (inside the caller's transaction)."""
+    db.execute(
+        "INSERT INTO change_log (identity_id, dataset, sync_count, deleted, keys, "
+        "client_request_id, time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            change.identity_id,
+            change.dataset_name,
+            change.sync_count,
+            int(change.deleted),
+            json.dumps(list(keys), ensure_ascii=False),
+            client_request_id,
+            to_ms(now),
+        ),
+    )
+
+
+def read_change_log(db: sqlite3.Connection, after_seq: int, limit: int) -> list[ChangeEntry]:
+    """The entries after ``after_seq``, oldest first, at most ``limit``."""
+    rows = db.execute(
+        "SELECT seq, identity_id, dataset, sync_count, deleted, keys, client_request_id, "
+        "time FROM change_log WHERE seq>? ORDER BY seq LIMIT ?",
+        (after_seq, max(0, limit)),
+    ).fetchall()
+    return [
+        ChangeEntry(seq, ident, name, count, bool(deleted), tuple(json.loads(keys)), req, t)
+        for seq, ident, name, count, deleted, keys, req, ms in rows
+        if (t := from_ms(ms)) is not None
+    ]
+
+
+class ChangeSource(Protocol):
+    """Where the change stream reads from (`ServerStorage`)."""
+
+    def read_changes(self, after_seq: int = 0, limit: int = 1000) -> list[ChangeEntry]:
+        """The change log after ``after_seq``, oldest first, at most ``limit``."""
+        ...
+
+
+def export_changes_jsonl(
+    storage: ChangeSource, out: TextIO, *, after_seq: int = 0, batch: int = 1000
+) -> int:
+    """Write every change after ``after_seq`` to ``out``, one JSON object a line.
+
+    Returns the sequence number of the last change written (``after_seq`` if none), to be
+    passed as ``after_seq`` next time to continue where this export stopped.
+    """
+    last = after_seq
+    while True:
+        changes = storage.read_changes(after_seq=last, limit=batch)
+        for change in changes:
+            out.write(json.dumps(change.to_json(), separators=(",", ":")) + "\n")
+            last = change.seq
+        if len(changes) < batch:
+            return last
