@@ -16,12 +16,19 @@ The tree::
     ├── ConflictError                  a push met a newer sync count and was not resolved
     ├── NotAuthorizedError             credentials or logins refused; log in again
     ├── OfflineError                   the server is unreachable; local data is intact, retry later
-    └── ServerError                    the server failed or answered nonsense; retry may help
+    ├── ServerError                    the server failed or answered nonsense; retry may help
+    └── SyncAllError                   synchronize_all() could not sync every dataset; it is
+                                       also an instance of the first failure's class
 
 Each error says whether a retry can help in its ``retryable`` attribute.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+
+from cogsync.models import SyncResult
 
 __all__ = [
     "CogsyncError",
@@ -37,6 +44,7 @@ __all__ = [
     "OfflineError",
     "RecordLimitExceededError",
     "ServerError",
+    "SyncAllError",
     "UnsyncedChangesError",
     "UsageError",
 ]
@@ -140,3 +148,71 @@ class ServerError(CogsyncError):
     """The server failed or sent an answer that does not follow the protocol; retry later."""
 
     retryable = True
+
+
+class SyncAllError(CogsyncError):
+    """``synchronize_all()`` tried every dataset and some failed; the others are synced.
+
+    The error raised is also an instance of the first failure's class (in dataset order),
+    with that error's attributes (``retryable``, ``key``, ``limit``...), so ``except
+    OfflineError`` still catches an offline `synchronize_all`; the first failure is its
+    ``__cause__``.
+
+    Attributes:
+        results: dataset name -> `SyncResult` of every dataset that synced.
+        errors: dataset name -> the error of every dataset that failed (dataset order).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        results: Mapping[str, SyncResult] | None = None,
+        errors: Mapping[str, Exception] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.results: dict[str, SyncResult] = dict(results or {})
+        self.errors: dict[str, Exception] = dict(errors or {})
+
+    @classmethod
+    def from_failures(
+        cls, results: Mapping[str, SyncResult], errors: Mapping[str, Exception]
+    ) -> SyncAllError:
+        """The error for a partly failed ``synchronize_all`` (``errors`` must not be empty).
+
+        Its class derives from both `SyncAllError` and the first error's class; its
+        arguments and attributes are the first error's.
+        """
+        first = next(iter(errors.values()))
+        try:
+            combined = _combined(type(first))
+            error = combined.__new__(combined, *first.args)
+            with contextlib.suppress(TypeError):  # fills built-in fields (errno, encoding...)
+                type(first).__init__(error, *first.args)
+            error.args = first.args
+            error.__dict__.update(first.__dict__)
+        except TypeError:  # a class that cannot be combined or rebuilt
+            error = cls(str(first))
+        error.results = dict(results)
+        error.errors = dict(errors)
+        return error
+
+    def __str__(self) -> str:
+        failed = ", ".join(self.errors)
+        message = super().__str__()
+        if not self.errors:
+            return message
+        return f"{len(self.errors)} dataset(s) failed to sync ({failed}): {message}"
+
+
+_COMBINED: dict[type[Exception], type[SyncAllError]] = {}
+
+
+def _combined(error_class: type[Exception]) -> type[SyncAllError]:
+    """``SyncAll<Name>``: a `SyncAllError` that is also an ``error_class`` (made once)."""
+    if issubclass(error_class, SyncAllError):
+        return error_class
+    if error_class not in _COMBINED:
+        name = f"SyncAll{error_class.__name__}"
+        _COMBINED[error_class] = type(name, (SyncAllError, error_class), {})
+    return _COMBINED[error_class]
