@@ -20,11 +20,11 @@ import os
 import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypedDict
 
 from cogsync._backoff import backoff_delays
 from cogsync._callbacks import maybe_await
+from cogsync._closing import AsyncClosing
 from cogsync._gate import Gate
 from cogsync._store_thread import StoreThread
 from cogsync.config import Config
@@ -97,7 +97,7 @@ def _open_store(db_path: str | os.PathLike[str] | None, limits: Limits) -> Local
         raise ConfigError(f"cannot open the device file {db_path}: {exc}") from exc
 
 
-class AsyncClient:
+class AsyncClient(AsyncClosing):
     """An identity's datasets on this device, synced with a cogsync backend.
 
     Args:
@@ -152,14 +152,6 @@ class AsyncClient:
         self._closing = False  # no new calls
 
     # ---- context management -------------------------------------------------------
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
     async def close(self) -> None:
         """Stop push sync and background retries, wait for running syncs, close everything."""
         if self._closing:

@@ -51,6 +51,9 @@ class ClientIdentity:
         backend: a ready backend (tests); None builds a `GraphQLBackend` on first contact.
     """
 
+    _identity_id: str | None
+    _owner: str
+
     def __init__(
         self,
         config: Config | None,
@@ -63,30 +66,17 @@ class ClientIdentity:
         identity_id: str | None,
         backend: RemoteBackend | None,
     ) -> None:
-        self._config = config
-        self._store = store
-        self._run = run
-        self._gate = gate
+        self.lock = asyncio.Lock()
+        """Held by every identity change (first contact, login, wipe)."""
+        self._config, self._store, self._run, self._gate = config, store, run, gate
         self._before_switch = before_switch
-        self._logins = dict(logins or {})
+        self._logins = dict(logins or {})  # switched to on first contact
         self._logins_pending = bool(self._logins)
         self._identity_logins: dict[str, str] = {}  # logins of the current identity, if known
-        known = store.identity_id()
-        if identity_id is not None and identity_id != known:
-            if known is not None and store.has_unsynced_changes():
-                raise UsageError(
-                    f"this device file holds unsynced changes of identity {known}: sync them "
-                    "or call wipe_data() before opening it with another identity_id"
-                )
-            store.attach_identity(identity_id)
-            known = identity_id
-        self._identity_id = known
-        self._owner = known or store.provisional_owner()
+        self._set_owner(_attach_given(store, identity_id))
         self._backend = backend
         self._cognito: CognitoIdentity | None = None
         self._limits_learned = False
-        self.lock = asyncio.Lock()
-        """Held by every identity change (first contact, login, wipe)."""
 
     @property
     def identity_id(self) -> str | None:
@@ -199,6 +189,20 @@ class ClientIdentity:
         if old_backend is not None:
             await old_backend.close()
         return new_id, merged
+
+
+def _attach_given(store: LocalStore, identity_id: str | None) -> str | None:
+    """The store's identity id, after attaching ``identity_id`` (the app's) if given."""
+    known = store.identity_id()
+    if identity_id is not None and identity_id != known:
+        if known is not None and store.has_unsynced_changes():
+            raise UsageError(
+                f"this device file holds unsynced changes of identity {known}: sync them "
+                "or call wipe_data() before opening it with another identity_id"
+            )
+        store.attach_identity(identity_id)
+        known = identity_id
+    return known
 
 
 def _graphql_backend(config: Config, cognito: CognitoIdentity) -> RemoteBackend:
