@@ -82,3 +82,91 @@ def test_the_checker_catches_a_forbidden_import(tmp_path: Path) -> None:
     imported = imported_modules(sneaky)
     assert {"asyncio", "sqlite3"} <= imported
     assert not {"asyncio", "sqlite3"} & {n for n in imported if n not in FORBIDDEN}
+
+
+# The client side: the package itself, its private helper modules, the async core, its
+# blocking facade, identity, driver, engine, remote backends and Cognito identity.
+PACKAGE = ENGINE.parent
+CLIENT_SIDE = (
+    "cogsync.blocking",
+    "cogsync.client",
+    "cogsync.dataset",
+    "cogsync.driver",
+    "cogsync.exceptions",
+    "cogsync.identity",
+    "cogsync.push",
+    "cogsync.engine",
+    "cogsync.remote",
+    "cogsync.auth",
+)
+
+
+def module_files() -> dict[str, Path]:
+    modules = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = path
+    return modules
+
+
+def is_client_side(module: str) -> bool:
+    if module == "cogsync" or module.startswith("cogsync._"):
+        return True
+    return any(module == m or module.startswith(m + ".") for m in CLIENT_SIDE)
+
+
+def project_imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The cogsync modules ``path`` imports anywhere (functions and TYPE_CHECKING too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            submodules = [f"{node.module}.{alias.name}" for alias in node.names]
+            names = [n for n in submodules if n in modules] or [node.module]
+        else:
+            continue
+        found.update(n for n in names if n.split(".")[0] == "cogsync" and n in modules)
+    return found
+
+
+def test_client_side_modules_import_no_cycle() -> None:
+    modules = module_files()
+    graph = {name: project_imports(path, modules) - {name} for name, path in modules.items()}
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            current = todo.pop()
+            if current == goal:
+                return True
+            if current not in seen:
+                seen.add(current)
+                todo.extend(graph.get(current, ()))
+        return False
+
+    cycles = sorted(
+        (a, b)
+        for a in graph
+        if is_client_side(a) and a != "cogsync"
+        for b in graph[a]
+        if b != "cogsync" and reaches(b, a)
+    )
+    assert not cycles, f"import cycles through {cycles}"
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in sorted(module_files()) if is_client_side(n)], ids=lambda n: n
+)
+def test_client_side_modules_import_no_private_names(name: str) -> None:
+    tree = ast.parse(module_files()[name].read_text(encoding="utf-8"))
+    private = [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cogsync")
+        for alias in node.names
+        if alias.name.startswith("_") and f"{node.module}.{alias.name}" not in module_files()
+    ]
+    assert not private, f"{name} imports private names {private}"
