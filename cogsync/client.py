@@ -151,7 +151,7 @@ class AsyncClient(AsyncClosing):
         self._retry_task: asyncio.Task[None] | None = None
         self._closing = False  # no new calls
 
-    # ---- context management -------------------------------------------------------
+    # ---- context management ---------------------------------------------------------
     async def close(self) -> None:
         """Stop push sync and background retries, wait for running syncs, close everything."""
         if self._closing:
@@ -226,7 +226,7 @@ class AsyncClient(AsyncClosing):
             )
         return result
 
-    # ---- identity ----------------------------------------------------------------------
+    # ---- identity -------------------------------------------------------------------
     async def get_identity_id(self) -> str:
         """The identity id, asking Cognito Identity (GetId) the first time.
 
