@@ -4,9 +4,10 @@ The successor of AWS Cognito Sync: `Client` / `AsyncClient` keep an identity's d
 a local SQLite file and synchronize them with `cogsync serve` or AppSync + DynamoDB.
 """
 
-from cogsync.client import AsyncClient, Client
+from cogsync.blocking import Client, Dataset
+from cogsync.client import AsyncClient
 from cogsync.config import Config
-from cogsync.dataset import AsyncDataset, Dataset
+from cogsync.dataset import AsyncDataset
 from cogsync.engine.conflicts import last_writer_wins, local_wins, remote_wins
 from cogsync.exceptions import (
     CogsyncError,
@@ -22,6 +23,7 @@ from cogsync.exceptions import (
     OfflineError,
     RecordLimitExceededError,
     ServerError,
+    SyncAllError,
     UnsyncedChangesError,
     UsageError,
 )
@@ -54,6 +56,7 @@ __all__ = [
     "RecordLimitExceededError",
     "Resolution",
     "ServerError",
+    "SyncAllError",
     "SyncResult",
     "UnsyncedChangesError",
     "UsageError",

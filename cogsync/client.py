@@ -1,8 +1,10 @@
-"""`AsyncClient` (the real thing) and `Client` (its blocking facade).
+"""`AsyncClient`: the async core of cogsync (its blocking facade `Client` is in
+`cogsync.blocking`).
 
-A client owns one device's local store, knows (or learns) its Cognito identity, and
-synchronizes datasets with a backend. Local reads and writes never touch the network;
-every store call runs on one worker thread (the store's single writer), off the event loop.
+A client owns one device's local store, knows (or learns, via `cogsync.identity`) its
+Cognito identity, and synchronizes datasets with a backend. Local reads and writes never
+touch the network; every store call runs on one worker thread (the store's single
+writer), off the event loop.
 
 Concurrency rules: syncs of different datasets run side by side (one at a time per
 dataset); an identity change (first contact, login, wipe, close) waits for running syncs
@@ -13,45 +15,55 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import functools
 import logging
 import os
 import sqlite3
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypedDict
 
 from cogsync._backoff import backoff_delays
-from cogsync._blocking import Portal
+from cogsync._callbacks import maybe_await
+from cogsync._closing import AsyncClosing
 from cogsync._gate import Gate
-from cogsync.auth.cognito import CognitoIdentity
+from cogsync._store_thread import StoreThread
 from cogsync.config import Config
-from cogsync.dataset import AsyncDataset, Dataset
+from cogsync.dataset import AsyncDataset, LocalView, SyncEntryPoints
+from cogsync.driver import run_sync
 from cogsync.engine.conflicts import last_writer_wins
-from cogsync.engine.driver import maybe_await, run_sync
 from cogsync.engine.flow import sync_dataset
 from cogsync.exceptions import (
     CogsyncError,
     ConfigError,
     OfflineError,
+    SyncAllError,
     UnsyncedChangesError,
     UsageError,
 )
-from cogsync.limits import DEFAULT_LIMITS, Limits, merged_dataset_name, validate_name
+from cogsync.identity import ClientIdentity, require_config
+from cogsync.limits import DEFAULT_LIMITS, Limits, validate_name
 from cogsync.models import DatasetMetadata, SyncResult
 from cogsync.push import PushScheduler
 from cogsync.remote.base import RemoteBackend
 from cogsync.store.base import LocalStore
 
-__all__ = ["AsyncClient", "Client"]
+__all__ = ["AsyncClient", "ClientOptions", "DatasetsMerged", "OnChange"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 OnChange = Callable[[str, SyncResult], Any]
 DatasetsMerged = Callable[[str, list[str]], Any]
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword arguments of `AsyncClient` (and `cogsync.Client`)."""
+
+    db_path: str | os.PathLike[str] | None
+    logins: dict[str, str] | None
+    identity_id: str | None
+    device_id: str | None
+    backend: RemoteBackend | None
+    store: LocalStore | None
+    limits: Limits
 
 
 def _check_arguments(
@@ -85,7 +97,7 @@ def _open_store(db_path: str | os.PathLike[str] | None, limits: Limits) -> Local
         raise ConfigError(f"cannot open the device file {db_path}: {exc}") from exc
 
 
-class AsyncClient:
+class AsyncClient(AsyncClosing):
     """An identity's datasets on this device, synced with a cogsync backend.
 
     Args:
@@ -116,45 +128,30 @@ class AsyncClient:
         _check_arguments(config, db_path, logins, identity_id, device_id)
         self._store: LocalStore = store if store is not None else _open_store(db_path, limits)
         self._config = config
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cogsync-store")
+        self._thread = StoreThread()
         self._device_id = device_id or self._store.device_id()
-        self._logins = dict(logins or {})
-        self._logins_pending = bool(self._logins)
-        self._identity_logins: dict[str, str] = {}  # logins of the current identity, if known
-        known = self._store.identity_id()
-        if identity_id is not None and identity_id != known:
-            if known is not None and self._store.has_unsynced_changes():
-                raise UsageError(
-                    f"this device file holds unsynced changes of identity {known}: sync them "
-                    "or call wipe_data() before opening it with another identity_id"
-                )
-            self._store.attach_identity(identity_id)
-            known = identity_id
-        self._identity_id = known
-        self._owner_id = known or self._store.provisional_owner()
-        self._backend = backend
-        self._identity: CognitoIdentity | None = None
         self._gate = Gate()
-        self._connect_lock = asyncio.Lock()
+        self._identity = ClientIdentity(
+            config,
+            self._store,
+            self._thread.run,
+            self._gate,
+            before_switch=self.stop_push_sync,
+            logins=logins,
+            identity_id=identity_id,
+            backend=backend,
+        )
+        self._local = LocalView(self._store, lambda: self._identity.owner, self._thread.run)
+        self._entry_points = SyncEntryPoints(self.synchronize, self.synchronize_on_connectivity)
         self._locks: dict[str, asyncio.Lock] = {}
         self._push: Any = None
         self._scheduler: PushScheduler | None = None
         self._push_on_change: OnChange | None = None
         self._retry: dict[str, dict[str, Any]] = {}
         self._retry_task: asyncio.Task[None] | None = None
-        self._limits_learned = False
         self._closing = False  # no new calls
-        self._closed = False  # the store is closed
 
-    # ---- context management -------------------------------------------------------
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
+    # ---- context management ---------------------------------------------------------
     async def close(self) -> None:
         """Stop push sync and background retries, wait for running syncs, close everything."""
         if self._closing:
@@ -162,12 +159,11 @@ class AsyncClient:
         self._closing = True
         await self._stop_background()
         async with self._gate.exclusive():  # running syncs finish first
-            if self._backend is not None:
-                await self._backend.close()
-            self._closed = True
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, self._store.close)
-        self._executor.shutdown(wait=True)
+            backend = self._identity.backend
+            if backend is not None:
+                await backend.close()
+            await self._thread.close_store(self._store.close)
+        self._thread.shutdown()
 
     async def _stop_background(self) -> None:
         await self.stop_push_sync()
@@ -199,32 +195,19 @@ class AsyncClient:
 
         `get_identity_id` asks the server when it is not known yet.
         """
-        return self._identity_id
-
-    def _owner(self) -> str:
-        return self._owner_id
-
-    def _set_owner(self, identity_id: str | None) -> None:
-        self._identity_id = identity_id
-        self._owner_id = identity_id or self._store.provisional_owner()
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._closed:
-            raise UsageError("this client is closed; create a new one")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        return self._identity.identity_id
 
     async def dataset(self, name: str) -> AsyncDataset:
         """Open (creating locally if needed) the dataset ``name``."""
         validate_name(name, self.limits)
-        await self._run(self._store.create_dataset, self._owner(), name)
-        return AsyncDataset(self, name)
+        await self._thread.run(self._store.create_dataset, self._identity.owner, name)
+        return AsyncDataset(name, self._local, self._entry_points)
 
     open_or_create_dataset = dataset
 
     async def list_datasets(self) -> list[DatasetMetadata]:
         """The datasets kept on this device (not those pending deletion)."""
-        return await self._run(self._list_datasets_blocking, self._owner())
+        return await self._thread.run(self._list_datasets_blocking, self._identity.owner)
 
     def _list_datasets_blocking(self, owner: str) -> list[DatasetMetadata]:
         result = []
@@ -244,60 +227,21 @@ class AsyncClient:
         return result
 
     # ---- identity -------------------------------------------------------------------
-    def _require_config(self) -> Config:
-        if self._config is None:
-            raise ConfigError("this client has no Config; pass one to sync with a server")
-        return self._config
-
-    def _cognito(self) -> CognitoIdentity:
-        if self._identity is None:
-            self._identity = CognitoIdentity(
-                self._require_config(),
-                logins=self._identity_logins or None,
-                identity_id=self._identity_id,
-            )
-        return self._identity
-
     async def get_identity_id(self) -> str:
         """The identity id, asking Cognito Identity (GetId) the first time.
 
         Data written before the identity was known moves to it here.
         """
-        if self._identity_id is None or self._logins_pending:
+        if self._identity.needs_contact:
             await self._connect()
-        assert self._identity_id is not None
-        return self._identity_id
+        identity_id = self._identity.identity_id
+        assert identity_id is not None
+        return identity_id
 
     async def _connect(self) -> RemoteBackend:
         """Make sure the identity is known and a backend exists; return the backend."""
         self._check_open()
-        async with self._connect_lock:
-            if self._logins_pending:
-                await self._switch_identity(self._logins)
-            if self._identity_id is None:
-                identity_id = await self._cognito().get_identity_id()
-                async with self._gate.exclusive():
-                    await self._run(self._store.attach_identity, identity_id)
-                    self._set_owner(identity_id)
-            if self._backend is None:
-                from cogsync.remote.graphql import GraphQLBackend
-
-                self._backend = GraphQLBackend(self._require_config(), self._cognito())
-            if not self._limits_learned:
-                await self._learn_limits(self._backend)
-            return self._backend
-
-    async def _learn_limits(self, backend: RemoteBackend) -> None:
-        """Adopt the limits the server announces, so both sides enforce the same ones."""
-        info = await backend.server_info()
-        self._store.limits = dataclasses.replace(
-            self._store.limits,
-            max_datasets=info.max_datasets,
-            max_records=info.max_records,
-            max_dataset_bytes=info.max_dataset_bytes,
-            max_key_bytes=info.max_key_bytes,
-        )
-        self._limits_learned = True
+        return await self._identity.connect()
 
     async def login(
         self, logins: dict[str, str], *, on_datasets_merged: DatasetsMerged | None = None
@@ -315,8 +259,7 @@ class AsyncClient:
         self._check_open()
         restart = self._push is not None
         try:
-            async with self._connect_lock:
-                identity_id, merged = await self._switch_identity(dict(logins))
+            identity_id, merged = await self._identity.login(dict(logins))
         finally:
             if restart and not self._closing:
                 await self.start_push_sync(self._push_on_change)
@@ -324,73 +267,6 @@ class AsyncClient:
             for name, names in merged.items():
                 await maybe_await(on_datasets_merged(name, names))
         return identity_id
-
-    async def _switch_identity(self, logins: dict[str, str]) -> tuple[str, dict[str, list[str]]]:
-        from cogsync.remote.graphql import GraphQLBackend
-
-        config = self._require_config()
-        fresh = CognitoIdentity(config, logins=logins)
-        new_id = await fresh.get_identity_id()
-        new_backend = GraphQLBackend(config, fresh)
-        old_owner = self._owner_id
-        merged: dict[str, list[str]] = {}
-        try:
-            if self._identity_id is None:
-                mode = "attach"
-            elif new_id == old_owner:
-                mode = "same"
-            elif self._identity_logins:
-                mode = "switch"
-            else:
-                remote = await new_backend.list_datasets()
-                local = await self._run(self._store.list_datasets, new_id)
-                has_data = any(not d.deleted for d in remote) or bool(local)
-                mode = "merge" if has_data else "move"
-            await self.stop_push_sync()
-            async with self._gate.exclusive():
-                merged = await self._run(self._move_identity, old_owner, new_id, mode)
-                self._set_owner(new_id)
-        except BaseException:
-            await new_backend.close()
-            raise
-        old_backend = self._backend
-        self._backend, self._identity = new_backend, fresh
-        self._logins, self._identity_logins, self._logins_pending = (
-            dict(logins),
-            dict(logins),
-            False,
-        )
-        if old_backend is not None:
-            await old_backend.close()
-        return new_id, merged
-
-    def _move_identity(self, old: str, new: str, mode: str) -> dict[str, list[str]]:
-        """Move this device's data from owner ``old`` to ``new`` (runs on the store thread)."""
-        store = self._store
-        if mode == "attach":
-            store.attach_identity(new)
-            return {}
-        if mode in ("same", "switch"):
-            store.set_identity_id(new)
-            return {}
-        plan = []
-        for state in store.list_datasets(old):
-            if state.deleted_pending:
-                continue
-            target = state.name
-            if mode == "merge":
-                target = merged_dataset_name(state.name, old, self.limits)
-            plan.append((state.name, validate_name(target, self.limits)))
-        taken = {s.name for s in store.list_datasets(new)}
-        clash = [target for _, target in plan if target in taken]
-        if clash:
-            raise UsageError(
-                f"cannot merge: datasets {clash} already exist for identity {new} on this device"
-            )
-        for name, target in plan:
-            store.rename_dataset(old, name, new, target)
-        store.set_identity_id(new)
-        return {name: [target] for name, target in plan} if mode == "merge" else {}
 
     # ---- sync -----------------------------------------------------------------------
     async def synchronize(
@@ -418,10 +294,10 @@ class AsyncClient:
         validate_name(name, self.limits)
         await self._connect()
         async with self._gate.shared():
-            backend = self._backend
-            if backend is None or self._closed:
+            backend = self._identity.backend
+            if backend is None or self._thread.closed:
                 raise UsageError("the client was wiped or closed during synchronize(); retry")
-            owner = self._owner_id
+            owner = self._identity.owner
             lock = self._locks.setdefault(name, asyncio.Lock())
             async with lock:
                 flow = sync_dataset(name, device_id=self._device_id, max_retries=max_retries)
@@ -433,18 +309,18 @@ class AsyncClient:
                     on_conflict=on_conflict,
                     on_dataset_deleted=on_dataset_deleted,
                     on_datasets_merged=on_datasets_merged,
-                    run_blocking=self._run,
+                    run_blocking=self._thread.run,
                 )
 
     async def refresh_dataset_metadata(self) -> list[DatasetMetadata]:
         """Fetch the server's dataset list; datasets this device never opened are added locally."""
         backend = await self._connect()
         remote = await backend.list_datasets()
-        owner = self._owner()
-        local = {s.name for s in await self._run(self._store.list_datasets, owner)}
+        owner, run = self._identity.owner, self._thread.run
+        local = {s.name for s in await run(self._store.list_datasets, owner)}
         for ds in remote:
             if not ds.deleted and ds.name not in local:
-                await self._run(self._store.create_dataset, owner, ds.name)
+                await run(self._store.create_dataset, owner, ds.name)
         return [
             DatasetMetadata(
                 name=d.name,
@@ -463,11 +339,13 @@ class AsyncClient:
         """Sync every local dataset and every dataset the server knows; name -> result.
 
         Up to ``concurrency`` datasets sync at once (their network, server and store work
-        overlap). Every dataset is tried even if one fails; then the first error is raised
-        with ``error.results`` (the datasets that synced) and ``error.errors`` (name -> error).
+        overlap). Every dataset is tried even if one fails; then a `SyncAllError` is raised
+        with ``error.results`` (the datasets that synced) and ``error.errors`` (name ->
+        error); it is also an instance of the first failure's class (``except OfflineError``
+        catches an offline run).
         """
         await self.refresh_dataset_metadata()
-        states = await self._run(self._store.list_datasets, self._owner())
+        states = await self._thread.run(self._store.list_datasets, self._identity.owner)
         results: dict[str, SyncResult] = {}
         errors: dict[str, Exception] = {}
         slots = asyncio.Semaphore(max(1, concurrency))
@@ -482,10 +360,9 @@ class AsyncClient:
         await asyncio.gather(*(one(state.name) for state in states))
         results = {s.name: results[s.name] for s in states if s.name in results}
         if errors:
-            first = next(errors[s.name] for s in states if s.name in errors)
-            first.results = results  # type: ignore[attr-defined]
-            first.errors = errors  # type: ignore[attr-defined]
-            raise first
+            errors = {s.name: errors[s.name] for s in states if s.name in errors}
+            first = next(iter(errors.values()))
+            raise SyncAllError.from_failures(results, errors) from first
         return results
 
     async def synchronize_on_connectivity(self, name: str, **callbacks: Any) -> SyncResult | None:
@@ -535,8 +412,8 @@ class AsyncClient:
         self._push_on_change = on_change
         self._scheduler = PushScheduler(self._push_sync_one, debounce=debounce)
         self._push = DatasetChangeSubscription(
-            self._require_config(),
-            self._cognito(),
+            require_config(self._config),
+            self._identity.cognito(),
             identity_id,
             on_change=self._on_remote_change,
             on_connect=self._on_push_connect,
@@ -556,8 +433,10 @@ class AsyncClient:
         try:
             results = await self.synchronize_all()
         except CogsyncError as exc:
+            if isinstance(exc, SyncAllError) and not isinstance(exc.__cause__, CogsyncError):
+                raise  # a failure outside cogsync's errors is not a failed catch-up
             log.warning("catch-up sync after (re)connect failed: %s", exc)
-            results = getattr(exc, "results", {})
+            results = exc.results if isinstance(exc, SyncAllError) else {}
         for name, result in results.items():
             await self._notify(name, result)
 
@@ -592,160 +471,12 @@ class AsyncClient:
                 )
             self._store.wipe()
 
-        if not force and await self._run(self._store.has_unsynced_changes):
+        if not force and await self._thread.run(self._store.has_unsynced_changes):
             wipe()  # raises the error without touching anything
-        async with self._connect_lock:
+        async with self._identity.lock:
             await self._stop_background()
             async with self._gate.exclusive():
-                await self._run(wipe)
-                self._set_owner(None)
-            backend, self._backend = self._backend, None
+                await self._thread.run(wipe)
+                backend = self._identity.forget()
             if backend is not None:
                 await backend.close()
-            self._identity, self._logins, self._identity_logins = None, {}, {}
-            self._logins_pending = False
-
-
-def _off_loop(callback: Any) -> Any:
-    """Run a blocking-API callback in a worker thread, so it may call the `Client` again."""
-    if callback is None or asyncio.iscoroutinefunction(callback) or not callable(callback):
-        return callback
-
-    async def call(*args: Any) -> Any:
-        return await asyncio.to_thread(callback, *args)
-
-    return call
-
-
-def _off_loop_all(callbacks: dict[str, Any]) -> dict[str, Any]:
-    return {name: _off_loop(cb) for name, cb in callbacks.items()}
-
-
-class Client:
-    """The blocking facade of `AsyncClient`: same arguments, same methods, no ``await``.
-
-    It runs an `AsyncClient` on a private event-loop thread; use `AsyncClient` from async
-    code (calling a `Client` inside a running event loop raises `UsageError`). Callbacks
-    run in a worker thread, so they may read and write datasets; they must not call
-    `synchronize`, `login` or `wipe_data` (the sync that called them is still running).
-    """
-
-    def __init__(
-        self,
-        config: Config | None = None,
-        *,
-        db_path: str | os.PathLike[str] | None = None,
-        logins: dict[str, str] | None = None,
-        identity_id: str | None = None,
-        device_id: str | None = None,
-        **options: Any,
-    ) -> None:
-        self._portal = Portal()
-        try:
-            self._async = self._portal.call(
-                _construct(config, db_path, logins, identity_id, device_id, options)
-            )
-        except BaseException:
-            self._portal.close()
-            raise
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop push sync, close connections and the local store."""
-        if self._portal.loop.is_closed():
-            return
-        try:
-            self._portal.call(self._async.close())
-        finally:
-            self._portal.close()
-
-    @property
-    def async_client(self) -> AsyncClient:
-        """The underlying `AsyncClient`."""
-        return self._async
-
-    @property
-    def limits(self) -> Limits:
-        """The limits this client enforces locally."""
-        return self._async.limits
-
-    @property
-    def device_id(self) -> str:
-        """This device's id."""
-        return self._async.device_id
-
-    @property
-    def identity_id(self) -> str:
-        """The identity id (obtained from Cognito Identity once, then cached)."""
-        return self._portal.call(self._async.get_identity_id())
-
-    def dataset(self, name: str) -> Dataset:
-        """Open (creating locally if needed) the dataset ``name``."""
-        return Dataset(self._portal.call(self._async.dataset(name)), self._portal)
-
-    open_or_create_dataset = dataset
-
-    def list_datasets(self) -> list[DatasetMetadata]:
-        """The datasets kept on this device."""
-        return self._portal.call(self._async.list_datasets())
-
-    def refresh_dataset_metadata(self) -> list[DatasetMetadata]:
-        """Fetch the server's dataset list (including datasets never opened here)."""
-        return self._portal.call(self._async.refresh_dataset_metadata())
-
-    def login(
-        self, logins: dict[str, str], *, on_datasets_merged: DatasetsMerged | None = None
-    ) -> str:
-        """Switch to an authenticated identity; see `AsyncClient.login`."""
-        merged = _off_loop(on_datasets_merged)
-        return self._portal.call(self._async.login(logins, on_datasets_merged=merged))
-
-    def synchronize(self, name: str, **callbacks: Any) -> SyncResult:
-        """Sync one dataset; see `AsyncClient.synchronize`."""
-        return self._portal.call(self._async.synchronize(name, **_off_loop_all(callbacks)))
-
-    def synchronize_all(self, **callbacks: Any) -> dict[str, SyncResult]:
-        """Sync every dataset; name -> `SyncResult`."""
-        return self._portal.call(self._async.synchronize_all(**_off_loop_all(callbacks)))
-
-    def synchronize_on_connectivity(self, name: str, **callbacks: Any) -> SyncResult | None:
-        """Sync now if reachable, else in the background once the server is back."""
-        coro = self._async.synchronize_on_connectivity(name, **_off_loop_all(callbacks))
-        return self._portal.call(coro)
-
-    def start_push_sync(self, on_change: OnChange | None = None, **kwargs: Any) -> None:
-        """Keep a subscription open and sync datasets changed on other devices."""
-        self._portal.call(self._async.start_push_sync(_off_loop(on_change), **kwargs))
-
-    def stop_push_sync(self) -> None:
-        """Close the push-sync subscription."""
-        self._portal.call(self._async.stop_push_sync())
-
-    def wipe_data(self, *, force: bool = False) -> None:
-        """Forget the identity and local data; refuses with unsynced changes unless ``force``."""
-        self._portal.call(self._async.wipe_data(force=force))
-
-
-async def _construct(
-    config: Config | None,
-    db_path: str | os.PathLike[str] | None,
-    logins: dict[str, str] | None,
-    identity_id: str | None,
-    device_id: str | None,
-    options: dict[str, Any],
-) -> AsyncClient:
-    return AsyncClient(
-        config,
-        db_path=db_path,
-        logins=logins,
-        identity_id=identity_id,
-        device_id=device_id,
-        **options,
-    )

@@ -1,31 +1,57 @@
-"""`AsyncDataset` and its blocking twin `Dataset`: one named key/value dataset of an identity.
+"""`AsyncDataset`: one named key/value dataset of an identity (its blocking twin `Dataset`
+lives in `cogsync.blocking`).
 
 Reads and writes touch only the local store and never need the network; a write is
 durable when the call returns. `synchronize` reconciles the dataset with the server.
+A dataset sees its client only through a `LocalView` (the store, whose data it is, the
+store thread) and the client's two sync entry points.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from cogsync._store_thread import RunBlocking
 from cogsync.engine.conflicts import last_writer_wins
 from cogsync.exceptions import InvalidValueError
 from cogsync.limits import validate_key, validate_value
 from cogsync.models import Record, SyncResult, utcnow
+from cogsync.store.base import LocalStore
 
-if TYPE_CHECKING:
-    from cogsync._blocking import Portal
-    from cogsync.client import AsyncClient
+__all__ = ["AsyncDataset", "LocalView", "SyncEntryPoints"]
 
-__all__ = ["AsyncDataset", "Dataset"]
+
+@dataclass(frozen=True)
+class LocalView:
+    """What a dataset reads and writes through.
+
+    Attributes:
+        store: the device's local store.
+        owner: whose data in ``store`` is the client's now (changes on login and wipe).
+        run: runs a blocking store call on the store's writer thread.
+    """
+
+    store: LocalStore
+    owner: Callable[[], str]
+    run: RunBlocking
+
+
+@dataclass(frozen=True)
+class SyncEntryPoints:
+    """The client's sync calls a dataset forwards to (``(name, **options)``)."""
+
+    synchronize: Callable[..., Awaitable[SyncResult]]
+    synchronize_on_connectivity: Callable[..., Awaitable[SyncResult | None]]
 
 
 class AsyncDataset:
-    """A dataset of an `AsyncClient`; every method is a coroutine."""
+    """A dataset of an `AsyncClient` (from `AsyncClient.dataset`); every method is a coroutine."""
 
-    def __init__(self, client: AsyncClient, name: str) -> None:
-        self._client = client
+    def __init__(self, name: str, local: LocalView, sync: SyncEntryPoints) -> None:
+        self._local = local
+        self._sync = sync
         self.name = name
 
     def __repr__(self) -> str:
@@ -41,12 +67,12 @@ class AsyncDataset:
             raise InvalidValueError("put_all expects a mapping of str keys to str values")
         changes: dict[str, str | None] = {}
         for key, value in values.items():
-            changes[validate_key(key, self._client.limits)] = validate_value(value)
+            changes[validate_key(key, self._local.store.limits)] = validate_value(value)
         await self._write(changes)
 
     async def remove(self, key: str) -> None:
         """Remove ``key`` (synced to other devices as a removal)."""
-        await self._write({validate_key(key, self._client.limits): None})
+        await self._write({validate_key(key, self._local.store.limits): None})
 
     async def get(self, key: str) -> str | None:
         """The value of ``key``, or None if absent or removed."""
@@ -55,25 +81,25 @@ class AsyncDataset:
 
     async def record(self, key: str) -> Record | None:
         """The full `Record` for ``key`` (sync count, dates, dirty flag), or None."""
-        validate_key(key, self._client.limits)
-        store, owner = self._client._store, self._client._owner()
-        return await self._client._run(store.get_record, owner, self.name, key)
+        local = self._local
+        validate_key(key, local.store.limits)
+        return await local.run(local.store.get_record, local.owner(), self.name, key)
 
     async def get_all(self) -> dict[str, str]:
         """All live records as a dict of key to value."""
-        store, owner = self._client._store, self._client._owner()
-        records = await self._client._run(store.get_records, owner, self.name)
+        local = self._local
+        records = await local.run(local.store.get_records, local.owner(), self.name)
         return {k: r.value for k, r in sorted(records.items()) if r.value is not None}
 
     async def size_in_bytes(self) -> int:
         """UTF-8 bytes of keys and values of the live records (what the 1 MB limit counts)."""
-        store, owner = self._client._store, self._client._owner()
-        return await self._client._run(store.size_in_bytes, owner, self.name)
+        local = self._local
+        return await local.run(local.store.size_in_bytes, local.owner(), self.name)
 
     async def delete(self) -> None:
         """Delete the whole dataset locally; the next sync deletes it on the server too."""
-        store, owner = self._client._store, self._client._owner()
-        await self._client._run(store.mark_dataset_deleted, owner, self.name)
+        local = self._local
+        await local.run(local.store.mark_dataset_deleted, local.owner(), self.name)
 
     async def synchronize(
         self,
@@ -83,7 +109,7 @@ class AsyncDataset:
         **options: Any,
     ) -> SyncResult:
         """Reconcile with the server; see `AsyncClient.synchronize` for the callbacks."""
-        return await self._client.synchronize(
+        return await self._sync.synchronize(
             self.name,
             on_conflict=on_conflict,
             on_dataset_deleted=on_dataset_deleted,
@@ -93,81 +119,8 @@ class AsyncDataset:
 
     async def synchronize_on_connectivity(self, **callbacks: Any) -> SyncResult | None:
         """Sync now if the server is reachable, else as soon as it is (returns None then)."""
-        return await self._client.synchronize_on_connectivity(self.name, **callbacks)
+        return await self._sync.synchronize_on_connectivity(self.name, **callbacks)
 
     async def _write(self, changes: dict[str, str | None]) -> None:
-        store, owner = self._client._store, self._client._owner()
-        await self._client._run(store.write_local, owner, self.name, changes, utcnow())
-
-
-class Dataset:
-    """The blocking twin of `AsyncDataset`, returned by `Client.dataset`."""
-
-    def __init__(self, inner: AsyncDataset, portal: Portal) -> None:
-        self._inner = inner
-        self._portal = portal
-        self.name = inner.name
-
-    def __repr__(self) -> str:
-        return f"<Dataset {self.name!r}>"
-
-    def put(self, key: str, value: str) -> None:
-        """Set ``key`` to ``value`` (a str; store JSON as text)."""
-        self._portal.call(self._inner.put(key, value))
-
-    def put_all(self, values: Mapping[str, str]) -> None:
-        """Set several records in one transaction: all are written or none."""
-        self._portal.call(self._inner.put_all(values))
-
-    def remove(self, key: str) -> None:
-        """Remove ``key`` (synced to other devices as a removal)."""
-        self._portal.call(self._inner.remove(key))
-
-    def get(self, key: str) -> str | None:
-        """The value of ``key``, or None if absent or removed."""
-        return self._portal.call(self._inner.get(key))
-
-    def record(self, key: str) -> Record | None:
-        """The full `Record` for ``key``, or None."""
-        return self._portal.call(self._inner.record(key))
-
-    def get_all(self) -> dict[str, str]:
-        """All live records as a dict of key to value."""
-        return self._portal.call(self._inner.get_all())
-
-    def size_in_bytes(self) -> int:
-        """UTF-8 bytes of keys and values of the live records."""
-        return self._portal.call(self._inner.size_in_bytes())
-
-    def delete(self) -> None:
-        """Delete the whole dataset locally; the next sync deletes it on the server too."""
-        self._portal.call(self._inner.delete())
-
-    def synchronize(
-        self,
-        on_conflict: Callable[..., Any] = last_writer_wins,
-        on_dataset_deleted: Callable[[str], Any] | None = None,
-        on_datasets_merged: Callable[[str, list[str]], Any] | None = None,
-        **options: Any,
-    ) -> SyncResult:
-        """Reconcile with the server; see `AsyncClient.synchronize` for the callbacks.
-
-        Callbacks run in a worker thread, so they may read and write datasets (but not
-        start another sync, login or wipe).
-        """
-        from cogsync.client import _off_loop
-
-        coro = self._inner.synchronize(
-            _off_loop(on_conflict),
-            _off_loop(on_dataset_deleted),
-            _off_loop(on_datasets_merged),
-            **options,
-        )
-        return self._portal.call(coro)
-
-    def synchronize_on_connectivity(self, **callbacks: Any) -> SyncResult | None:
-        """Sync now if reachable; otherwise schedule a sync for when the server is back."""
-        from cogsync.client import _off_loop_all
-
-        coro = self._inner.synchronize_on_connectivity(**_off_loop_all(callbacks))
-        return self._portal.call(coro)
+        local = self._local
+        await local.run(local.store.write_local, local.owner(), self.name, changes, utcnow())

@@ -17,14 +17,21 @@ The tree::
     ├── NotAuthorizedError             credentials or logins refused; log in again
     ├── OfflineError                   the server is unreachable; local data is intact, retry later
     ├── ServerError                    the server failed or answered nonsense; retry may help
-    └── StorageError                   the device's SQLite file failed; nothing was half-written
-        ├── StorageFullError           the disk is full: free space and retry
-        └── StorageCorruptError        the file is damaged: inspect it or restore from the server
+    ├── StorageError                   the device's SQLite file failed; nothing was half-written
+    │   ├── StorageFullError           the disk is full: free space and retry
+    │   └── StorageCorruptError        the file is damaged: inspect it or restore from the server
+    └── SyncAllError                   synchronize_all() could not sync every dataset; it is
+                                       also an instance of the first failure's class
 
 Each error says whether a retry can help in its ``retryable`` attribute.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+
+from cogsync.models import SyncResult
 
 __all__ = [
     "CogsyncError",
@@ -43,6 +50,7 @@ __all__ = [
     "StorageCorruptError",
     "StorageError",
     "StorageFullError",
+    "SyncAllError",
     "UnsyncedChangesError",
     "UsageError",
 ]
@@ -168,3 +176,71 @@ class StorageFullError(StorageError):
 
 class StorageCorruptError(StorageError):
     """The device file is damaged; ``cogsync inspect`` it, or restore it from the server."""
+
+
+class SyncAllError(CogsyncError):
+    """``synchronize_all()`` tried every dataset and some failed; the others are synced.
+
+    The error raised is also an instance of the first failure's class (in dataset order),
+    with that error's attributes (``retryable``, ``key``, ``limit``...), so ``except
+    OfflineError`` still catches an offline `synchronize_all`; the first failure is its
+    ``__cause__``.
+
+    Attributes:
+        results: dataset name -> `SyncResult` of every dataset that synced.
+        errors: dataset name -> the error of every dataset that failed (dataset order).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        results: Mapping[str, SyncResult] | None = None,
+        errors: Mapping[str, Exception] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.results: dict[str, SyncResult] = dict(results or {})
+        self.errors: dict[str, Exception] = dict(errors or {})
+
+    @classmethod
+    def from_failures(
+        cls, results: Mapping[str, SyncResult], errors: Mapping[str, Exception]
+    ) -> SyncAllError:
+        """The error for a partly failed ``synchronize_all`` (``errors`` must not be empty).
+
+        Its class derives from both `SyncAllError` and the first error's class; its
+        arguments and attributes are the first error's.
+        """
+        first = next(iter(errors.values()))
+        try:
+            combined = _combined(type(first))
+            error = combined.__new__(combined, *first.args)
+            with contextlib.suppress(TypeError):  # fills built-in fields (errno, encoding...)
+                type(first).__init__(error, *first.args)
+            error.args = first.args
+            error.__dict__.update(first.__dict__)
+        except TypeError:  # a class that cannot be combined or rebuilt
+            error = cls(str(first))
+        error.results = dict(results)
+        error.errors = dict(errors)
+        return error
+
+    def __str__(self) -> str:
+        failed = ", ".join(self.errors)
+        message = super().__str__()
+        if not self.errors:
+            return message
+        return f"{len(self.errors)} dataset(s) failed to sync ({failed}): {message}"
+
+
+_COMBINED: dict[type[Exception], type[SyncAllError]] = {}
+
+
+def _combined(error_class: type[Exception]) -> type[SyncAllError]:
+    """``SyncAll<Name>``: a `SyncAllError` that is also an ``error_class`` (made once)."""
+    if issubclass(error_class, SyncAllError):
+        return error_class
+    if error_class not in _COMBINED:
+        name = f"SyncAll{error_class.__name__}"
+        _COMBINED[error_class] = type(name, (SyncAllError, error_class), {})
+    return _COMBINED[error_class]

@@ -15,7 +15,6 @@ no connection -> `OfflineError`, anything else -> `ServerError`.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,14 +23,9 @@ import boto3
 from botocore import UNSIGNED
 from botocore.config import Config as BotoConfig
 from botocore.credentials import Credentials
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionError,
-    HTTPClientError,
-    ParamValidationError,
-)
 
+from cogsync._boto_errors import BOTO_ERRORS, translate_boto_error
+from cogsync._callbacks import maybe_await
 from cogsync.config import Config
 from cogsync.exceptions import (
     CogsyncError,
@@ -227,16 +221,14 @@ class CognitoIdentity:
             return
         self._identity_id = identity_id
         if self._on_identity is not None:
-            result = self._on_identity(identity_id)
-            if inspect.isawaitable(result):
-                await result
+            await maybe_await(self._on_identity(identity_id))
 
     async def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         try:
             return await asyncio.to_thread(self._call_blocking, operation, params)
         except CogsyncError:
             raise
-        except (ClientError, BotoCoreError) as exc:
+        except BOTO_ERRORS as exc:
             raise _translate(exc, operation, params.get("IdentityId")) from exc
 
     def _call_blocking(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -266,39 +258,44 @@ def _field(response: Mapping[str, Any], name: str) -> str:
 
 def _translate(exc: Exception, operation: str, identity_id: str | None) -> CogsyncError:
     """Turn a botocore failure of ``operation`` into the matching cogsync error."""
-    if isinstance(exc, ConnectionError | HTTPClientError):
-        return OfflineError(
+
+    def answered(code: str, message: str, _exc: Exception) -> CogsyncError:
+        message = message or code
+        if code == "ResourceNotFoundException" and operation == "GetCredentialsForIdentity":
+            return IdentityNotFoundError(
+                f"the identity service does not know identity {identity_id} ({message}): "
+                "forget the cached identity id to obtain a new one, or restore the server's data",
+                identity_id=identity_id,
+            )
+        if code == "ResourceNotFoundException":
+            return NotAuthorizedError(
+                f"the identity pool was not found ({message}): check identity_pool_id and "
+                "identity_endpoint in the cogsync config"
+            )
+        if code == "NotAuthorizedException":
+            return NotAuthorizedError(
+                f"the identity service refused {operation} ({message}): log in again with "
+                "fresh logins, or enable guest access on the identity pool"
+            )
+        if code == "InvalidParameterException":
+            return ConfigError(
+                f"the identity service rejected the {operation} parameters ({message}): check "
+                "identity_pool_id and the logins' provider names"
+            )
+        return ServerError(
+            f"the identity service failed {operation} ({code}: {message}); retry later"
+        )
+
+    return translate_boto_error(
+        exc,
+        answered=answered,
+        unreachable=lambda exc: OfflineError(
             f"cannot reach the identity service ({operation}): {exc}; local data is intact, "
             "retry when the network is back"
-        )
-    if isinstance(exc, ParamValidationError):
-        return ConfigError(
+        ),
+        bad_parameters=lambda exc: ConfigError(
             f"the identity service rejected the {operation} parameters: {exc}; check "
             "identity_pool_id in the cogsync config and the logins"
-        )
-    if not isinstance(exc, ClientError):
-        return ServerError(f"{operation} failed: {exc}")
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    message = str(exc.response.get("Error", {}).get("Message", "")) or code
-    if code == "ResourceNotFoundException" and operation == "GetCredentialsForIdentity":
-        return IdentityNotFoundError(
-            f"the identity service does not know identity {identity_id} ({message}): forget "
-            "the cached identity id to obtain a new one, or restore the server's data",
-            identity_id=identity_id,
-        )
-    if code == "ResourceNotFoundException":
-        return NotAuthorizedError(
-            f"the identity pool was not found ({message}): check identity_pool_id and "
-            "identity_endpoint in the cogsync config"
-        )
-    if code == "NotAuthorizedException":
-        return NotAuthorizedError(
-            f"the identity service refused {operation} ({message}): log in again with fresh "
-            "logins, or enable guest access on the identity pool"
-        )
-    if code == "InvalidParameterException":
-        return ConfigError(
-            f"the identity service rejected the {operation} parameters ({message}): check "
-            "identity_pool_id and the logins' provider names"
-        )
-    return ServerError(f"the identity service failed {operation} ({code}: {message}); retry later")
+        ),
+        failed=lambda exc: ServerError(f"{operation} failed: {exc}"),
+    )

@@ -2,7 +2,7 @@
 
 `cogsync.engine.flow.sync_dataset` is a generator: it yields one of these frozen
 dataclasses and receives the result named in the class docstring (or has the command's
-failure thrown into it). A driver (`cogsync.engine.driver.run_sync`, or a test by hand)
+failure thrown into it). A driver (`cogsync.driver.run_sync`, or a test by hand)
 executes them: store commands against a `LocalStore`, remote commands against a
 `RemoteBackend`, callback commands by asking the app.
 """

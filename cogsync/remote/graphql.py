@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from types import TracebackType
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,20 +36,16 @@ from gql.transport.exceptions import (
 )
 from graphql.utilities import strip_ignored_characters
 
+from cogsync import _awsdatetime, exceptions
+from cogsync._closing import AsyncClosing
 from cogsync.auth.cognito import CognitoIdentity
 from cogsync.config import Config
 from cogsync.exceptions import (
     CogsyncError,
     ConflictError,
-    DatasetLimitExceededError,
-    DatasetSizeLimitExceededError,
-    InvalidKeyError,
-    InvalidNameError,
-    InvalidValueError,
     LimitExceededError,
     NotAuthorizedError,
     OfflineError,
-    RecordLimitExceededError,
     ServerError,
     UsageError,
 )
@@ -68,9 +63,9 @@ from cogsync.remote import operations
 __all__ = ["GraphQLBackend", "format_datetime", "parse_datetime", "translate_graphql_error"]
 
 _LIMIT_ERRORS: dict[str, type[LimitExceededError]] = {
-    "datasets": DatasetLimitExceededError,
-    "records": RecordLimitExceededError,
-    "bytes": DatasetSizeLimitExceededError,
+    "datasets": exceptions.DatasetLimitExceededError,
+    "records": exceptions.RecordLimitExceededError,
+    "bytes": exceptions.DatasetSizeLimitExceededError,
 }
 
 # errorTypes of refused signatures or credentials (AWS's and AppSync's names).
@@ -86,13 +81,13 @@ _AUTH_ERRORS = (
 
 # How the server's InvalidParameterException messages name the culprit.
 _PARAMETER_ERRORS: tuple[tuple[str, type[UsageError]], ...] = (
-    ("dataset name", InvalidNameError),
-    ("record key", InvalidKeyError),
-    ("record value", InvalidValueError),
+    ("dataset name", exceptions.InvalidNameError),
+    ("record key", exceptions.InvalidKeyError),
+    ("record value", exceptions.InvalidValueError),
 )
 
 
-class GraphQLBackend:
+class GraphQLBackend(AsyncClosing):
     """One identity's view of a GraphQL sync server.
 
     Args:
@@ -121,17 +116,6 @@ class GraphQLBackend:
         self._signed_with: Credentials | None = None
         self._lock = asyncio.Lock()
         self._closed = False
-
-    async def __aenter__(self) -> GraphQLBackend:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def server_info(self) -> ServerInfo:
         """Protocol version and limits the server enforces."""
@@ -398,27 +382,20 @@ def _usage_error(message: str, info: Mapping[str, Any]) -> UsageError:
 
 
 def parse_datetime(value: object) -> datetime | None:
-    """An AWSDateTime string as an aware UTC datetime (None stays None)."""
+    """An AWSDateTime string as an aware UTC datetime (None stays None; naive means UTC)."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise ServerError(f"expected an AWSDateTime string, got {value!r}")
     try:
-        parsed = datetime.fromisoformat(value)
+        return _awsdatetime.parse_loose(value)
     except ValueError as exc:
         raise ServerError(f"the server sent an invalid AWSDateTime {value!r}") from exc
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def format_datetime(value: datetime | None) -> str | None:
-    """An aware datetime as AWSDateTime (UTC, milliseconds, ``Z``); naive means UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A datetime as AWSDateTime (UTC, milliseconds, ``Z``); naive means UTC, None stays None."""
+    return None if value is None else _awsdatetime.format_datetime(_awsdatetime.as_utc(value))
 
 
 def _record(item: Mapping[str, Any], value: str | None) -> Record:

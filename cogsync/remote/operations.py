@@ -44,6 +44,14 @@ query ListDatasets($nextToken: String, $limit: Int) {
 }
 """
 
+# What a dataset change notification carries. The subscription's selection must be a
+# subset of each triggering mutation's selection (AppSync fills missing fields with null),
+# so both mutations select exactly these fields too.
+_CHANGE = "identityId datasetName syncCount deleted"
+
+# A record's metadata, without its value: the client knows the values it pushed.
+_RECORD_METADATA = "key syncCount lastModifiedDate lastModifiedBy deviceLastModifiedDate"
+
 LIST_RECORDS = """
 query ListRecords($datasetName: String!, $lastSyncCount: Int!, $nextToken: String, $limit: Int) {
   listRecords(
@@ -56,58 +64,29 @@ query ListRecords($datasetName: String!, $lastSyncCount: Int!, $nextToken: Strin
     syncCount
     deleted
     mergedDatasetNames
-    records {
-      key
-      value
-      syncCount
-      lastModifiedDate
-      lastModifiedBy
-      deviceLastModifiedDate
-    }
+    records { key value syncCount lastModifiedDate lastModifiedBy deviceLastModifiedDate }
     nextToken
   }
 }
 """
 
-# The subscription's selection must be a subset of each triggering mutation's selection
-# (AppSync fills missing fields with null), so both mutations select identityId,
-# datasetName, syncCount and deleted.
-PUSH_RECORDS = """
-mutation PushRecords($input: PushRecordsInput!) {
-  pushRecords(input: $input) {
-    identityId
-    datasetName
-    syncCount
-    deleted
-    records {
-      key
-      syncCount
-      lastModifiedDate
-      lastModifiedBy
-      deviceLastModifiedDate
-    }
-  }
-}
+PUSH_RECORDS = f"""
+mutation PushRecords($input: PushRecordsInput!) {{
+  pushRecords(input: $input) {{
+    {_CHANGE}
+    records {{ {_RECORD_METADATA} }}
+  }}
+}}
 """
 
-DELETE_DATASET = """
-mutation DeleteDataset($datasetName: String!, $clientRequestId: String!) {
-  deleteDataset(datasetName: $datasetName, clientRequestId: $clientRequestId) {
-    identityId
-    datasetName
-    syncCount
-    deleted
-  }
-}
+DELETE_DATASET = f"""
+mutation DeleteDataset($datasetName: String!, $clientRequestId: String!) {{
+  deleteDataset(datasetName: $datasetName, clientRequestId: $clientRequestId) {{ {_CHANGE} }}
+}}
 """
 
-ON_DATASET_CHANGED = """
-subscription OnDatasetChanged($identityId: ID!) {
-  onDatasetChanged(identityId: $identityId) {
-    identityId
-    datasetName
-    syncCount
-    deleted
-  }
-}
+ON_DATASET_CHANGED = f"""
+subscription OnDatasetChanged($identityId: ID!) {{
+  onDatasetChanged(identityId: $identityId) {{ {_CHANGE} }}
+}}
 """

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,6 +31,7 @@ from gql.transport.exceptions import TransportError, TransportQueryError
 from websockets.exceptions import InvalidStatus
 
 from cogsync._backoff import backoff_delays
+from cogsync._callbacks import maybe_await
 from cogsync.auth.cognito import CognitoIdentity
 from cogsync.config import Config
 from cogsync.exceptions import CogsyncError, NotAuthorizedError, OfflineError, ServerError
@@ -222,9 +222,7 @@ class DatasetChangeSubscription:
         if callback is None:
             return
         try:
-            result = callback(*args)
-            if inspect.isawaitable(result):
-                await result
+            await maybe_await(callback(*args))
         except Exception:
             log.exception("dataset change subscription callback %r failed", callback)
 

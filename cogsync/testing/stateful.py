@@ -25,7 +25,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
-from cogsync.engine.driver import run_sync
+from cogsync.driver import run_sync
 from cogsync.engine.flow import sync_dataset
 from cogsync.exceptions import OfflineError
 from cogsync.models import (

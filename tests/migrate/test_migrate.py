@@ -12,7 +12,7 @@ import pytest
 from fake_cognito import SYNC_MODEL, FakeCognito, FakeCognitoServer, check_shape
 from migrate_cli import BIG_KEY, max_size_value, migrate_args
 
-from cogsync.client import Client
+from cogsync import Client
 from cogsync.migrate import add_parser, main, run
 from cogsync.server.runner import EmbeddedServer
 

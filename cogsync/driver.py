@@ -1,4 +1,4 @@
-"""The asyncio front-end of the sync engine: executes a flow's commands for real.
+"""The asyncio driver of the sans-I/O sync engine: executes a flow's commands for real.
 
 `run_sync` drives a `cogsync.engine.flow.sync_dataset` generator: store commands run
 through ``run_blocking`` (the store's single writer thread, so SQLite never blocks the
@@ -9,26 +9,14 @@ which decides whether to retry; what the flow does not handle propagates unchang
 
 from __future__ import annotations
 
-import inspect
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
-from cogsync.engine.commands import (
-    ApplySync,
-    Command,
-    DatasetDeleted,
-    DatasetsMerged,
-    DeleteRemote,
-    DropDataset,
-    ListRecords,
-    LocalSnapshot,
-    NewRequestId,
-    PushRecords,
-    ReadLocal,
-    ResolveConflicts,
-)
+from cogsync._callbacks import maybe_await
+from cogsync._store_thread import RunBlocking
+from cogsync.engine import commands
 from cogsync.engine.conflicts import last_writer_wins
 from cogsync.exceptions import OfflineError, UsageError
 from cogsync.models import Conflict, Resolution, SyncResult
@@ -43,23 +31,17 @@ T = TypeVar("T")
 OnConflict = Callable[[str, list[Conflict]], list[Resolution] | Awaitable[list[Resolution]]]
 OnDatasetDeleted = Callable[[str], bool | Awaitable[bool]]
 OnDatasetsMerged = Callable[[str, list[str]], bool | Awaitable[bool]]
-RunBlocking = Callable[..., Awaitable[Any]]
 
 
 async def _call_directly(fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
 
-async def maybe_await(value: Any) -> Any:
-    """``value``, awaited first if it is awaitable (callbacks may be sync or async)."""
-    return await value if inspect.isawaitable(value) else value
+def _read(store: LocalStore, owner: str, name: str) -> commands.LocalSnapshot:
+    return commands.LocalSnapshot(store.get_dataset(owner, name), store.get_records(owner, name))
 
 
-def _read(store: LocalStore, owner: str, name: str) -> LocalSnapshot:
-    return LocalSnapshot(store.get_dataset(owner, name), store.get_records(owner, name))
-
-
-def _apply(store: LocalStore, owner: str, command: ApplySync) -> list[str]:
+def _apply(store: LocalStore, owner: str, command: commands.ApplySync) -> list[str]:
     return store.apply_sync(
         owner,
         command.dataset,
@@ -71,7 +53,7 @@ def _apply(store: LocalStore, owner: str, command: ApplySync) -> list[str]:
 
 
 async def run_sync(
-    flow: Generator[Command[Any], Any, SyncResult],
+    flow: Generator[commands.Command[Any], Any, SyncResult],
     *,
     store: LocalStore,
     owner: str,
@@ -106,23 +88,23 @@ async def run_sync(
     blocking = run_blocking or _call_directly
     make_id = new_request_id or (lambda: str(uuid.uuid4()))
 
-    async def execute(command: Command[Any]) -> Any:
+    async def execute(command: commands.Command[Any]) -> Any:
         match command:
-            case ReadLocal(dataset=name):
+            case commands.ReadLocal(dataset=name):
                 return await blocking(_read, store, owner, name)
-            case ApplySync():
+            case commands.ApplySync():
                 return await blocking(_apply, store, owner, command)
-            case DropDataset(dataset=name):
+            case commands.DropDataset(dataset=name):
                 return await blocking(store.drop_dataset, owner, name)
-            case NewRequestId():
+            case commands.NewRequestId():
                 return make_id()
-            case ResolveConflicts(dataset=name, conflicts=conflicts):
+            case commands.ResolveConflicts(dataset=name, conflicts=conflicts):
                 return await maybe_await(on_conflict(name, list(conflicts)))
-            case DatasetDeleted(dataset=name, unsynced_changes=unsynced):
+            case commands.DatasetDeleted(dataset=name, unsynced_changes=unsynced):
                 if on_dataset_deleted is None:
                     return not unsynced
                 return bool(await maybe_await(on_dataset_deleted(name)))
-            case DatasetsMerged(dataset=name, merged_names=names):
+            case commands.DatasetsMerged(dataset=name, merged_names=names):
                 if on_datasets_merged is None:
                     return True
                 return await maybe_await(on_datasets_merged(name, list(names))) is not False
@@ -133,18 +115,18 @@ async def run_sync(
                 f"the server is unreachable ({exc}); local data is intact, sync again later"
             ) from exc
 
-    async def _remote(command: Command[Any]) -> Any:
+    async def _remote(command: commands.Command[Any]) -> Any:
         match command:
-            case ListRecords(dataset=name, since=since, next_token=token):
+            case commands.ListRecords(dataset=name, since=since, next_token=token):
                 return await backend.list_records(name, since, token)
-            case PushRecords():
+            case commands.PushRecords():
                 return await backend.push_records(
                     command.dataset,
                     command.patches,
                     client_request_id=command.client_request_id,
                     device_id=command.device_id,
                 )
-            case DeleteRemote(dataset=name, client_request_id=request_id):
+            case commands.DeleteRemote(dataset=name, client_request_id=request_id):
                 return await backend.delete_dataset(name, client_request_id=request_id)
         raise UsageError(f"the sync driver cannot execute {command!r}")
 
