@@ -16,6 +16,7 @@ from cogsync.exceptions import (
     InvalidKeyError,
     InvalidNameError,
     InvalidValueError,
+    LimitExceededError,
     RecordLimitExceededError,
 )
 
@@ -125,32 +126,39 @@ def check_dataset_totals(
         if new is not None:
             count += 1
             size += record_size(key, new)
-    if count > limits.max_records:
-        raise RecordLimitExceededError(
-            f"dataset {name!r} would hold {count} records; the limit is {limits.max_records}: "
-            "remove records or use another dataset",
-            limit=limits.max_records,
-            attempted=count,
-        )
-    if size > limits.max_dataset_bytes:
-        raise DatasetSizeLimitExceededError(
-            f"dataset {name!r} would hold {size} bytes of keys and values; the limit is "
-            f"{limits.max_dataset_bytes}: remove records or split the data across datasets",
-            limit=limits.max_dataset_bytes,
-            attempted=size,
-        )
+    _refuse_above(
+        RecordLimitExceededError,
+        count,
+        limits.max_records,
+        f"dataset {name!r} would hold {count} records; the limit is {limits.max_records}: "
+        "remove records or use another dataset",
+    )
+    _refuse_above(
+        DatasetSizeLimitExceededError,
+        size,
+        limits.max_dataset_bytes,
+        f"dataset {name!r} would hold {size} bytes of keys and values; the limit is "
+        f"{limits.max_dataset_bytes}: remove records or split the data across datasets",
+    )
     return count, size
 
 
 def check_dataset_count(count_after: int, limits: Limits = DEFAULT_LIMITS) -> None:
     """Raise `DatasetLimitExceededError` if an identity would hold ``count_after`` datasets."""
-    if count_after > limits.max_datasets:
-        raise DatasetLimitExceededError(
-            f"an identity may hold at most {limits.max_datasets} datasets (this would make "
-            f"{count_after}): delete a dataset first",
-            limit=limits.max_datasets,
-            attempted=count_after,
-        )
+    _refuse_above(
+        DatasetLimitExceededError,
+        count_after,
+        limits.max_datasets,
+        f"an identity may hold at most {limits.max_datasets} datasets (this would make "
+        f"{count_after}): delete a dataset first",
+    )
+
+
+def _refuse_above(
+    error: type[LimitExceededError], attempted: int, limit: int, message: str
+) -> None:
+    if attempted > limit:
+        raise error(message, limit=limit, attempted=attempted)
 
 
 def merged_dataset_name(name: str, source_identity_id: str, limits: Limits = DEFAULT_LIMITS) -> str:
