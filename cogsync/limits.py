@@ -10,15 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cogsync.exceptions import (
-    DatasetLimitExceededError,
-    DatasetSizeLimitExceededError,
-    InvalidKeyError,
-    InvalidNameError,
-    InvalidValueError,
-    LimitExceededError,
-    RecordLimitExceededError,
-)
+from cogsync import exceptions
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -56,7 +48,7 @@ def validate_name(name: object, limits: Limits = DEFAULT_LIMITS) -> str:
         or len(name) > limits.max_name_length
         or not _NAME_RE.fullmatch(name)
     ):
-        raise InvalidNameError(
+        raise exceptions.InvalidNameError(
             f"invalid dataset name {name!r}: use 1-{limits.max_name_length} characters "
             "from A-Z a-z 0-9 _ . : -"
         )
@@ -66,13 +58,13 @@ def validate_name(name: object, limits: Limits = DEFAULT_LIMITS) -> str:
 def validate_key(key: object, limits: Limits = DEFAULT_LIMITS) -> str:
     """Return ``key`` if it is a valid record key (1-128 UTF-8 bytes), else raise."""
     if not isinstance(key, str):
-        raise InvalidKeyError(f"record key must be a str, got {type(key).__name__}")
+        raise exceptions.InvalidKeyError(f"record key must be a str, got {type(key).__name__}")
     try:
         size = len(key.encode("utf-8"))
     except UnicodeEncodeError as exc:
-        raise InvalidKeyError(f"record key {key!r} is not valid Unicode text") from exc
+        raise exceptions.InvalidKeyError(f"record key {key!r} is not valid Unicode text") from exc
     if not 1 <= size <= limits.max_key_bytes:
-        raise InvalidKeyError(
+        raise exceptions.InvalidKeyError(
             f"record key {key[:40]!r} is {size} UTF-8 bytes; keys must be 1-"
             f"{limits.max_key_bytes} bytes"
         )
@@ -82,14 +74,16 @@ def validate_key(key: object, limits: Limits = DEFAULT_LIMITS) -> str:
 def validate_value(value: object) -> str:
     """Return ``value`` if it is a str, else raise `InvalidValueError`."""
     if not isinstance(value, str):
-        raise InvalidValueError(
+        raise exceptions.InvalidValueError(
             f"record value must be a str, got {type(value).__name__}: store JSON as text "
             "(json.dumps) and use remove() to delete a record"
         )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InvalidValueError("record value is not valid Unicode text (lone surrogate)") from exc
+        raise exceptions.InvalidValueError(
+            "record value is not valid Unicode text (lone surrogate)"
+        ) from exc
     return value
 
 
@@ -127,14 +121,14 @@ def check_dataset_totals(
             count += 1
             size += record_size(key, new)
     _refuse_above(
-        RecordLimitExceededError,
+        exceptions.RecordLimitExceededError,
         count,
         limits.max_records,
         f"dataset {name!r} would hold {count} records; the limit is {limits.max_records}: "
         "remove records or use another dataset",
     )
     _refuse_above(
-        DatasetSizeLimitExceededError,
+        exceptions.DatasetSizeLimitExceededError,
         size,
         limits.max_dataset_bytes,
         f"dataset {name!r} would hold {size} bytes of keys and values; the limit is "
@@ -146,7 +140,7 @@ def check_dataset_totals(
 def check_dataset_count(count_after: int, limits: Limits = DEFAULT_LIMITS) -> None:
     """Raise `DatasetLimitExceededError` if an identity would hold ``count_after`` datasets."""
     _refuse_above(
-        DatasetLimitExceededError,
+        exceptions.DatasetLimitExceededError,
         count_after,
         limits.max_datasets,
         f"an identity may hold at most {limits.max_datasets} datasets (this would make "
@@ -155,7 +149,7 @@ def check_dataset_count(count_after: int, limits: Limits = DEFAULT_LIMITS) -> No
 
 
 def _refuse_above(
-    error: type[LimitExceededError], attempted: int, limit: int, message: str
+    error: type[exceptions.LimitExceededError], attempted: int, limit: int, message: str
 ) -> None:
     if attempted > limit:
         raise error(message, limit=limit, attempted=attempted)
