@@ -104,8 +104,9 @@ class AsyncClient(AsyncClosing):
         config: where the identity pool and GraphQL endpoints are (`Config.load`); None
             keeps the client local-only (sync raises `ConfigError`).
         db_path: the device's SQLite file (created if absent).
-        logins: provider name -> token, for an authenticated identity. On first contact
-            the device's data moves to that identity (a guest's data is merged as by `login`).
+        logins: provider name -> token, for an authenticated identity. On first contact a
+            guest's data moves to it (as by `login`); another authenticated identity's data
+            stays that identity's, and is out of sight from the start.
         identity_id: an identity id the app already has (old SDK cache, migration).
         device_id: override the store's generated device id.
         backend: a ready `RemoteBackend` (tests); None builds the GraphQL backend.
@@ -251,7 +252,11 @@ class AsyncClient(AsyncClosing):
         A guest's datasets move to the new identity; if that identity already holds data
         they are kept as ``<name>.<guestIdentityId>`` and ``on_datasets_merged(name,
         [merged])`` is called for each. Switching from one authenticated identity to another
-        leaves the first one's data under it, untouched. Nothing is dropped.
+        leaves the first one's data under it, unsynced edits included, unseen by the new
+        one; it syncs when the first logs in again. Nothing is dropped.
+
+        Raises:
+            IdentityConflictError: another process switched the device file meanwhile.
         """
         _check_arguments(None, None, logins, None, None)
         if not logins:

@@ -131,9 +131,21 @@ class MemoryStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group calls into one transaction: other threads wait (no rollback in memory)."""
+        """Group calls into one transaction: all apply or none; other threads wait."""
         with self._lock:
-            yield
+            saved = (
+                dict(self._datasets),
+                {ds: dict(records) for ds, records in self._records.items()},
+                self._identity_id,
+                dict(self._logins),
+                dict(self._moved),
+            )
+            try:
+                yield
+            except BaseException:
+                self._datasets, self._records, self._identity_id = saved[:3]
+                self._logins, self._moved = saved[3:]
+                raise
 
     def attach_identity(self, identity_id: str) -> None:
         """Move provisional data to ``identity_id`` (merging same-named datasets)."""
