@@ -104,8 +104,9 @@ class AsyncClient(AsyncClosing):
         config: where the identity pool and GraphQL endpoints are (`Config.load`); None
             keeps the client local-only (sync raises `ConfigError`).
         db_path: the device's SQLite file (created if absent).
-        logins: provider name -> token, for an authenticated identity. On first contact
-            the device's data moves to that identity (a guest's data is merged as by `login`).
+        logins: provider name -> token, for an authenticated identity. On first contact a
+            guest's data moves to it (as by `login`); another authenticated identity's data
+            stays that identity's, and is out of sight from the start.
         identity_id: an identity id the app already has (old SDK cache, migration).
         device_id: override the store's generated device id.
         backend: a ready `RemoteBackend` (tests); None builds the GraphQL backend.
@@ -200,14 +201,14 @@ class AsyncClient(AsyncClosing):
     async def dataset(self, name: str) -> AsyncDataset:
         """Open (creating locally if needed) the dataset ``name``."""
         validate_name(name, self.limits)
-        await self._thread.run(self._store.create_dataset, self._identity.owner, name)
+        await self._local.write(self._store.create_dataset, name)
         return AsyncDataset(name, self._local, self._entry_points)
 
     open_or_create_dataset = dataset
 
     async def list_datasets(self) -> list[DatasetMetadata]:
         """The datasets kept on this device (not those pending deletion)."""
-        return await self._thread.run(self._list_datasets_blocking, self._identity.owner)
+        return await self._local.read(self._list_datasets_blocking)
 
     def _list_datasets_blocking(self, owner: str) -> list[DatasetMetadata]:
         result = []
@@ -251,7 +252,11 @@ class AsyncClient(AsyncClosing):
         A guest's datasets move to the new identity; if that identity already holds data
         they are kept as ``<name>.<guestIdentityId>`` and ``on_datasets_merged(name,
         [merged])`` is called for each. Switching from one authenticated identity to another
-        leaves the first one's data under it, untouched. Nothing is dropped.
+        leaves the first one's data under it, unsynced edits included, unseen by the new
+        one; it syncs when the first logs in again. Nothing is dropped.
+
+        Raises:
+            IdentityConflictError: another process switched the device file meanwhile.
         """
         _check_arguments(None, None, logins, None, None)
         if not logins:
@@ -297,7 +302,7 @@ class AsyncClient(AsyncClosing):
             backend = self._identity.backend
             if backend is None or self._thread.closed:
                 raise UsageError("the client was wiped or closed during synchronize(); retry")
-            owner = self._identity.owner
+            owner = await self._thread.run(self._identity.synced_owner)
             lock = self._locks.setdefault(name, asyncio.Lock())
             async with lock:
                 flow = sync_dataset(name, device_id=self._device_id, max_retries=max_retries)
@@ -316,11 +321,17 @@ class AsyncClient(AsyncClosing):
         """Fetch the server's dataset list; datasets this device never opened are added locally."""
         backend = await self._connect()
         remote = await backend.list_datasets()
-        owner, run = self._identity.owner, self._thread.run
-        local = {s.name for s in await run(self._store.list_datasets, owner)}
-        for ds in remote:
-            if not ds.deleted and ds.name not in local:
-                await run(self._store.create_dataset, owner, ds.name)
+        store, synced_owner = self._store, self._identity.synced_owner
+
+        def add_missing() -> None:
+            with store.transaction():
+                owner = synced_owner()
+                local = {s.name for s in store.list_datasets(owner)}
+                for ds in remote:
+                    if not ds.deleted and ds.name not in local:
+                        store.create_dataset(owner, ds.name)
+
+        await self._thread.run(add_missing)
         return [
             DatasetMetadata(
                 name=d.name,
@@ -345,7 +356,7 @@ class AsyncClient(AsyncClosing):
         catches an offline run).
         """
         await self.refresh_dataset_metadata()
-        states = await self._thread.run(self._store.list_datasets, self._identity.owner)
+        states = await self._local.read(self._store.list_datasets)
         results: dict[str, SyncResult] = {}
         errors: dict[str, Exception] = {}
         slots = asyncio.Semaphore(max(1, concurrency))
@@ -463,20 +474,21 @@ class AsyncClient(AsyncClosing):
         """
         self._check_open()
 
-        def wipe() -> None:
+        def wipe() -> RemoteBackend | None:
             if not force and self._store.has_unsynced_changes():
                 raise UnsyncedChangesError(
-                    "local changes were never synced: call synchronize_all() first, or "
-                    "wipe_data(force=True) to discard them"
+                    "local changes were never synced: call synchronize_all() first (changes "
+                    "of another identity that used this device sync when it logs in here "
+                    "again), or wipe_data(force=True) to discard them"
                 )
             self._store.wipe()
+            return self._identity.forget()  # in the same job: later calls see no identity
 
         if not force and await self._thread.run(self._store.has_unsynced_changes):
             wipe()  # raises the error without touching anything
         async with self._identity.lock:
             await self._stop_background()
             async with self._gate.exclusive():
-                await self._thread.run(wipe)
-                backend = self._identity.forget()
+                backend = await self._thread.run(wipe)
             if backend is not None:
                 await backend.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from cogsync._store_thread import RunBlocking
 from cogsync.engine.conflicts import last_writer_wins
@@ -22,6 +22,8 @@ from cogsync.store.base import LocalStore
 
 __all__ = ["AsyncDataset", "LocalView", "SyncEntryPoints"]
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class LocalView:
@@ -29,13 +31,37 @@ class LocalView:
 
     Attributes:
         store: the device's local store.
-        owner: whose data in ``store`` is the client's now (changes on login and wipe).
+        owner: whose data the client believes is its own (changes on login and wipe);
+            resolved against the store on the store thread (`LocalStore.resolve_owner`).
         run: runs a blocking store call on the store's writer thread.
     """
 
     store: LocalStore
     owner: Callable[[], str]
     run: RunBlocking
+
+    async def read(self, method: Callable[..., T], *args: Any) -> T:
+        """``method(owner, *args)`` on the store thread, the owner resolved there."""
+        store, claimed = self.store, self.owner
+
+        def job() -> T:
+            return method(store.resolve_owner(claimed()), *args)
+
+        return await self.run(job)
+
+    async def write(self, method: Callable[..., T], *args: Any) -> T:
+        """``method(owner, *args)`` on the store thread, the owner resolved in its transaction.
+
+        So the write lands where an identity change running before it left the data, and a
+        change running after it moves it along (or leaves it to its identity).
+        """
+        store, claimed = self.store, self.owner
+
+        def job() -> T:
+            with store.transaction():
+                return method(store.resolve_owner(claimed()), *args)
+
+        return await self.run(job)
 
 
 @dataclass(frozen=True)
@@ -83,23 +109,23 @@ class AsyncDataset:
         """The full `Record` for ``key`` (sync count, dates, dirty flag), or None."""
         local = self._local
         validate_key(key, local.store.limits)
-        return await local.run(local.store.get_record, local.owner(), self.name, key)
+        return await local.read(local.store.get_record, self.name, key)
 
     async def get_all(self) -> dict[str, str]:
         """All live records as a dict of key to value."""
         local = self._local
-        records = await local.run(local.store.get_records, local.owner(), self.name)
+        records = await local.read(local.store.get_records, self.name)
         return {k: r.value for k, r in sorted(records.items()) if r.value is not None}
 
     async def size_in_bytes(self) -> int:
         """UTF-8 bytes of keys and values of the live records (what the 1 MB limit counts)."""
         local = self._local
-        return await local.run(local.store.size_in_bytes, local.owner(), self.name)
+        return await local.read(local.store.size_in_bytes, self.name)
 
     async def delete(self) -> None:
         """Delete the whole dataset locally; the next sync deletes it on the server too."""
         local = self._local
-        await local.run(local.store.mark_dataset_deleted, local.owner(), self.name)
+        await local.write(local.store.mark_dataset_deleted, self.name)
 
     async def synchronize(
         self,
@@ -123,4 +149,4 @@ class AsyncDataset:
 
     async def _write(self, changes: dict[str, str | None]) -> None:
         local = self._local
-        await local.run(local.store.write_local, local.owner(), self.name, changes, utcnow())
+        await local.write(local.store.write_local, self.name, changes, utcnow())

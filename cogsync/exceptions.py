@@ -12,6 +12,7 @@ The tree::
     │   │   ├── RecordLimitExceededError       more than 1,024 records in a dataset
     │   │   └── DatasetSizeLimitExceededError  more than 1,048,576 bytes in a dataset
     │   ├── UnsyncedChangesError       wipe_data() refused: local changes not yet synced
+    │   ├── IdentityConflictError      another client switched the device file's identity
     │   └── ConfigError                a cogsync.json or command-line setting is wrong
     ├── ConflictError                  a push met a newer sync count and was not resolved
     ├── NotAuthorizedError             credentials or logins refused; log in again
@@ -39,6 +40,7 @@ __all__ = [
     "ConflictError",
     "DatasetLimitExceededError",
     "DatasetSizeLimitExceededError",
+    "IdentityConflictError",
     "InvalidKeyError",
     "InvalidNameError",
     "InvalidValueError",
@@ -106,6 +108,13 @@ class DatasetSizeLimitExceededError(LimitExceededError):
 
 class UnsyncedChangesError(UsageError):
     """``wipe_data()`` refused because local changes were never synced; sync or pass force=True."""
+
+
+class IdentityConflictError(UsageError):
+    """Another client switched the device file to an identity this one cannot act for.
+
+    Nothing was read or written. Reopen the client (with that identity's logins).
+    """
 
 
 class ConfigError(UsageError):

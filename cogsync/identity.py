@@ -1,29 +1,52 @@
 """Who a client's data belongs to, and how it changes: `ClientIdentity`.
 
-Before first contact a device's data belongs to a provisional owner; the first call that
-needs the server asks Cognito Identity (GetId) and attaches that data to the identity id.
-Logins switch identities: a guest's datasets move to the authenticated identity (kept as
-``<name>.<guestIdentityId>`` where that identity already holds data), an authenticated
-identity's data stays under it. Every change of owner happens under the client's gate,
-exclusively, so no sync ever writes under a stale identity.
+Rules:
+
+- Before first contact a device's data belongs to a provisional owner; the first call that
+  needs the server asks Cognito Identity (GetId) and attaches that data to the identity id.
+- The store remembers each identity's kind: a guest, or the login providers it used (with
+  a digest of each token's issuer and subject). An identity it never saw obtained (an old
+  device file, an ``identity_id`` the app passed) counts as authenticated.
+- Only a guest's data ever moves: at login its datasets move to the authenticated identity
+  (kept as ``<name>.<guestIdentityId>`` where that identity already holds data). An
+  authenticated identity's data, unsynced edits included, stays under it, out of sight of
+  any other identity, and syncs when that identity is back on the device.
+- Opening a device whose identity is authenticated with the logins of another user
+  switches away at once (offline), so nothing of the previous user shows before contact.
+- Whose data a call reaches is resolved on the store thread, in the call's transaction
+  (`LocalView`, `LocalStore.resolve_owner`); every identity change updates the owner inside
+  the transaction that moves the data. A call queued before a change follows the data the
+  change moved, and a client (or process) whose identity another switched away from is
+  refused with `IdentityConflictError`. Changes also hold the client's gate, exclusively,
+  so no sync ever writes under a stale identity.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
-from collections.abc import Awaitable, Callable
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
 
 from cogsync._gate import Gate
 from cogsync._store_thread import RunBlocking
 from cogsync.auth.cognito import CognitoIdentity
 from cogsync.config import Config
-from cogsync.exceptions import ConfigError, UsageError
+from cogsync.exceptions import ConfigError, IdentityConflictError, UsageError
 from cogsync.limits import merged_dataset_name, validate_name
 from cogsync.remote.base import RemoteBackend
 from cogsync.store.base import LocalStore
 
-__all__ = ["ClientIdentity", "Merged", "move_identity", "require_config"]
+__all__ = [
+    "ClientIdentity",
+    "Merged",
+    "login_subjects",
+    "matching_identity",
+    "move_identity",
+    "require_config",
+]
 
 Merged = dict[str, list[str]]
 """Dataset name -> the names it was merged into (``<name>.<guestIdentityId>``)."""
@@ -73,7 +96,7 @@ class ClientIdentity:
         self._logins = dict(logins or {})  # switched to on first contact
         self._logins_pending = bool(self._logins)
         self._identity_logins: dict[str, str] = {}  # logins of the current identity, if known
-        self._set_owner(_attach_given(store, identity_id))
+        self._set_owner(_open_identity(store, identity_id, self._logins))
         self._backend = backend
         self._cognito: CognitoIdentity | None = None
         self._limits_learned = False
@@ -85,7 +108,11 @@ class ClientIdentity:
 
     @property
     def owner(self) -> str:
-        """Whose data in the store the client reads and writes (provisional until known)."""
+        """Whose data the client believes it reads and writes (provisional until known).
+
+        Store calls resolve it there (`LocalStore.resolve_owner`): an identity change
+        updates it in the transaction that moves the data.
+        """
         return self._owner
 
     @property
@@ -108,16 +135,32 @@ class ClientIdentity:
             )
         return self._cognito
 
+    def synced_owner(self) -> str:
+        """The owner a sync may act for (blocking: run it on the store thread).
+
+        Raises:
+            IdentityConflictError: another client moved or switched this identity's data
+                away; the backend speaks for an identity the file no longer has.
+        """
+        owner = self._store.resolve_owner(self._owner)
+        if owner != self._owner:
+            raise IdentityConflictError(
+                f"another client moved this device's data from {self._owner} to {owner}: "
+                "close this client and open the file again to sync"
+            )
+        return owner
+
     async def connect(self) -> RemoteBackend:
         """Make sure the identity is known and a backend exists; return the backend."""
         async with self.lock:
+            if self.needs_contact:
+                await self._run(self._adopt)
             if self._logins_pending:
                 await self._switch(self._logins)
             if self._identity_id is None:
                 identity_id = await self.cognito().get_identity_id()
                 async with self._gate.exclusive():
-                    await self._run(self._store.attach_identity, identity_id)
-                    self._set_owner(identity_id)
+                    await self._run(self._change, self._owner, identity_id, "attach", {})
             if self._backend is None:
                 self._backend = _graphql_backend(require_config(self._config), self.cognito())
             if not self._limits_learned:
@@ -127,6 +170,7 @@ class ClientIdentity:
     async def login(self, logins: dict[str, str]) -> tuple[str, Merged]:
         """Switch to the identity of ``logins``; its id and the guest datasets merged."""
         async with self.lock:
+            await self._run(self._adopt)
             return await self._switch(logins)
 
     def forget(self) -> RemoteBackend | None:
@@ -140,6 +184,35 @@ class ClientIdentity:
     def _set_owner(self, identity_id: str | None) -> None:
         self._identity_id = identity_id
         self._owner = identity_id or self._store.provisional_owner()
+
+    def _adopt(self) -> None:
+        """Follow a move another client made: take the identity the data moved to (store thread)."""
+        owner = self._store.resolve_owner(self._owner)
+        if owner != self._owner:
+            self._set_owner(owner)
+            self._cognito = None
+
+    def _change(self, old: str, new: str, mode: str, logins: dict[str, str | None]) -> Merged:
+        """Move the data of ``old`` to ``new`` and make ``new`` the owner (store thread).
+
+        One transaction: no call of this client or another process sees a half-made
+        change, and calls queued behind it resolve to ``new``.
+        """
+        store = self._store
+        with store.transaction():
+            current = store.resolve_owner(old)
+            if current != old:
+                if mode == "attach" and not logins:  # another process made first contact
+                    self._set_owner(current)
+                    return {}
+                raise IdentityConflictError(
+                    f"another client switched this device to {current} meanwhile: "
+                    "close this client and open the file again"
+                )
+            merged = move_identity(store, old, new, mode)
+            store.remember_identity(new, logins)
+            self._set_owner(new)
+        return merged
 
     async def _learn_limits(self, backend: RemoteBackend) -> None:
         """Adopt the limits the server announces, so both sides enforce the same ones."""
@@ -159,23 +232,12 @@ class ClientIdentity:
         new_id = await fresh.get_identity_id()
         new_backend = _graphql_backend(config, fresh)
         old_owner = self._owner
-        merged: Merged = {}
         try:
-            if self._identity_id is None:
-                mode = "attach"
-            elif new_id == old_owner:
-                mode = "same"
-            elif self._identity_logins:
-                mode = "switch"
-            else:
-                remote = await new_backend.list_datasets()
-                local = await self._run(self._store.list_datasets, new_id)
-                has_data = any(not d.deleted for d in remote) or bool(local)
-                mode = "merge" if has_data else "move"
+            mode = await self._mode(old_owner, new_id, new_backend)
             await self._before_switch()
             async with self._gate.exclusive():
-                merged = await self._run(move_identity, self._store, old_owner, new_id, mode)
-                self._set_owner(new_id)
+                subjects = login_subjects(logins)
+                merged = await self._run(self._change, old_owner, new_id, mode, subjects)
         except BaseException:
             await new_backend.close()
             raise
@@ -189,6 +251,40 @@ class ClientIdentity:
         if old_backend is not None:
             await old_backend.close()
         return new_id, merged
+
+    async def _mode(self, old: str, new_id: str, new_backend: RemoteBackend) -> str:
+        """How the data of ``old`` changes hands when ``new_id`` logs in (see `move_identity`)."""
+        if self._identity_id is None:
+            return "attach"
+        if new_id == old:
+            return "same"
+        if (await self._run(self._store.known_identities)).get(old) != {}:
+            return "switch"  # authenticated (or unknown): its data stays its own
+        remote = await new_backend.list_datasets()
+        local = await self._run(self._store.list_datasets, new_id)
+        has_data = any(not d.deleted for d in remote) or bool(local)
+        return "merge" if has_data else "move"
+
+
+def _open_identity(
+    store: LocalStore, identity_id: str | None, logins: dict[str, str]
+) -> str | None:
+    """The identity the client starts as (before any contact with the server).
+
+    With ``logins`` of another user than the device's authenticated identity, the device
+    switches at once: to an identity that used those logins here before, else to none
+    (provisional) until first contact names it.
+    """
+    known = _attach_given(store, identity_id)
+    if identity_id is not None or not logins or known is None:
+        return known
+    remembered = store.known_identities()
+    if remembered.get(known) == {}:
+        return known  # a guest: its data moves to the logins' identity on first contact
+    mine = matching_identity(remembered, login_subjects(logins))
+    if mine != known:
+        store.set_identity_id(mine)
+    return mine
 
 
 def _attach_given(store: LocalStore, identity_id: str | None) -> str | None:
@@ -205,6 +301,38 @@ def _attach_given(store: LocalStore, identity_id: str | None) -> str | None:
     return known
 
 
+def login_subjects(logins: Mapping[str, str]) -> dict[str, str | None]:
+    """Provider -> a digest of its token's issuer and subject (None: not a JWT with a subject).
+
+    Lets a device recognise a returning user offline; the server still verifies the token.
+    """
+    return {provider: _subject_digest(token) for provider, token in logins.items()}
+
+
+def _subject_digest(token: str) -> str | None:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:  # (binascii.Error, UnicodeDecodeError and JSONDecodeError are)
+        return None
+    subject = claims.get("sub") if isinstance(claims, dict) else None
+    if not isinstance(subject, str) or not subject:
+        return None
+    return hashlib.sha256(f"{claims.get('iss')}\0{subject}".encode()).hexdigest()
+
+
+def matching_identity(
+    remembered: Mapping[str, Mapping[str, str | None]], subjects: Mapping[str, str | None]
+) -> str | None:
+    """The remembered identity whose logins name the same subject as ``subjects``, if any."""
+    for identity, logins in remembered.items():
+        if any(d is not None and logins.get(p) == d for p, d in subjects.items()):
+            return identity
+    return None
+
+
 def _graphql_backend(config: Config, cognito: CognitoIdentity) -> RemoteBackend:
     from cogsync.remote.graphql import GraphQLBackend  # gql and aiohttp load on first contact
 
@@ -214,9 +342,10 @@ def _graphql_backend(config: Config, cognito: CognitoIdentity) -> RemoteBackend:
 def move_identity(store: LocalStore, old: str, new: str, mode: str) -> Merged:
     """Move the device's data from owner ``old`` to ``new`` (runs on the store thread).
 
-    ``mode``: "attach" (first contact), "same" or "switch" (the data stays where it is),
-    "move" (a guest's datasets move as they are) or "merge" (they are renamed
-    ``<name>.<old>``; the result names them).
+    ``mode``: "attach" (first contact: provisional data moves), "same" or "switch" (the
+    data stays where it is: ``old`` is ``new``, or authenticated), "move" (a guest's
+    datasets move as they are) or "merge" (they are renamed ``<name>.<old>``; the result
+    names them). Guest moves are recorded, so calls still made as ``old`` follow them.
     """
     if mode == "attach":
         store.attach_identity(new)
@@ -240,5 +369,5 @@ def move_identity(store: LocalStore, old: str, new: str, mode: str) -> Merged:
         )
     for name, target in plan:
         store.rename_dataset(old, name, new, target)
-    store.set_identity_id(new)
+    store.set_identity_id(new, moved_from=old)
     return {name: [target] for name, target in plan} if mode == "merge" else {}

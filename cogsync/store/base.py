@@ -1,7 +1,8 @@
 """The `LocalStore` protocol: everything the client and the sync engine need from storage.
 
 Data is kept per *owner*: the identity id once known, or the store's provisional owner
-(``provisional_owner()``) before the first contact with the server. Every write method is
+(``provisional_owner()``) before the first contact with the server; `resolve_owner` tells a
+client whose data it reaches now, after moves other clients made. Every write method is
 one transaction: it validates all limits first and either applies everything or raises
 and changes nothing.
 """
@@ -9,6 +10,7 @@ and changes nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -31,12 +33,48 @@ class LocalStore(Protocol):
         """The identity id this device last used, or None while still unknown."""
         ...
 
-    def set_identity_id(self, identity_id: str | None) -> None:
-        """Remember ``identity_id`` as the current identity (None forgets it)."""
+    def set_identity_id(self, identity_id: str | None, *, moved_from: str | None = None) -> None:
+        """Remember ``identity_id`` as the current identity (None forgets it).
+
+        ``moved_from``: an owner whose data moved to ``identity_id`` (a guest's, at login);
+        `resolve_owner` sends its clients there.
+        """
         ...
 
     def provisional_owner(self) -> str:
         """The owner under which data written before any identity was known is kept."""
+        ...
+
+    def current_owner(self) -> str:
+        """The identity id, or the provisional owner while none is known."""
+        ...
+
+    def resolve_owner(self, claimed: str) -> str:
+        """The owner a client that believes it is ``claimed`` reads and writes as now.
+
+        That is ``claimed`` while it is the current owner, or the current owner if
+        ``claimed``'s data moved into it (directly or in steps).
+
+        Raises:
+            IdentityConflictError: the store now belongs to an identity ``claimed``'s data
+                never moved to (another client switched identities).
+        """
+        ...
+
+    def known_identities(self) -> dict[str, dict[str, str | None]]:
+        """Identity id -> the logins it used on this device ({} for a guest).
+
+        Logins map provider -> a digest of the token's subject (None if it names none).
+        Identities never remembered are absent: their kind is unknown.
+        """
+        ...
+
+    def remember_identity(self, identity_id: str, logins: Mapping[str, str | None]) -> None:
+        """Record which logins ``identity_id`` used on this device ({} for a guest)."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group calls into one transaction: all of them apply or none; other writers wait."""
         ...
 
     def attach_identity(self, identity_id: str) -> None:
@@ -44,7 +82,7 @@ class LocalStore(Protocol):
 
         Datasets that ``identity_id`` already holds locally under the same name are merged:
         provisional records overwrite (stay dirty), so nothing written offline is lost.
-        Also sets the current identity id.
+        Also sets the current identity id, recording the move for `resolve_owner`.
         """
         ...
 
@@ -124,7 +162,7 @@ class LocalStore(Protocol):
         ...
 
     def wipe(self) -> None:
-        """Delete all datasets and forget the identity id (the device id stays)."""
+        """Delete all datasets and forget every identity and move (the device id stays)."""
         ...
 
     def close(self) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -25,6 +26,7 @@ from cogsync.limits import (
     validate_value,
 )
 from cogsync.models import DatasetState, Record, RecordWrite
+from cogsync.store.owners import follow_moves
 
 __all__ = ["MemoryStore", "check_sync_writes"]
 
@@ -70,6 +72,8 @@ class MemoryStore:
         self.limits = limits
         self._device_id = device_id or str(uuid.uuid4())
         self._identity_id: str | None = None
+        self._logins: dict[str, dict[str, str | None]] = {}
+        self._moved: dict[str, str] = {}
         self._datasets: dict[_Dataset, DatasetState] = {}
         self._records: dict[_Dataset, dict[str, Record]] = {}
         self._lock = threading.RLock()
@@ -84,13 +88,64 @@ class MemoryStore:
         """The identity id this device last used, or None while still unknown."""
         return self._identity_id
 
-    def set_identity_id(self, identity_id: str | None) -> None:
-        """Remember ``identity_id`` as the current identity (None forgets it)."""
-        self._identity_id = identity_id
+    def set_identity_id(self, identity_id: str | None, *, moved_from: str | None = None) -> None:
+        """Remember ``identity_id`` as the current identity (None forgets it).
+
+        ``moved_from``: an owner whose data moved to ``identity_id``; `resolve_owner` sends
+        its clients there.
+        """
+        with self._lock:
+            self._identity_id = identity_id
+            if identity_id is not None:
+                self._moved.pop(identity_id, None)
+                if moved_from is not None and moved_from != identity_id:
+                    self._moved[moved_from] = identity_id
 
     def provisional_owner(self) -> str:
         """The owner under which data written before any identity was known is kept."""
         return f"provisional:{self._device_id}"
+
+    def current_owner(self) -> str:
+        """The identity id, or the provisional owner while none is known."""
+        return self._identity_id or self.provisional_owner()
+
+    def resolve_owner(self, claimed: str) -> str:
+        """The owner a client that believes it is ``claimed`` reads and writes as now.
+
+        Raises:
+            IdentityConflictError: the store now belongs to an identity ``claimed``'s data
+                never moved to.
+        """
+        with self._lock:
+            return follow_moves(claimed, self.current_owner(), self._moved.get)
+
+    def known_identities(self) -> dict[str, dict[str, str | None]]:
+        """Identity id -> the logins it used here (provider -> subject digest); {} for a guest."""
+        with self._lock:
+            return {identity: dict(logins) for identity, logins in self._logins.items()}
+
+    def remember_identity(self, identity_id: str, logins: Mapping[str, str | None]) -> None:
+        """Record which logins ``identity_id`` used here ({} for a guest)."""
+        with self._lock:
+            self._logins[identity_id] = dict(sorted(logins.items()))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group calls into one transaction: all apply or none; other threads wait."""
+        with self._lock:
+            saved = (
+                dict(self._datasets),
+                {ds: dict(records) for ds, records in self._records.items()},
+                self._identity_id,
+                dict(self._logins),
+                dict(self._moved),
+            )
+            try:
+                yield
+            except BaseException:
+                self._datasets, self._records, self._identity_id = saved[:3]
+                self._logins, self._moved = saved[3:]
+                raise
 
     def attach_identity(self, identity_id: str) -> None:
         """Move provisional data to ``identity_id`` (merging same-named datasets)."""
@@ -99,7 +154,7 @@ class MemoryStore:
             if identity_id != source:
                 for owner, name in [ds for ds in self._datasets if ds[0] == source]:
                     self._move((owner, name), (identity_id, name))
-            self._identity_id = identity_id
+            self.set_identity_id(identity_id, moved_from=source)
 
     def _move(self, source: _Dataset, target: _Dataset) -> None:
         state = self._datasets.pop(source)
@@ -318,11 +373,13 @@ class MemoryStore:
             )
 
     def wipe(self) -> None:
-        """Delete all datasets and forget the identity id (the device id stays)."""
+        """Delete all datasets and forget every identity (the device id stays)."""
         with self._lock:
             self._datasets.clear()
             self._records.clear()
             self._identity_id = None
+            self._logins.clear()
+            self._moved.clear()
 
     def close(self) -> None:
         """Nothing to release; present for the protocol."""

@@ -40,6 +40,7 @@ from cogsync.limits import (
     validate_value,
 )
 from cogsync.models import DatasetState, Record, RecordWrite
+from cogsync.store import owners
 from cogsync.store import statements as sql
 from cogsync.store.errors import storage_error
 from cogsync.store.memory import check_sync_writes
@@ -129,6 +130,7 @@ class SQLiteStore:
         self.path = Path(db_path)
         self.read_only = read_only
         self._lock = threading.RLock()
+        self._joined = False  # inside a transaction: writes join it
         conn = _connect(self.path, read_only=read_only)
         try:
             self._db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
@@ -175,13 +177,20 @@ class SQLiteStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: commit on success, roll back on any error."""
+        """One ``BEGIN IMMEDIATE`` transaction: commit on success, roll back on any error.
+
+        Inside `transaction` it joins the open transaction instead.
+        """
         with self._lock:
             if self.read_only:
                 raise UsageError(f"{self.path} was opened read-only; open it without read_only")
             conn = self._conn
+            if self._joined:
+                yield conn
+                return
             try:
                 self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+                self._joined = True
                 try:
                     yield conn
                     conn.execute("COMMIT")
@@ -190,8 +199,16 @@ class SQLiteStore:
                         with contextlib.suppress(sqlite3.Error):
                             conn.execute("ROLLBACK")
                     raise
+                finally:
+                    self._joined = False
             except sqlite3.Error as exc:
                 raise storage_error(exc, self.path) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group calls into one transaction: all apply or none; other processes wait."""
+        with self._write():
+            yield
 
     def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
         with self._lock:
@@ -214,24 +231,44 @@ class SQLiteStore:
         """The identity id this device last used, or None while still unknown."""
         return self._meta("identity_id")
 
-    def set_identity_id(self, identity_id: str | None) -> None:
-        """Remember ``identity_id`` as the current identity (None forgets it)."""
-        with self._write() as conn:
-            self._set_identity(conn, identity_id)
+    def set_identity_id(self, identity_id: str | None, *, moved_from: str | None = None) -> None:
+        """Remember ``identity_id`` as the current identity (None forgets it).
 
-    @staticmethod
-    def _set_identity(conn: sqlite3.Connection, identity_id: str | None) -> None:
-        if identity_id is None:
-            conn.execute("DELETE FROM meta WHERE key = 'identity_id'")
-        else:
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('identity_id', ?)",
-                (identity_id,),
-            )
+        ``moved_from``: an owner whose data moved to ``identity_id``; `resolve_owner` sends
+        its clients there.
+        """
+        with self._write() as conn:
+            owners.set_identity(conn, identity_id, moved_from)
 
     def provisional_owner(self) -> str:
         """The owner under which data written before any identity was known is kept."""
         return f"provisional:{self._device_id}"
+
+    def current_owner(self) -> str:
+        """The identity id, or the provisional owner while none is known."""
+        return self.identity_id() or self.provisional_owner()
+
+    def resolve_owner(self, claimed: str) -> str:
+        """The owner a client that believes it is ``claimed`` reads and writes as now.
+
+        Raises:
+            IdentityConflictError: the file now belongs to an identity ``claimed``'s data
+                never moved to.
+        """
+        with self._lock:
+            return owners.follow_moves(
+                claimed, self.current_owner(), lambda o: self._meta(f"moved:{o}")
+            )
+
+    def known_identities(self) -> dict[str, dict[str, str | None]]:
+        """Identity id -> the logins it used here (provider -> subject digest); {} for a guest."""
+        rows = self._rows("SELECT key, value FROM meta WHERE key GLOB 'logins:*'")
+        return owners.known_identities(rows)
+
+    def remember_identity(self, identity_id: str, logins: Mapping[str, str | None]) -> None:
+        """Record which logins ``identity_id`` used here ({} for a guest)."""
+        with self._write() as conn:
+            owners.remember_identity(conn, identity_id, logins)
 
     def attach_identity(self, identity_id: str) -> None:
         """Move provisional data to ``identity_id`` (merging same-named datasets).
@@ -244,7 +281,7 @@ class SQLiteStore:
                 names = conn.execute("SELECT name FROM datasets WHERE owner = ?", (source,))
                 for (name,) in names.fetchall():
                     self._move(conn, source, name, identity_id, name)
-            self._set_identity(conn, identity_id)
+            owners.set_identity(conn, identity_id, source)
 
     @staticmethod
     def _move(
@@ -527,11 +564,11 @@ class SQLiteStore:
         return bool(rows[0][0])
 
     def wipe(self) -> None:
-        """Delete all datasets and forget the identity id (the device id stays)."""
+        """Delete all datasets and forget every identity (the device id stays)."""
         with self._write() as conn:
             conn.execute("DELETE FROM records")
             conn.execute("DELETE FROM datasets")
-            self._set_identity(conn, None)
+            owners.forget_identities(conn)
 
     def close(self) -> None:
         """Close the database connection (the file stays consistent at any moment)."""

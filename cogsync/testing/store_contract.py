@@ -22,6 +22,7 @@ import pytest
 from cogsync.exceptions import (
     DatasetLimitExceededError,
     DatasetSizeLimitExceededError,
+    IdentityConflictError,
     InvalidKeyError,
     InvalidNameError,
     InvalidValueError,
@@ -385,6 +386,60 @@ class StoreContract:
         store = self.again(store)
         assert (store.device_id(), store.identity_id()) == (device, None)
         assert store.list_datasets(OWNER) == [] and not store.has_unsynced_changes()
+
+    # -- whose data a call reaches --------------------------------------------------------
+
+    def test_resolve_owner_follows_moves_and_refuses_switches(self, store: LocalStore) -> None:
+        provisional, guest, other = store.provisional_owner(), "eu-west-1:guest", "eu-west-1:b"
+        assert store.current_owner() == store.resolve_owner(provisional) == provisional
+        store.attach_identity(guest)
+        store.set_identity_id(OWNER, moved_from=guest)  # a guest moved at login
+        store = self.again(store)
+        assert store.current_owner() == OWNER
+        for claimed in (provisional, guest, OWNER):
+            assert store.resolve_owner(claimed) == OWNER
+        store.set_identity_id(other)  # an authenticated switch: nothing moves
+        assert store.resolve_owner(other) == other
+        for claimed in (provisional, guest, OWNER, "eu-west-1:stranger"):
+            with pytest.raises(IdentityConflictError):
+                store.resolve_owner(claimed)
+        store.set_identity_id(OWNER)
+        assert store.resolve_owner(guest) == OWNER  # back: the guest's move leads here again
+
+    def test_known_identities_persist_until_wipe(self, store: LocalStore) -> None:
+        assert store.known_identities() == {}
+        store.remember_identity("eu-west-1:guest", {})
+        store.remember_identity(OWNER, {"login.example": "digest", "other": None})
+        store = self.again(store)
+        assert store.known_identities() == {
+            "eu-west-1:guest": {},
+            OWNER: {"login.example": "digest", "other": None},
+        }
+        store.set_identity_id(OWNER, moved_from="eu-west-1:guest")
+        store.wipe()
+        store = self.again(store)
+        assert store.known_identities() == {}
+        with pytest.raises(IdentityConflictError):  # the move is forgotten too
+            store.resolve_owner("eu-west-1:guest")
+
+    def test_transaction_groups_calls(self, store: LocalStore) -> None:
+        with store.transaction():
+            owner = store.resolve_owner(store.provisional_owner())
+            store.write_local(owner, "d", {"a": "1"}, T0)
+            store.write_local(owner, "e", {"b": "2"}, T0)
+        store = self.again(store)
+        assert [ds.name for ds in store.list_datasets(store.provisional_owner())] == ["d", "e"]
+
+    def test_failed_transaction_changes_nothing(self, store: LocalStore) -> None:
+        store.write_local(OWNER, "d", {"a": "1"}, T0)
+        before = snapshot(store, [OWNER, store.provisional_owner()])
+        with pytest.raises(InvalidKeyError), store.transaction():
+            store.write_local(OWNER, "d", {"a": "2", "b": "3"}, T0)
+            store.set_identity_id(OWNER)
+            store.remember_identity(OWNER, {})
+            store.write_local(OWNER, "d", {"": "bad key"}, T0)
+        store = self.assert_unchanged(store, before)
+        assert store.known_identities() == {}
 
     # -- limits: exactly at a limit passes, one past fails and changes nothing -----------
 
