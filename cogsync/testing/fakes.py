@@ -19,17 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from cogsync import limits as checks
 from cogsync.exceptions import ConflictError, InvalidValueError, OfflineError, UsageError
-from cogsync.limits import (
-    DEFAULT_LIMITS,
-    Limits,
-    check_dataset_count,
-    check_dataset_totals,
-    record_size,
-    validate_key,
-    validate_name,
-    validate_value,
-)
 from cogsync.models import (
     PROTOCOL_VERSION,
     PatchOp,
@@ -87,7 +78,7 @@ class MemoryServer:
     def __init__(
         self,
         *,
-        limits: Limits = DEFAULT_LIMITS,
+        limits: checks.Limits = checks.DEFAULT_LIMITS,
         page_size: int = 1024,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -128,7 +119,7 @@ class MemoryServer:
         out = []
         for name, ds in sorted(self._data.get(identity_id, {}).items()):
             live = ds.live()
-            size = sum(record_size(k, v) for k, v in live.items())
+            size = sum(checks.record_size(k, v) for k, v in live.items())
             out.append(
                 RemoteDataset(name, ds.sync_count, size, len(live), ds.last_modified, ds.deleted)
             )
@@ -138,7 +129,7 @@ class MemoryServer:
         self, identity_id: str, dataset_name: str, last_sync_count: int, next_token: str | None
     ) -> RecordPage:
         """One page of records with ``last_sync_count < sync_count <= up_to`` by (count, key)."""
-        validate_name(dataset_name, self.limits)
+        checks.validate_name(dataset_name, self.limits)
         datasets = self._data.get(identity_id, {})
         ds = datasets.get(dataset_name) or _Dataset()
         up_to, after = ds.sync_count, (last_sync_count, "")
@@ -177,7 +168,7 @@ class MemoryServer:
         device_id: str,
     ) -> PushResult:
         """Apply ``patches`` all-or-nothing as one new sync count (replays return the first)."""
-        validate_name(dataset_name, self.limits)
+        checks.validate_name(dataset_name, self.limits)
         replay = self._replay(identity_id, client_request_id, "push", dataset_name)
         if replay is not None:
             assert isinstance(replay, PushResult)
@@ -200,8 +191,8 @@ class MemoryServer:
                 )
         if dataset_name not in datasets or ds.deleted:
             live = sum(1 for d in datasets.values() if not d.deleted)
-            check_dataset_count(live + 1, self.limits)
-        check_dataset_totals(
+            checks.check_dataset_count(live + 1, self.limits)
+        checks.check_dataset_totals(
             dataset_name, ds.live(), {k: p.value for k, p in changes.items()}, self.limits
         )
         now = self.clock()
@@ -220,7 +211,7 @@ class MemoryServer:
 
     def delete_dataset(self, identity_id: str, dataset_name: str, *, client_request_id: str) -> int:
         """Delete a dataset: its live records become tombstones; returns the sync count."""
-        validate_name(dataset_name, self.limits)
+        checks.validate_name(dataset_name, self.limits)
         replay = self._replay(identity_id, client_request_id, "delete", dataset_name)
         if replay is not None:
             assert isinstance(replay, int)
@@ -280,7 +271,7 @@ class MemoryServer:
     def _validated(self, patches: Sequence[RecordPatch]) -> dict[str, RecordPatch]:
         changes: dict[str, RecordPatch] = {}
         for patch in patches:
-            key = validate_key(patch.key, self.limits)
+            key = checks.validate_key(patch.key, self.limits)
             if key in changes:
                 raise UsageError(f"record key {key!r} appears twice in one push")
             if patch.sync_count < 0:
@@ -290,7 +281,7 @@ class MemoryServer:
             elif patch.value is None:
                 raise InvalidValueError(f"REPLACE of record {key!r} has no value")
             else:
-                validate_value(patch.value)
+                checks.validate_value(patch.value)
             changes[key] = patch
         return changes
 
