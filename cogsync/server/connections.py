@@ -188,8 +188,12 @@ class ConnectionGuard:
             protocol.request_started()
         try:
             response = await handler(request)
-            if response.status == 408:
-                response.force_close()  # the rest of a late body is not waited for
+            if response.status == 408 and request.transport is not None:
+                # answer, then close: the rest of a late body is not waited for
+                response.force_close()
+                await response.prepare(request)
+                await response.write_eof()
+                request.transport.close()
             return response
         finally:
             if protocol is not None:
