@@ -13,7 +13,7 @@ This module also knows the size of the largest legitimate answer (a full listRec
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from cogsync.exceptions import ConfigError
 from cogsync.limits import DEFAULT_LIMITS, Limits
@@ -23,6 +23,7 @@ __all__ = ["DEFAULT_SERVER_LIMITS", "LIMIT_HELP", "ServerLimits", "largest_page_
 _MAX_DEVICE_ID = 256  # characters of lastModifiedBy (a client id, see server.paging)
 _RECORD_OVERHEAD = 200  # bytes of a record's JSON besides its key, value and device id
 _PAGE_OVERHEAD = 64 * 1024  # dataset name, merged dataset names, next token, envelope
+_DEFAULT_RESPONSE_BYTES = 8 * 1024 * 1024
 _ESCAPE = 6  # the most bytes JSON needs for one byte of text (a control character: \u0000)
 
 
@@ -53,7 +54,8 @@ class ServerLimits:
         max_query_aliases: aliased fields in one operation, fragments expanded.
         max_query_fields: fields in one operation, fragments expanded.
         max_response_bytes: bytes of one GraphQL answer; a larger one is refused with a
-            ``BadRequestException``. At least `largest_page_bytes` of the data limits.
+            ``BadRequestException``. At least `largest_page_bytes` of the data limits; the
+            default grows to it when the data limits are raised.
         replay_requests: request ids remembered per dataset for idempotent retries.
         replay_max_age: seconds a request id is remembered (0: no age bound).
         change_log_max_age: seconds change-log entries are kept (0: kept forever).
@@ -67,7 +69,7 @@ class ServerLimits:
     max_query_depth: int = 16
     max_query_aliases: int = 100
     max_query_fields: int = 1_000
-    max_response_bytes: int = 8 * 1024 * 1024
+    max_response_bytes: int = 8 * 1024 * 1024  # _DEFAULT_RESPONSE_BYTES
     replay_requests: int = 32
     replay_max_age: float = 7 * 24 * 3600.0
     change_log_max_age: float = 30 * 24 * 3600.0
@@ -83,14 +85,21 @@ class ServerLimits:
             if spec.type == "int" and not isinstance(value, int):
                 raise ConfigError(f"{spec.name} must be a whole number, not {value!r}")
 
-    def check_against(self, limits: Limits) -> None:
-        """Refuse a response bound that a full page of a dataset within ``limits`` breaks."""
+    def fitted_to(self, limits: Limits) -> ServerLimits:
+        """These bounds for a server enforcing the data ``limits``.
+
+        The default response bound grows to fit a full page of raised data limits; a bound
+        set below such a page is refused with `ConfigError`.
+        """
         needed = largest_page_bytes(limits)
+        if self.max_response_bytes == _DEFAULT_RESPONSE_BYTES and needed > _DEFAULT_RESPONSE_BYTES:
+            return replace(self, max_response_bytes=needed)
         if self.max_response_bytes < needed:
             raise ConfigError(
                 f"max_response_bytes {self.max_response_bytes} is below the largest "
                 f"listRecords page these data limits allow ({needed} bytes): raise it"
             )
+        return self
 
 
 _MINIMUM: dict[str, float] = {

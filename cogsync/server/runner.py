@@ -106,8 +106,7 @@ class EmbeddedServer:
         server_limits: ServerLimits = DEFAULT_SERVER_LIMITS,
     ) -> None:
         del refused  # custom services refuse with RequestRefused
-        server_limits.check_against(limits)
-        self.server_limits = server_limits
+        self.server_limits = server_limits.fitted_to(limits)
         self.data_dir, self.host, self.port, self.region = Path(data_dir), host, port, region
         self.allow_guests, self.developer_provider = allow_guests, developer_provider
         self.oidc_issuers = dict(oidc_issuers or {})
