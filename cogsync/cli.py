@@ -72,7 +72,34 @@ def _add_serve(subparsers: _SubParsers) -> None:
     parser.add_argument(
         "--keepalive", type=float, default=60.0, help="seconds between real-time ka messages"
     )
+    _add_limit_flags(parser)
     parser.set_defaults(func=_run_serve)
+
+
+def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    """One ``--<field>`` flag per `ServerLimits` field (docs/server-limits.md)."""
+    from dataclasses import fields
+
+    from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, LIMIT_HELP
+
+    group = parser.add_argument_group("limits (see docs/server-limits.md)")
+    for spec in fields(DEFAULT_SERVER_LIMITS):
+        default = getattr(DEFAULT_SERVER_LIMITS, spec.name)
+        group.add_argument(
+            "--" + spec.name.replace("_", "-"),
+            type=type(default),
+            default=default,
+            metavar="N",
+            help=f"{LIMIT_HELP[spec.name]} (default {default})",
+        )
+
+
+def _limits_from_flags(args: argparse.Namespace) -> Any:
+    from dataclasses import fields
+
+    from cogsync.server.bounds import ServerLimits
+
+    return ServerLimits(**{f.name: getattr(args, f.name) for f in fields(ServerLimits)})
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -102,6 +129,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         oidc_client_ids=args.oidc_client_id,
         keepalive_interval=args.keepalive,
         config_out=args.config_out,
+        server_limits=_limits_from_flags(args),
     )
     asyncio.run(_serve_until_signal(server))
     return 0

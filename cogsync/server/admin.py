@@ -25,7 +25,6 @@ This module only parses and checks the request, then calls the owners of the fil
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import Callable
@@ -39,10 +38,16 @@ from cogsync.exceptions import LimitExceededError, UsageError
 from cogsync.limits import validate_key, validate_name, validate_value
 from cogsync.models import Record
 from cogsync.server.access import Authenticator
+from cogsync.server.connections import body_deadline
 from cogsync.server.credentials import IdentityDatabase
 from cogsync.server.sigv4 import SignatureRejected
 from cogsync.server.storage import ImportResult, ServerStorage
-from cogsync.server.wire import InvalidRequestError, RequestRefused, aws_error_response
+from cogsync.server.wire import (
+    InvalidRequestError,
+    RequestRefused,
+    aws_error_response,
+    decode_json,
+)
 
 __all__ = [
     "ADMIN_SERVICE",
@@ -205,7 +210,10 @@ def admin_routes(
     authenticator = Authenticator(identities, clock)
 
     async def handle(request: web.Request, operation: Callable[[dict[str, Any]], Any]) -> Any:
-        body = await _read_body(request)
+        try:
+            body = await body_deadline(request, _read_body(request))
+        except RequestRefused as exc:
+            return _error(exc)
         if body is None:
             too_large = "admin request body larger than 16 MB"
             return _error(RequestRefused("BadRequestException", too_large, 413))
@@ -216,7 +224,7 @@ def admin_routes(
                     "NotAuthorizedException",
                     "the admin API needs the server's admin credentials (DIR/admin.json)",
                 )
-            params = json.loads(body)
+            params = decode_json(body, error_type="SerializationException", what="the body")
             if not isinstance(params, dict):
                 raise InvalidRequestError("the request body must be a JSON object")
             result = await asyncio.to_thread(operation, params)

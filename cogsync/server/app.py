@@ -18,6 +18,7 @@ unexpected exception becomes an ``InternalFailure`` answer, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,14 +26,18 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from cogsync.server.access import Authenticator
+from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
+from cogsync.server.connections import CONNECTIONS, ConnectionGuard, read_body
 from cogsync.server.credentials import IdentityDatabase
 from cogsync.server.identity import IdentityApi, IdentitySettings
+from cogsync.server.querylimits import check_answer_size
 from cogsync.server.realtime import RealtimeEndpoint
 from cogsync.server.wire import (
     GraphQLService,
     RequestRefused,
     appsync_error_response,
     aws_error_response,
+    graphql_failure,
     parse_graphql_request,
 )
 
@@ -64,12 +69,14 @@ class ServerSettings:
         keepalive_interval: seconds between real-time ``ka`` messages.
         max_body_bytes: the largest HTTP body accepted.
         max_subscriptions: subscriptions one WebSocket connection may hold.
+        limits: bounds on connections, request reads, documents and answers.
     """
 
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     keepalive_interval: float = 60.0
     max_body_bytes: int = MAX_BODY_BYTES
     max_subscriptions: int = 100
+    limits: ServerLimits = DEFAULT_SERVER_LIMITS
 
 
 def _error_for(request: web.Request, refusal: RequestRefused) -> web.Response:
@@ -108,12 +115,14 @@ async def _error_middleware(
 
 
 class _GraphQLEndpoint:
-    def __init__(self, authenticator: Authenticator, service: GraphQLService) -> None:
-        self._authenticator, self._service = authenticator, service
+    def __init__(
+        self, authenticator: Authenticator, service: GraphQLService, limits: ServerLimits
+    ) -> None:
+        self._authenticator, self._service, self._limits = authenticator, service, limits
 
     async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
         try:
+            body = await read_body(request)
             record = await self._authenticator.verify_request(request, body, service="appsync")
             if record.identity_id is None:
                 raise RequestRefused(
@@ -126,7 +135,12 @@ class _GraphQLEndpoint:
         except RequestRefused as exc:
             return appsync_error_response(exc)
         result = await self._service.execute(record.identity_id, query, variables, operation_name)
-        response = web.json_response(result)
+        text = await asyncio.get_running_loop().run_in_executor(None, json.dumps, result)
+        try:
+            check_answer_size(len(text), self._limits.max_response_bytes)  # ASCII JSON
+        except RequestRefused as exc:
+            return web.json_response(graphql_failure(exc))
+        response = web.json_response(text=text)
         if (response.content_length or 0) > _COMPRESS_ABOVE:
             response.enable_compression()  # gzip/deflate when the client accepts it, as AppSync
         return response
@@ -148,9 +162,13 @@ def create_app(
         clock: returns the current time in epoch seconds (injectable for tests).
     """
     settings = settings or ServerSettings()
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_error_middleware])
+    guard = ConnectionGuard(settings.limits)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[guard.middleware, _error_middleware]
+    )
+    app[CONNECTIONS] = guard
     identity = IdentityApi(db, settings.identity, clock)
-    graphql = _GraphQLEndpoint(Authenticator(db, clock), service)
+    graphql = _GraphQLEndpoint(Authenticator(db, clock), service, settings.limits)
     realtime = RealtimeEndpoint(
         db,
         service,

@@ -4,6 +4,12 @@ Every applied batch (push, deletion, merge, import) appends one entry to the dat
 ``change_log`` table in the same transaction, in commit order (``seq``). Other systems
 follow it with `export_changes_jsonl` (the successor of Cognito Streams), which reads
 through `ServerStorage.read_changes`.
+
+An entry holds the batch's keys, never values. Entries older than ``change_log_max_age``
+(`cogsync.server.bounds.ServerLimits`, 30 days by default; 0 keeps them forever) are
+dropped by `prune_change_log` as later batches are written, like a stream's retention: a
+follower must export more often than that. Within the age the log grows with the number of
+batches written (about 60 bytes plus the keys per batch).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ __all__ = [
     "DatasetChange",
     "append_change",
     "export_changes_jsonl",
+    "prune_change_log",
     "read_change_log",
 ]
 
@@ -94,6 +101,11 @@ def append_change(
             to_ms(now),
         ),
     )
+
+
+def prune_change_log(db: sqlite3.Connection, before_ms: int) -> None:
+    """Drop the entries logged before ``before_ms`` (inside the caller's transaction)."""
+    db.execute("DELETE FROM change_log WHERE time<?", (before_ms,))
 
 
 def read_change_log(db: sqlite3.Connection, after_seq: int, limit: int) -> list[ChangeEntry]:

@@ -32,8 +32,9 @@ from cryptography.hazmat.primitives import serialization
 
 from cogsync.exceptions import ConfigError, UsageError
 from cogsync.server.access import Authenticator
+from cogsync.server.connections import read_body
 from cogsync.server.credentials import IdentityDatabase
-from cogsync.server.wire import AWS_JSON, RequestRefused, aws_error_response
+from cogsync.server.wire import AWS_JSON, RequestRefused, aws_error_response, decode_json
 
 __all__ = ["COGNITO_PROVIDER", "IdentityApi", "IdentitySettings", "load_jwks"]
 
@@ -127,8 +128,8 @@ class IdentityApi:
 
     async def handle(self, request: web.Request) -> web.Response:
         """Answer one Cognito Identity request."""
-        body = await request.read()
         try:
+            body = await read_body(request)
             target = request.headers.get("X-Amz-Target", "")
             name = target.removeprefix(_TARGET_PREFIX)
             if not target.startswith(_TARGET_PREFIX) or not name:
@@ -412,12 +413,9 @@ class IdentityApi:
 
 
 def _parse_params(body: bytes) -> dict[str, Any]:
-    try:
-        params = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestRefused(
-            "SerializationException", "the request body is not valid JSON"
-        ) from exc
+    params = decode_json(
+        body or b"{}", error_type="SerializationException", what="the request body"
+    )
     if not isinstance(params, dict):
         raise RequestRefused("SerializationException", "the request body must be a JSON object")
     return params

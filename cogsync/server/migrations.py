@@ -26,6 +26,7 @@ __all__ = [
     "applied_migrations",
     "m001_identity_tables",
     "m001_sync_tables",
+    "m002_bounded_history",
     "migrate",
 ]
 
@@ -71,6 +72,24 @@ def m001_sync_tables(db: sqlite3.Connection) -> None:
     )
 
 
+def m002_bounded_history(db: sqlite3.Connection) -> None:
+    """Order remembered requests per dataset (``requests.seq``) and index both histories.
+
+    `cogsync.server.requests_log` keeps only the newest request ids of each dataset and
+    `cogsync.server.changes` drops change-log entries past their age; these indexes find
+    what to drop without a scan. Rows written before have no ``seq`` and go first.
+    """
+    _run_script(
+        db,
+        """
+        ALTER TABLE requests ADD COLUMN seq INTEGER;
+        CREATE INDEX requests_by_dataset ON requests (identity_id, dataset, seq);
+        CREATE INDEX requests_by_age ON requests (created);
+        CREATE INDEX change_log_by_time ON change_log (time)
+        """,
+    )
+
+
 def m001_identity_tables(db: sqlite3.Connection) -> None:
     """Create ``meta``, ``identities``, ``logins`` and ``credentials`` with their indexes."""
     _run_script(
@@ -102,7 +121,7 @@ def m001_identity_tables(db: sqlite3.Connection) -> None:
     )
 
 
-SYNC_MIGRATIONS: tuple[Migration, ...] = (m001_sync_tables,)
+SYNC_MIGRATIONS: tuple[Migration, ...] = (m001_sync_tables, m002_bounded_history)
 """The migrations of the data file (``sync.db``), in order."""
 IDENTITY_MIGRATIONS: tuple[Migration, ...] = (m001_identity_tables,)
 """The migrations of the identity file (``identity.db``), in order."""

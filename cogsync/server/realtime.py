@@ -37,6 +37,7 @@ from cogsync.server.wire import (
     SignedRequest,
     Variables,
     appsync_error_response,
+    decode_json,
     parse_graphql_request,
     realtime_error_payload,
 )
@@ -54,11 +55,12 @@ def _decode_auth(encoded: str) -> dict[str, str]:
     """Decode a base64 / base64url JSON auth object (padding optional)."""
     text = encoded.strip().replace("-", "+").replace("_", "/")
     try:
-        data = json.loads(base64.b64decode(text + "=" * (-len(text) % 4), validate=True))
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise RequestRefused(
             "UnauthorizedException", "the auth header is not base64 JSON", 400
         ) from exc
+    data = decode_json(raw, error_type="UnauthorizedException", what="the auth header")
     return _auth_object(data)
 
 
@@ -221,8 +223,8 @@ class _Connection:
 
     async def _on_text(self, text: str) -> None:
         try:
-            message = json.loads(text)
-        except ValueError:
+            message = decode_json(text, what="the message")
+        except RequestRefused:
             message = None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             await self._error(

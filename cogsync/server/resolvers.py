@@ -11,6 +11,10 @@ Rules:
 * The caller's identity comes only from the ``identity_id`` argument, never from GraphQL
   arguments; a subscription for another identity is refused.
 * Storage calls run on one worker thread (one writer); the event loop never blocks on SQLite.
+* A document is parsed, bounded (`cogsync.server.querylimits`) and validated on a worker
+  thread, so a heavy request never stalls the event loop; the bytes its resolvers read
+  are charged to a `ResponseBudget` on the storage thread, so an answer past
+  ``max_response_bytes`` is refused before it is built.
 * A change is published to subscribers only after its transaction committed, and carries
   no record values (``records`` is null for subscribers).
 * Errors say what was wrong and what to do; unexpected failures are logged here and reach
@@ -34,7 +38,6 @@ from graphql import (
     OperationType,
     execute,
     get_operation_ast,
-    parse,
     subscribe,
     validate,
 )
@@ -49,7 +52,15 @@ from cogsync.exceptions import (
     UsageError,
 )
 from cogsync.models import PROTOCOL_VERSION, PatchOp, Record, RecordPatch
+from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
 from cogsync.server.hooks import ServerHooks, SyncRejected
+from cogsync.server.querylimits import (
+    ResponseBudget,
+    answer_too_large,
+    check_document,
+    parse_bounded,
+    syntax_refusal,
+)
 from cogsync.server.schema import load_schema
 from cogsync.server.storage import DatasetChange, ServerStorage
 from cogsync.server.wire import (
@@ -228,12 +239,33 @@ class _Subscription:
             await aclose()
 
 
+def _record_size(budget: ResponseBudget, record: Record) -> int:
+    texts = {"key": record.key, "value": record.value, "lastModifiedBy": record.last_modified_by}
+    return budget.text_size(texts)
+
+
 class _Root:
     """Root value of one operation: the resolvers, bound to the caller's identity."""
 
-    def __init__(self, service: SyncService, identity_id: str) -> None:
-        self._service, self._identity = service, identity_id
+    def __init__(self, service: SyncService, identity_id: str, budget: ResponseBudget) -> None:
+        self._service, self._identity, self._budget = service, identity_id, budget
         self.source: _EventSource | None = None
+
+    async def _read(self, function: Callable[[], _T], size: Callable[[_T], int]) -> _T:
+        """Run a storage read on the storage thread, charging its answer to the budget.
+
+        The budget is checked before and charged right after each read, on the storage
+        thread itself, so reads past the bound are never made.
+        """
+        budget = self._budget
+
+        def read() -> _T:
+            budget.check()
+            result = function()
+            budget.charge(size(result))
+            return result
+
+        return await self._service.run(read)
 
     def serverInfo(self, _info: Info) -> dict[str, int]:
         limits = self._service.storage.limits
@@ -248,9 +280,10 @@ class _Root:
     async def listDatasets(
         self, _info: Info, nextToken: str | None = None, limit: int | None = None
     ) -> dict[str, Any]:
-        storage = self._service.storage
-        page = await self._service.run(
-            storage.list_datasets, self._identity, next_token=nextToken, limit=limit
+        storage, budget = self._service.storage, self._budget
+        page = await self._read(
+            partial(storage.list_datasets, self._identity, next_token=nextToken, limit=limit),
+            lambda p: sum(budget.text_size({"name": d.name}) for d in p.datasets),
         )
         datasets = [
             {
@@ -266,7 +299,7 @@ class _Root:
         return {"datasets": datasets, "nextToken": page.next_token}
 
     async def listRecords(self, _info: Info, **args: Any) -> dict[str, Any]:
-        page = await self._service.run(
+        read = partial(
             self._service.storage.list_records,
             self._identity,
             args["datasetName"],
@@ -274,6 +307,8 @@ class _Root:
             next_token=args.get("nextToken"),
             limit=args.get("limit"),
         )
+        budget = self._budget
+        page = await self._read(read, lambda p: sum(_record_size(budget, r) for r in p.records))
         return {
             "datasetName": page.dataset_name,
             "syncCount": page.sync_count,
@@ -305,6 +340,7 @@ class _Root:
             trigger=self._service.hooks.sync_trigger,
         )
         self._service.publish(change)
+        self._budget.charge(sum(_record_size(self._budget, r) for r in change.records))
         return _dataset_change(change, with_records=True)
 
     async def deleteDataset(
@@ -336,14 +372,23 @@ class SyncService:
     Args:
         storage: the store; the service runs every call of it on one worker thread.
         hooks: the operator's hooks (sync trigger).
+        server_limits: the bounds on documents and answers.
     """
 
-    def __init__(self, storage: ServerStorage, *, hooks: ServerHooks | None = None) -> None:
+    def __init__(
+        self,
+        storage: ServerStorage,
+        *,
+        hooks: ServerHooks | None = None,
+        server_limits: ServerLimits = DEFAULT_SERVER_LIMITS,
+    ) -> None:
         self.storage = storage
         self.hooks = hooks or ServerHooks()
+        self.server_limits = server_limits
         self.hub = _Hub()
         self.schema = load_schema()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="cogsync-storage")
+        self._documents = ThreadPoolExecutor(2, thread_name_prefix="cogsync-graphql")
 
     async def run(self, function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """Run a blocking storage call on the storage thread and await its result."""
@@ -369,29 +414,42 @@ class SyncService:
         """End every open subscription and stop the storage thread (the storage stays open)."""
         self.hub.close()
         self._executor.shutdown(wait=True)
+        self._documents.shutdown(wait=True)
 
-    def _document(self, query: object) -> DocumentNode | list[dict[str, Any]]:
-        """The parsed, validated document, or the AppSync errors that refuse it."""
+    def _check(self, query: object) -> tuple[DocumentNode, ResponseBudget] | list[dict[str, Any]]:
+        """The parsed, bounded, validated document and its answer's budget, or the errors."""
         if not isinstance(query, str):
             return [graphql_error("BadRequestException", "query must be a GraphQL document string")]
+        limits = self.server_limits
         try:
-            document = parse(query)
+            document = parse_bounded(query, limits)
+            selected = check_document(document, limits)
         except GraphQLError as exc:
-            syntax = f"invalid GraphQL syntax: {exc.message}"
-            return [graphql_error("BadRequestException", syntax)]
+            refusal = syntax_refusal(exc)
+            return [graphql_error(refusal.error_type, refusal.message)]
+        except RequestRefused as exc:
+            return [graphql_error(exc.error_type, exc.message)]
         errors = validate(self.schema, document)
         if errors:
             return [_format_error(e) for e in errors]
-        return document
+        return document, ResponseBudget(limits.max_response_bytes, selected)
+
+    async def _document(
+        self, query: object
+    ) -> tuple[DocumentNode, ResponseBudget] | list[dict[str, Any]]:
+        """`_check` on a worker thread: a heavy document never stalls the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._documents, self._check, query)
 
     async def execute(
         self, identity_id: str, query: str, variables: Variables, operation_name: str | None
     ) -> dict[str, Any]:
         """Run a query or mutation for ``identity_id``; return the AppSync-shaped response."""
         try:
-            document = self._document(query)
-            if isinstance(document, list):
-                return {"data": None, "errors": document}
+            checked = await self._document(query)
+            if isinstance(checked, list):
+                return {"data": None, "errors": checked}
+            document, budget = checked
             _check_request(variables, operation_name)
             operation = get_operation_ast(document, operation_name)
             if operation is not None and operation.operation is OperationType.SUBSCRIPTION:
@@ -404,11 +462,13 @@ class SyncService:
                 execute(
                     self.schema,
                     document,
-                    root_value=_Root(self, identity_id),
+                    root_value=_Root(self, identity_id, budget),
                     variable_values=variables,
                     operation_name=operation_name,
                 )
             )
+            if budget.exceeded:
+                return graphql_failure(answer_too_large(budget.limit))
             return _response(result)
         except RequestRefused as exc:
             return graphql_failure(exc)
@@ -429,9 +489,10 @@ class SyncService:
             RequestRefused: the document is invalid, not an onDatasetChanged subscription,
                 or asks for another identity's changes.
         """
-        document = self._document(query)
-        if isinstance(document, list):
-            raise RequestRefused(document[0]["errorType"], document[0]["message"])
+        checked = await self._document(query)
+        if isinstance(checked, list):
+            raise RequestRefused(checked[0]["errorType"], checked[0]["message"])
+        document, budget = checked
         if variables is not None and not isinstance(variables, dict):
             raise RequestRefused("BadRequestException", "variables must be a JSON object")
         operation = get_operation_ast(document, operation_name)
@@ -441,7 +502,7 @@ class SyncService:
                 "send exactly one subscription operation (onDatasetChanged), or name it with "
                 "operationName; queries and mutations go to the HTTP endpoint",
             )
-        root = _Root(self, identity_id)
+        root = _Root(self, identity_id, budget)
         result = await maybe_await(
             subscribe(
                 self.schema,

@@ -27,6 +27,8 @@ from cogsync.exceptions import ConfigError
 from cogsync.limits import DEFAULT_LIMITS, Limits
 from cogsync.server.admin import admin_routes
 from cogsync.server.app import ServerSettings, create_app
+from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
+from cogsync.server.connections import CONNECTIONS
 from cogsync.server.credentials import AdminCredentials, IdentityDatabase
 from cogsync.server.hooks import ServerHooks
 from cogsync.server.identity import IdentitySettings
@@ -69,6 +71,9 @@ class EmbeddedServer:
             ``subscribe`` refuses a subscription by raising `RequestRefused`.
         refused: ignored; kept so callers written for older releases (which named the
             custom service's refusal exception here) keep working.
+        server_limits: bounds on connections, request reads, GraphQL documents, answers
+            and the replay memo / change log (`ServerLimits`; defaults in
+            ``docs/server-limits.md``).
 
     Attributes (after start):
         port: the port listened on.
@@ -98,8 +103,10 @@ class EmbeddedServer:
         config_out: str | Path | None = None,
         service: GraphQLService | None = None,
         refused: type[Exception] | None = None,
+        server_limits: ServerLimits = DEFAULT_SERVER_LIMITS,
     ) -> None:
         del refused  # custom services refuse with RequestRefused
+        self.server_limits = server_limits.fitted_to(limits)
         self.data_dir, self.host, self.port, self.region = Path(data_dir), host, port, region
         self.allow_guests, self.developer_provider = allow_guests, developer_provider
         self.oidc_issuers = dict(oidc_issuers or {})
@@ -113,6 +120,7 @@ class EmbeddedServer:
         self._serving_loop: asyncio.AbstractEventLoop | None = None
         self._db: IdentityDatabase | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._config: Config | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -167,15 +175,20 @@ class EmbeddedServer:
                     on_merge=self._merge if self.storage is not None else None,
                 ),
                 keepalive_interval=self.keepalive_interval,
+                limits=self.server_limits,
             )
             app = create_app(db, service, settings=settings, clock=self.clock)
             if self.storage is not None:
                 app.add_routes(admin_routes(self.storage, db, clock=self.clock))
-            runner = web.AppRunner(app, access_log=None)
+            idle = self.server_limits.idle_timeout
+            runner = web.AppRunner(app, access_log=None, keepalive_timeout=idle)
             await runner.setup()
-            site = web.TCPSite(runner, self.host, self.port)
+            assert runner.server is not None
+            factory = app[CONNECTIONS].protocol_factory(runner.server)
             try:
-                await site.start()
+                listener = await asyncio.get_running_loop().create_server(
+                    factory, self.host or None, self.port, reuse_address=True
+                )
             except OSError as exc:
                 await runner.cleanup()
                 raise ConfigError(
@@ -187,9 +200,9 @@ class EmbeddedServer:
             self._close_storage()
             raise
         self._db = db
-        self._runner = runner
+        self._runner, self._listener = runner, listener
         if self.port == 0:
-            self.port = int(runner.addresses[0][1])
+            self.port = int(listener.sockets[0].getsockname()[1])
         self._config = Config(
             region=db.region,
             identity_pool_id=db.pool_id,
@@ -197,13 +210,23 @@ class EmbeddedServer:
             realtime_url=f"ws://{self.url.removeprefix('http://')}/graphql/realtime",
             identity_endpoint=f"{self.url}/",
         )
-        self._write_files()
+        try:
+            self._write_files()
+        except (OSError, ConfigError) as exc:
+            await self.stop()
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from exc
 
     def _build_service(self) -> GraphQLService:
         if self._service is not None:
             return self._service
-        self.storage = ServerStorage(self.data_dir / "sync.db", self.limits)
-        self.sync_service = SyncService(self.storage, hooks=self.hooks)
+        self.storage = ServerStorage(
+            self.data_dir / "sync.db", self.limits, retention=self.server_limits
+        )
+        self.sync_service = SyncService(
+            self.storage, hooks=self.hooks, server_limits=self.server_limits
+        )
         return self.sync_service
 
     def _merge(self, guest_identity_id: str, identity_id: str) -> None:
@@ -242,8 +265,13 @@ class EmbeddedServer:
     async def stop(self) -> None:
         """Close every connection, stop listening and close the databases."""
         runner, self._runner = self._runner, None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()  # stop accepting; the runner then closes every connection
         if runner is not None:
             await runner.cleanup()
+        if listener is not None:
+            await listener.wait_closed()
         self._close_storage()
         if self._db is not None:
             self._db.close()

@@ -14,7 +14,8 @@ Design rules:
 * A push is accepted only if every patch names the record's current sync count (0 for a
   record never written; 0 is also accepted for a tombstone). Otherwise nothing is applied
   and `ConflictError` names the first stale key.
-* A client request id seen before returns the stored result of its first application.
+* A client request id seen before returns the stored result of its first application, within
+  the replay bounds (`cogsync.server.requests_log`); the change log keeps its retention.
 * Limits are checked with the functions of `cogsync.limits`, the same ones the client uses.
 * Every applied change is appended to the change log (`cogsync.server.changes`).
 """
@@ -30,6 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from cogsync.exceptions import ConfigError
 from cogsync.limits import (
     DEFAULT_LIMITS,
     Limits,
@@ -40,10 +42,12 @@ from cogsync.limits import (
 )
 from cogsync.models import PROTOCOL_VERSION, Record, RecordPage, RecordPatch, RemoteDataset, utcnow
 from cogsync.server.batches import check_sync_count, validated_batch
+from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
 from cogsync.server.changes import (
     ChangeEntry,
     DatasetChange,
     append_change,
+    prune_change_log,
     read_change_log,
 )
 from cogsync.server.hooks import SyncTrigger
@@ -105,6 +109,11 @@ class ServerStorage:
         path: the SQLite file (created if absent).
         limits: the limits to enforce (announced to clients by serverInfo).
         clock: the source of server timestamps (aware UTC).
+        retention: the replay-memo and change-log bounds (``replay_requests``,
+            ``replay_max_age``, ``change_log_max_age``).
+
+    Raises:
+        ConfigError: the file is not a cogsync data file (or cannot be opened).
     """
 
     def __init__(
@@ -113,16 +122,27 @@ class ServerStorage:
         limits: Limits = DEFAULT_LIMITS,
         *,
         clock: Callable[[], datetime] = utcnow,
+        retention: ServerLimits = DEFAULT_SERVER_LIMITS,
     ) -> None:
         self.path = Path(path)
-        self.limits = limits
+        self.limits, self.retention = limits, retention
         self._clock = clock
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        migrate(self._db, SYNC_MIGRATIONS, f"data file {self.path}")
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot open data file {self.path}: {exc}") from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            migrate(self._db, SYNC_MIGRATIONS, f"data file {self.path}")
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise ConfigError(f"cannot open data file {self.path}: {exc}") from exc
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         """Close the database file."""
@@ -532,11 +552,24 @@ class ServerStorage:
         now: datetime | None,
         keys: Sequence[str] | None = None,
     ) -> None:
-        remember_request(self._db, change, client_request_id, kind, now or self._clock())
+        at, retention = now or self._clock(), self.retention
+        remember_request(
+            self._db,
+            change,
+            client_request_id,
+            kind,
+            at,
+            keep=retention.replay_requests,
+            max_age_ms=round(retention.replay_max_age * 1000),
+        )
         if now is not None:
             if keys is None:
                 keys = [r.key for r in change.records]
             append_change(self._db, change, client_request_id, now, keys)
+        if retention.change_log_max_age:
+            prune_change_log(
+                self._db, (to_ms(at) or 0) - round(retention.change_log_max_age * 1000)
+            )
 
 
 def _differs(stored: RecordRow | None, incoming: RecordRow, moved_on: bool) -> bool:

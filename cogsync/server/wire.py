@@ -11,6 +11,10 @@ render it in the shape their protocol speaks:
   message, with ``errorCode`` when the refusal has a status;
 * `graphql_error`: one entry of a GraphQL response's ``errors`` (with ``errorInfo``,
   ``path`` and ``locations``).
+
+`decode_json` is the one way a front-end decodes client JSON (HTTP bodies, the real-time
+messages and auth header): text that is not JSON, or nests too deeply for Python's decoder,
+becomes a `RequestRefused`, never an unexpected exception.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ __all__ = [
     "Variables",
     "appsync_error_response",
     "aws_error_response",
+    "decode_json",
     "graphql_error",
     "graphql_failure",
     "parse_graphql_request",
@@ -122,16 +127,34 @@ class GraphQLService(Protocol):
         ...
 
 
+def decode_json(
+    data: str | bytes,
+    *,
+    error_type: str = "BadRequestException",
+    what: str = "the request",
+    status: int | None = 400,
+) -> Any:
+    """Decode client JSON; refuse text that is not JSON or nests deeper than Python decodes.
+
+    Raises:
+        RequestRefused: ``error_type`` with "<what> is not valid JSON ..." and ``status``.
+    """
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestRefused(error_type, f"{what} is not valid JSON", status) from exc
+    except RecursionError as exc:
+        message = f"{what} is not valid JSON: it nests arrays or objects too deeply"
+        raise RequestRefused(error_type, message, status) from exc
+
+
 def parse_graphql_request(data: str | bytes) -> tuple[str, Variables, str | None]:
     """Split a GraphQL request JSON document into query, variables and operation name.
 
     Raises:
         RequestRefused: a ``BadRequestException`` saying what is wrong with the document.
     """
-    try:
-        request = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestRefused("BadRequestException", "the request is not valid JSON") from exc
+    request = decode_json(data)
     if not isinstance(request, dict) or not isinstance(request.get("query"), str):
         raise RequestRefused(
             "BadRequestException", "the request must be a JSON object with a string 'query'"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from gql import Client, GraphQLRequest
 from gql.transport.aiohttp import AIOHTTPTransport
@@ -109,3 +113,38 @@ def push(name: str, request_id: str, records: dict[str, str | None]) -> GraphQLR
             ],
         },
     )
+
+
+def signed_headers(
+    srv: EmbeddedServer,
+    creds: Credentials,
+    body: bytes,
+    *,
+    service: str = "appsync",
+    path: str = "/graphql",
+    headers: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The headers of a SigV4-signed POST of ``body`` to ``path``."""
+    url = f"{srv.url}{path}"
+    request = AWSRequest(
+        "POST", url, data=body, headers={"content-type": "application/json", **(headers or {})}
+    )
+    SigV4Auth(creds, service, srv.config.region).add_auth(request)
+    return dict(request.headers)
+
+
+async def signed_post(
+    srv: EmbeddedServer,
+    creds: Credentials,
+    body: bytes,
+    *,
+    service: str = "appsync",
+    path: str = "/graphql",
+) -> tuple[int, bytes]:
+    """POST ``body`` signed with ``creds``; the status and the raw answer."""
+    headers = signed_headers(srv, creds, body, service=service, path=path)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{srv.url}{path}", data=io.BytesIO(body), headers=headers) as answer,
+    ):
+        return answer.status, await answer.read()
