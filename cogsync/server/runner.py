@@ -170,7 +170,14 @@ class EmbeddedServer:
             )
             app = create_app(db, service, settings=settings, clock=self.clock)
             if self.storage is not None:
-                app.add_routes(admin_routes(self.storage, db, clock=self.clock))
+                app.add_routes(
+                    admin_routes(
+                        self.storage,
+                        db,
+                        clock=self.clock,
+                        developer_provider=self.developer_provider,
+                    )
+                )
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, self.host, self.port)
