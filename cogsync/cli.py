@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cogsync.changes.cli import add_parser as _add_changes
 from cogsync.exceptions import CogsyncError, ConfigError
 
 __all__ = ["build_parser", "main"]
@@ -209,6 +210,7 @@ _SUBCOMMANDS: tuple[Callable[[_SubParsers], None], ...] = (
     _add_migrate,
     _add_inspect,
     _add_config,
+    _add_changes,
 )
 
 
