@@ -17,6 +17,8 @@ from typing import Any
 
 from cogsync.changes.cli import add_parser as _add_changes
 from cogsync.exceptions import CogsyncError, ConfigError
+from cogsync.server.serve_options import add_options as add_serve_options
+from cogsync.server.serve_options import server_kwargs as serve_option_kwargs
 
 __all__ = ["build_parser", "main"]
 
@@ -73,6 +75,7 @@ def _add_serve(subparsers: _SubParsers) -> None:
     parser.add_argument(
         "--keepalive", type=float, default=60.0, help="seconds between real-time ka messages"
     )
+    add_serve_options(parser)  # --sync-trigger, --trust-identity-pool, --trusted-pool-jwks
     parser.set_defaults(func=_run_serve)
 
 
@@ -103,6 +106,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         oidc_client_ids=args.oidc_client_id,
         keepalive_interval=args.keepalive,
         config_out=args.config_out,
+        **serve_option_kwargs(args),
     )
     asyncio.run(_serve_until_signal(server))
     return 0

@@ -32,6 +32,7 @@ from cogsync.server.hooks import ServerHooks
 from cogsync.server.identity import IdentitySettings
 from cogsync.server.resolvers import SyncService
 from cogsync.server.storage import ServerStorage
+from cogsync.server.trusted_pools import TrustedPools
 from cogsync.server.wire import GraphQLService
 
 __all__ = ["EmbeddedServer"]
@@ -69,6 +70,8 @@ class EmbeddedServer:
             ``subscribe`` refuses a subscription by raising `RequestRefused`.
         refused: ignored; kept so callers written for older releases (which named the
             custom service's refusal exception here) keep working.
+        trusted_pools: identity pools whose OpenID tokens prove a migrated identity
+            (``--trust-identity-pool``).
 
     Attributes (after start):
         port: the port listened on.
@@ -98,8 +101,10 @@ class EmbeddedServer:
         config_out: str | Path | None = None,
         service: GraphQLService | None = None,
         refused: type[Exception] | None = None,
+        trusted_pools: TrustedPools | None = None,
     ) -> None:
         del refused  # custom services refuse with RequestRefused
+        self.trusted_pools = trusted_pools
         self.data_dir, self.host, self.port, self.region = Path(data_dir), host, port, region
         self.allow_guests, self.developer_provider = allow_guests, developer_provider
         self.oidc_issuers = dict(oidc_issuers or {})
@@ -165,6 +170,7 @@ class EmbeddedServer:
                     oidc_client_ids=self.oidc_client_ids,
                     credential_lifetime=self.credential_lifetime,
                     on_merge=self._merge if self.storage is not None else None,
+                    trusted_pools=self.trusted_pools,
                 ),
                 keepalive_interval=self.keepalive_interval,
             )
