@@ -9,10 +9,10 @@ transaction on the storage thread, so it must be quick and must not call back in
 server.
 
 `load_sync_trigger` loads one from ``module:function`` (``cogsync serve --sync-trigger``).
-On AWS the same function runs as the stack's trigger Lambda through `lambda_handler`, which
-speaks the JSON contract of the push pipeline: the event ``{"identityId", "datasetName",
-"records": [{"op", "key", "value", "syncCount", "deviceLastModifiedDate"}]}`` is answered
-with ``{"records": [...]}`` (the patches to apply, same shape) or ``{"rejected": reason}``.
+`lambda_handler` wraps the same function as an AWS Lambda handler with a JSON contract: the
+event ``{"identityId", "datasetName", "records": [{"op", "key", "value", "syncCount",
+"deviceLastModifiedDate"}]}`` is answered with ``{"records": [...]}`` (the patches to apply,
+same shape) or ``{"rejected": reason}`` (for a trigger in a stack's push pipeline).
 
 The successor of Cognito Streams, the change stream, is `cogsync.server.changes`.
 """
@@ -99,7 +99,7 @@ def _record(patch: RecordPatch) -> dict[str, Any]:
 
 
 def lambda_handler(trigger: SyncTrigger) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """An AWS Lambda handler running ``trigger`` in the stack's push pipeline.
+    """An AWS Lambda handler running ``trigger`` (the JSON contract of the module docstring).
 
     Example (the Lambda's module)::
 

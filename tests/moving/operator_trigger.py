@@ -1,4 +1,4 @@
-"""An operator's sync trigger, as `cogsync serve --sync-trigger` and the AWS Lambda load it:
+"""An operator's sync trigger, as `cogsync serve --sync-trigger` loads it (and a Lambda would):
 refuses the key ``forbidden``, upper-cases values of keys starting with ``shout``."""
 
 from __future__ import annotations
@@ -23,4 +23,4 @@ def check(identity_id: str, dataset_name: str, patches: list[RecordPatch]) -> Se
 
 
 handler = lambda_handler(check)
-"""The same trigger as an AWS Lambda handler (the stack's SyncTriggerFunctionArn)."""
+"""The same trigger as an AWS Lambda handler (`lambda_handler`'s JSON contract)."""
