@@ -19,6 +19,7 @@ identity the service does not know -> `ConfigError`, refused or missing credenti
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -203,6 +204,7 @@ class CognitoSyncSource:
         self.identity_logins: dict[str, tuple[str, ...]] = {}
         """Identity id -> the login providers ``ListIdentities`` named (filled while paging)."""
         self._developer_provider: tuple[str | None] | None = None
+        self._provider_lock = threading.Lock()
 
     def _call(self, what: str, func: Callable[..., Any], **params: Any) -> Any:
         """Run one boto3 call, retrying throttling and dropped connections with backoff."""
@@ -278,16 +280,18 @@ class CognitoSyncSource:
                 return
 
     def developer_provider(self) -> str | None:
-        """The pool's developer provider name (``DescribeIdentityPool``), None if it has none."""
-        if self._developer_provider is None:
-            pool = self._call(
-                "DescribeIdentityPool",
-                self._identity.describe_identity_pool,
-                IdentityPoolId=self.identity_pool_id,
-            )
-            name = pool.get("DeveloperProviderName")
-            self._developer_provider = (str(name) if name else None,)
-        return self._developer_provider[0]
+        """The pool's developer provider name (``DescribeIdentityPool``, asked once), None if
+        it has none."""
+        with self._provider_lock:
+            if self._developer_provider is None:
+                pool = self._call(
+                    "DescribeIdentityPool",
+                    self._identity.describe_identity_pool,
+                    IdentityPoolId=self.identity_pool_id,
+                )
+                name = pool.get("DeveloperProviderName")
+                self._developer_provider = (str(name) if name else None,)
+            return self._developer_provider[0]
 
     def developer_users(self, identity_id: str) -> list[str]:
         """The developer user ids linked to an identity (``LookupDeveloperIdentity``, all pages).
