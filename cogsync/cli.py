@@ -15,7 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cogsync.changes.cli import add_parser as _add_changes
 from cogsync.exceptions import CogsyncError, ConfigError
+from cogsync.server.serve_options import add_options as add_serve_options
+from cogsync.server.serve_options import server_kwargs as serve_option_kwargs
 
 __all__ = ["build_parser", "main"]
 
@@ -73,6 +76,7 @@ def _add_serve(subparsers: _SubParsers) -> None:
         "--keepalive", type=float, default=60.0, help="seconds between real-time ka messages"
     )
     _add_limit_flags(parser)
+    add_serve_options(parser)  # --sync-trigger, --trust-identity-pool, --trusted-pool-jwks
     parser.set_defaults(func=_run_serve)
 
 
@@ -130,6 +134,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         keepalive_interval=args.keepalive,
         config_out=args.config_out,
         server_limits=_limits_from_flags(args),
+        **serve_option_kwargs(args),
     )
     asyncio.run(_serve_until_signal(server))
     return 0
@@ -237,6 +242,7 @@ _SUBCOMMANDS: tuple[Callable[[_SubParsers], None], ...] = (
     _add_migrate,
     _add_inspect,
     _add_config,
+    _add_changes,
 )
 
 

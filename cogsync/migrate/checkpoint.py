@@ -8,13 +8,12 @@ in flight, and a later run copies only what changed since.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from cogsync._atomic_file import write_atomically
 from cogsync.exceptions import ConfigError
 
 __all__ = ["Checkpoint"]
@@ -124,16 +123,6 @@ class Checkpoint:
             if not self._dirty or (not force and time.monotonic() - self._saved_at < interval):
                 return
             text = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(text)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomically(self.path, text)
             self._dirty = False
             self._saved_at = time.monotonic()

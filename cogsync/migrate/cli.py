@@ -82,6 +82,14 @@ _RUN_OPTIONS: tuple[_Option, ...] = (
         "--concurrency",
         {"type": int, "default": 4, "metavar": "N", "help": "identities at once (4)"},
     ),
+    (
+        "--allow-new-identity-ids",
+        {
+            "action": "store_true",
+            "help": "--to-stack: copy into a stack whose identity pool is not the source pool "
+            "(devices then get new identity ids and do not see the copied data)",
+        },
+    ),
 )
 
 
@@ -100,10 +108,25 @@ def _target(args: argparse.Namespace) -> Target:
     if args.to_stack:
         if args.admin_credentials:
             raise ConfigError("--admin-credentials is for --to; --to-stack uses AWS credentials")
-        return DynamoTarget(args.to_stack, region=args.stack_region or args.region)
+        target = DynamoTarget(args.to_stack, region=args.stack_region or args.region)
+        _check_stack_pool(args, target.identity_pool_id)
+        return target
     if not args.admin_credentials:
         raise ConfigError("--to needs --admin-credentials DIR/admin.json of that server")
     return ServerTarget(args.to, args.admin_credentials)
+
+
+def _check_stack_pool(args: argparse.Namespace, stack_pool: str | None) -> None:
+    """Refuse a stack whose identity pool is not the source pool (unless allowed)."""
+    if stack_pool == args.identity_pool_id or args.allow_new_identity_ids:
+        return
+    serves = f"serves identity pool {stack_pool}" if stack_pool else "has no IdentityPoolId output"
+    raise ConfigError(
+        f"stack {args.to_stack!r} {serves}, not the source pool {args.identity_pool_id}: "
+        "devices would get new identity ids there and never see the copied data; deploy the "
+        f"stack with ExistingIdentityPoolId={args.identity_pool_id} (see docs/migrating.md) "
+        "or pass --allow-new-identity-ids"
+    )
 
 
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:

@@ -265,6 +265,8 @@ class DynamoTarget:
     ) -> None:
         table, outputs = _resolve_table(stack_name, region)
         self.table = table
+        self.identity_pool_id: str | None = outputs.get("IdentityPoolId")
+        """The identity pool whose identities the stack serves (its ``IdentityPoolId`` output)."""
         self.limits = limits or _stack_limits(outputs.get("ApiId"), region)
         self.description = f"DynamoDB table {table} of stack {stack_name}"
         try:

@@ -3,8 +3,11 @@
 The run lists every identity of the pool, then for each (``concurrency`` at a time) lists
 its datasets and copies each one's records changed since the checkpointed sync count (all
 of them the first time) in one idempotent import; datasets deleted at the source become
-tombstones. A dry run writes nothing and says what would move. Verification compares every
-source dataset with the target (record counts and `dataset_digest`). Progress is a bar on a
+tombstones. Into a target with its own identity service (`DeveloperLoginTarget`), the
+developer user ids of every identity with a developer login (``LookupDeveloperIdentity``)
+are linked there too, before the identity counts as done. A dry run writes nothing and says
+what would move. Verification compares every source dataset with the target (record counts
+and `dataset_digest`) and every identity's developer logins. Progress is a bar on a
 terminal and log lines otherwise.
 """
 
@@ -24,7 +27,7 @@ from cogsync.exceptions import LimitExceededError, UsageError
 from cogsync.limits import record_size
 from cogsync.migrate.checkpoint import Checkpoint
 from cogsync.migrate.source import CognitoSyncSource, SourceRecords, SyncCountGone
-from cogsync.migrate.target import Target
+from cogsync.migrate.target import DeveloperLoginTarget, Target
 
 __all__ = ["MigrationStats", "Migrator", "dataset_digest"]
 
@@ -39,6 +42,7 @@ class MigrationStats:
     records: int = 0
     bytes: int = 0
     skipped: int = 0
+    logins: int = 0
     errors: int = 0
     differ: int = 0
     started: float = 0.0
@@ -48,8 +52,9 @@ class MigrationStats:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         return (
             f"identities {self.identities}/{self.identities_total}, datasets {self.datasets}, "
-            f"records {self.records}, bytes {self.bytes}, skipped {self.skipped}, "
-            f"errors {self.errors} ({elapsed:.1f} s, {self.records / elapsed:.0f} records/s)"
+            f"records {self.records}, bytes {self.bytes}, developer logins {self.logins}, "
+            f"skipped {self.skipped}, errors {self.errors} "
+            f"({elapsed:.1f} s, {self.records / elapsed:.0f} records/s)"
         )
 
 
@@ -121,6 +126,7 @@ class Migrator:
         self.progress = _Progress(self.stats, out)
         self._count_lock = threading.Lock()
         self._identity_ids: list[str] | None = None
+        self._provider_noted = False
 
     def _add(self, **counts: int) -> None:
         with self._count_lock:
@@ -166,9 +172,52 @@ class Migrator:
         ok = [self._migrate_dataset(identity_id, d.name, copied.get(d.name)) for d in present]
         for name in sorted(set(copied) - {d.name for d in present}):
             self._delete_dataset(identity_id, name, copied[name])
+        ok.append(self._migrate_logins(identity_id))
         if not self.dry_run and all(ok):  # a failed dataset is retried by the next run
             self.checkpoint.mark_identity_done(identity_id)
         self._add(identities=1)
+
+    def _login_target(self) -> DeveloperLoginTarget | None:
+        """The target if it takes developer logins and the pool has a developer provider."""
+        if self.source.developer_provider() is None:
+            return None
+        return self.target if isinstance(self.target, DeveloperLoginTarget) else None
+
+    def _developer_users(self, identity_id: str) -> list[str]:
+        provider = self.source.developer_provider()
+        if provider is None or provider not in self.source.identity_logins.get(identity_id, ()):
+            return []
+        return self.source.developer_users(identity_id)
+
+    def _migrate_logins(self, identity_id: str) -> bool:
+        """Link the identity's developer users on the target; False if refused (reported)."""
+        target = self._login_target()
+        users = self._developer_users(identity_id) if target is not None else []
+        if target is None or not users:
+            return True
+        if self.dry_run:
+            self.progress.message(f"would link {len(users)} developer logins to {identity_id}")
+        else:
+            try:
+                provider = target.import_developer_logins(identity_id, users)
+            except UsageError as exc:
+                self.progress.message(f"error: developer logins of {identity_id}: {exc}")
+                self._add(errors=1)
+                return False
+            self._note_provider(provider)
+        self._add(logins=len(users))
+        return True
+
+    def _note_provider(self, provider: str) -> None:
+        with self._count_lock:
+            if self._provider_noted:
+                return
+            self._provider_noted = True
+        source = self.source.developer_provider()
+        self.progress.message(
+            f"developer logins of {source} are linked as {provider} on the target"
+            + ("" if provider == source else " (its --developer-provider): the backend uses it")
+        )
 
     def _read(self, identity_id: str, name: str, since: int) -> SourceRecords:
         try:
@@ -224,6 +273,7 @@ class Migrator:
         checked = [0]
 
         def check(identity_id: str) -> None:
+            self._verify_logins(identity_id)
             for dataset in self.source.datasets(identity_id):
                 source = self.source.records(identity_id, dataset.name, 0)
                 if not source.exists:
@@ -240,6 +290,20 @@ class Migrator:
         self._each_identity(check, self._identities())
         self.progress.message(f"verify: {checked[0]} datasets compared, {self.stats.differ} differ")
         return self.stats.differ
+
+    def _verify_logins(self, identity_id: str) -> None:
+        target = self._login_target()
+        if target is None:
+            return
+        mine = self._developer_users(identity_id)
+        theirs = target.export_developer_logins(identity_id)
+        if mine != theirs:
+            missing, extra = sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine))
+            self.progress.message(
+                f"differs: developer logins of {identity_id}: {len(missing)} missing on the "
+                f"target, {len(extra)} only on the target"
+            )
+            self._add(differ=1)
 
 
 def _difference(

@@ -1,7 +1,8 @@
 """The `cogsync serve` target of `cogsync migrate`: a server reached through its admin API.
 
 `ServerTarget` sends each dataset as one ``POST /admin/import`` (one transaction on the
-server, idempotent) and reads datasets back with ``POST /admin/export`` for verification,
+server, idempotent) and reads datasets back with ``POST /admin/export`` for verification;
+developer logins go through ``/admin/developer-logins/import`` and ``.../export``,
 both SigV4-signed (service ``cogsync-admin``) with the server's admin key from
 ``DIR/admin.json``. Server answers are translated here: refused signature ->
 `NotAuthorizedError`, a dataset over the server's limits -> `LimitExceededError`, bad
@@ -148,6 +149,16 @@ class ServerTarget:
             ],
         }
         return int(self._post("/admin/import", payload).get("written", 0))
+
+    def import_developer_logins(self, identity_id: str, users: list[str]) -> str:
+        """Link developer user ids to an identity; return the server's developer provider."""
+        payload = {"identityId": identity_id, "users": users}
+        return str(self._post("/admin/developer-logins/import", payload).get("provider", ""))
+
+    def export_developer_logins(self, identity_id: str) -> list[str]:
+        """The developer user ids the server links to an identity."""
+        data = self._post("/admin/developer-logins/export", {"identityId": identity_id})
+        return sorted(str(u) for u in data.get("users", []))
 
     def export_dataset(self, identity_id: str, name: str) -> TargetDataset:
         """Read one dataset through ``/admin/export``."""

@@ -4,7 +4,9 @@ It yields the pool's identities, their datasets (`SourceDataset`) and each datas
 records (`SourceRecords` of `SourceRecord`), as plain values the targets import.
 
 Everything goes through boto3's own clients: ``cognito-identity`` ``ListIdentities`` (60
-identities a page) and ``cognito-sync`` ``ListDatasets`` / ``ListRecords`` (paged on
+identities a page, with the login providers of each), ``DescribeIdentityPool`` (the pool's
+developer provider) and ``LookupDeveloperIdentity`` (the developer user ids linked to an
+identity, paged), and ``cognito-sync`` ``ListDatasets`` / ``ListRecords`` (paged on
 ``NextToken``; ``ListRecords`` from a ``lastSyncCount`` so a re-run reads only changes).
 Throttling (``TooManyRequestsException``, ``LimitExceededException``) and dropped
 connections are retried with capped exponential backoff; botocore's own retries are off so
@@ -17,6 +19,7 @@ identity the service does not know -> `ConfigError`, refused or missing credenti
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -75,8 +78,13 @@ def _no_credentials(exc: Exception) -> CogsyncError:
     return NotAuthorizedError(
         "no AWS credentials found for the source: set AWS_PROFILE or "
         "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY to an IAM user allowed "
-        "cognito-identity:ListIdentities and cognito-sync:List*"
+        "cognito-identity:ListIdentities, DescribeIdentityPool, LookupDeveloperIdentity and "
+        "cognito-sync:List*"
     )
+
+
+class _NoDeveloperUser(ConfigError):
+    """``LookupDeveloperIdentity`` found no developer user linked to the identity."""
 
 
 class SyncCountGone(ServerError):
@@ -193,6 +201,10 @@ class CognitoSyncSource:
         self.max_attempts = max_attempts
         self.throttled = 0
         self._sleep = sleep
+        self.identity_logins: dict[str, tuple[str, ...]] = {}
+        """Identity id -> the login providers ``ListIdentities`` named (filled while paging)."""
+        self._developer_provider: tuple[str | None] | None = None
+        self._provider_lock = threading.Lock()
 
     def _call(self, what: str, func: Callable[..., Any], **params: Any) -> Any:
         """Run one boto3 call, retrying throttling and dropped connections with backoff."""
@@ -223,9 +235,12 @@ class CognitoSyncSource:
         if code in _REFUSED:
             return NotAuthorizedError(
                 f"Cognito refused the source credentials ({code}: {message}): use an IAM "
-                "identity allowed cognito-identity:ListIdentities and cognito-sync:List*"
+                "identity allowed cognito-identity:ListIdentities, DescribeIdentityPool, "
+                "LookupDeveloperIdentity and cognito-sync:List*"
             )
-        if code in _UNKNOWN and what == "ListIdentities":
+        if code == "ResourceNotFoundException" and what == "LookupDeveloperIdentity":
+            return _NoDeveloperUser(f"{what}: {message}")
+        if code in _UNKNOWN and what in ("ListIdentities", "DescribeIdentityPool"):
             return ConfigError(
                 f"identity pool {self.identity_pool_id} not found in {self.region} "
                 f"({code}: {message}): check --identity-pool-id and --region"
@@ -255,10 +270,57 @@ class CognitoSyncSource:
             if token:
                 params["NextToken"] = token
             page = self._call("ListIdentities", self._identity.list_identities, **params)
-            yield [str(i["IdentityId"]) for i in page.get("Identities", [])]
+            identities = page.get("Identities", [])
+            for item in identities:
+                logins = tuple(str(p) for p in item.get("Logins") or ())
+                self.identity_logins[str(item["IdentityId"])] = logins
+            yield [str(i["IdentityId"]) for i in identities]
             token = page.get("NextToken")
             if not token:
                 return
+
+    def developer_provider(self) -> str | None:
+        """The pool's developer provider name (``DescribeIdentityPool``, asked once), None if
+        it has none."""
+        with self._provider_lock:
+            if self._developer_provider is None:
+                pool = self._call(
+                    "DescribeIdentityPool",
+                    self._identity.describe_identity_pool,
+                    IdentityPoolId=self.identity_pool_id,
+                )
+                name = pool.get("DeveloperProviderName")
+                self._developer_provider = (str(name) if name else None,)
+            return self._developer_provider[0]
+
+    def developer_users(self, identity_id: str) -> list[str]:
+        """The developer user ids linked to an identity (``LookupDeveloperIdentity``, all pages).
+
+        Empty when the identity has no developer login (the pool answers
+        ``ResourceNotFoundException`` then).
+        """
+        users: list[str] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {
+                "IdentityPoolId": self.identity_pool_id,
+                "IdentityId": identity_id,
+                "MaxResults": 60,
+            }
+            if token:
+                params["NextToken"] = token
+            try:
+                page = self._call(
+                    "LookupDeveloperIdentity", self._identity.lookup_developer_identity, **params
+                )
+            except _NoDeveloperUser:
+                if users:
+                    raise
+                return []  # the identity has no developer user (ResourceNotFoundException)
+            users += [str(u) for u in page.get("DeveloperUserIdentifierList") or ()]
+            token = page.get("NextToken")
+            if not token:
+                return sorted(set(users))
 
     def datasets(self, identity_id: str) -> list[SourceDataset]:
         """Every dataset of one identity (``ListDatasets``, all pages)."""

@@ -13,13 +13,18 @@ admin key (``DIR/admin.json``):
   nothing. ``deleted: true`` turns the dataset into a tombstone.
 * ``/admin/export``: every record of one dataset (tombstones included) and its sync count,
   for verification.
+* ``/admin/developer-logins/import``: link developer user ids (``users``) to an identity
+  (created with its id if absent) under the server's developer provider, so that
+  GetOpenIdTokenForDeveloperIdentity for such a user returns that identity. All or nothing,
+  idempotent; a user linked to another identity is refused (``ResourceConflictException``).
+* ``/admin/developer-logins/export``: the developer user ids linked to an identity.
 
 Errors answer ``{"__type", "message"}`` with HTTP 400 (bad input, ``LimitExceededException``)
 or 401/403 (signature).
 
 This module only parses and checks the request, then calls the owners of the files:
 `ServerStorage.import_dataset` / `ServerStorage.list_records` for the data and
-`IdentityDatabase.ensure_identity` for the identity.
+`IdentityDatabase.ensure_identity` / `IdentityDatabase.import_logins` for the identity.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from cogsync.limits import validate_key, validate_name, validate_value
 from cogsync.models import Record
 from cogsync.server.access import Authenticator
 from cogsync.server.connections import body_deadline
-from cogsync.server.credentials import IdentityDatabase
+from cogsync.server.credentials import IdentityDatabase, LoginConflictError
 from cogsync.server.sigv4 import SignatureRejected
 from cogsync.server.storage import ImportResult, ServerStorage
 from cogsync.server.wire import (
@@ -56,6 +61,7 @@ __all__ = [
     "admin_routes",
     "export_dataset",
     "import_dataset",
+    "import_developer_logins",
 ]
 
 ADMIN_SERVICE = "cogsync-admin"
@@ -179,6 +185,27 @@ def export_dataset(storage: ServerStorage, body: dict[str, Any]) -> dict[str, An
     }
 
 
+def import_developer_logins(
+    identities: IdentityDatabase, body: dict[str, Any], *, provider: str, now: float
+) -> dict[str, Any]:
+    """Link the developer user ids ``users`` to ``identityId`` under ``provider``.
+
+    Raises:
+        UsageError: a malformed body.
+        LoginConflictError: a user is linked to another identity; nothing linked.
+    """
+    identity_id = _identity_id(body)
+    users = body.get("users")
+    if (
+        not isinstance(users, list)
+        or len(users) > 1000
+        or not all(isinstance(u, str) and 1 <= len(u) <= 1024 for u in users)
+    ):
+        raise InvalidRequestError("users must be a list of up to 1000 developer user ids")
+    linked = identities.import_logins(identity_id, provider, users, now)
+    return {"provider": provider, "linked": linked}
+
+
 async def _read_body(request: web.Request) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
@@ -199,6 +226,7 @@ def admin_routes(
     identities: IdentityDatabase,
     *,
     clock: Callable[[], float] = time.time,
+    developer_provider: str = "login.cogsync.dev",
 ) -> list[web.RouteDef]:
     """The admin routes, to add with ``app.add_routes(admin_routes(storage, identities))``.
 
@@ -206,6 +234,8 @@ def admin_routes(
         storage: the server's datasets.
         identities: the identity database holding the admin key and identities.
         clock: epoch seconds, for signature checks and server timestamps.
+        developer_provider: the provider imported developer logins are linked under (the
+            one GetOpenIdTokenForDeveloperIdentity accepts).
     """
     authenticator = Authenticator(identities, clock)
 
@@ -230,6 +260,8 @@ def admin_routes(
             result = await asyncio.to_thread(operation, params)
         except RequestRefused as exc:
             return _error(exc)
+        except LoginConflictError as exc:
+            return _error(RequestRefused("ResourceConflictException", str(exc), 400))
         except LimitExceededError as exc:
             return _error(RequestRefused("LimitExceededException", str(exc), 400))
         except (UsageError, ValueError) as exc:
@@ -254,4 +286,26 @@ def admin_routes(
         )
         return response
 
-    return [web.post("/admin/import", do_import), web.post("/admin/export", do_export)]
+    async def do_link(request: web.Request) -> web.StreamResponse:
+        def run(params: dict[str, Any]) -> dict[str, Any]:
+            return import_developer_logins(
+                identities, params, provider=developer_provider, now=clock()
+            )
+
+        response: web.StreamResponse = await handle(request, run)
+        return response
+
+    async def do_links(request: web.Request) -> web.StreamResponse:
+        def run(params: dict[str, Any]) -> dict[str, Any]:
+            users = identities.login_subjects(_identity_id(params), developer_provider)
+            return {"provider": developer_provider, "users": users}
+
+        response: web.StreamResponse = await handle(request, run)
+        return response
+
+    return [
+        web.post("/admin/import", do_import),
+        web.post("/admin/export", do_export),
+        web.post("/admin/developer-logins/import", do_link),
+        web.post("/admin/developer-logins/export", do_links),
+    ]

@@ -31,7 +31,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cogsync.exceptions import ConfigError
+from cogsync.exceptions import ConfigError, UsageError
 from cogsync.server.migrations import IDENTITY_MIGRATIONS, migrate
 from cogsync.server.sigv4 import (
     SignatureRejected,
@@ -48,6 +48,7 @@ __all__ = [
     "IdentityRecord",
     "IssuedCredentials",
     "KeyRecord",
+    "LoginConflictError",
 ]
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
@@ -97,6 +98,10 @@ class IdentityRecord:
     logins: tuple[str, ...]
     created: float
     modified: float
+
+
+class LoginConflictError(UsageError):
+    """A login to link is already linked to another identity; nothing was linked."""
 
 
 def _random_key(prefix: str) -> str:
@@ -300,6 +305,65 @@ class IdentityDatabase:
             )
         verify_signature(request, parsed, record.secret, service=service, now=now)
         return record
+
+    # -- migration: developer logins carried over from another system ------------------
+
+    def import_logins(
+        self, identity_id: str, provider: str, subjects: list[str], now: float
+    ) -> int:
+        """Link logins of one provider to an identity, creating it with this very id if absent.
+
+        All or nothing, idempotent (links already present are kept); returns how many links
+        are new. Raises `LoginConflictError` if a subject is linked to another identity.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                owners = {
+                    row[0]
+                    for subject in subjects
+                    for row in self._db.execute(
+                        "SELECT identity_id FROM logins WHERE provider = ? AND subject = ?",
+                        (provider, subject),
+                    )
+                } - {identity_id}
+                if owners:
+                    raise LoginConflictError(
+                        f"a {provider} login of {identity_id} is already linked to identity "
+                        f"{sorted(owners)[0]} on this server"
+                    )
+                self._db.execute(
+                    "INSERT OR IGNORE INTO identities (identity_id, created, modified) "
+                    "VALUES (?, ?, ?)",
+                    (identity_id, now, now),
+                )
+                added = 0
+                for subject in subjects:
+                    added += self._db.execute(
+                        "INSERT OR IGNORE INTO logins (provider, subject, identity_id) "
+                        "VALUES (?, ?, ?)",
+                        (provider, subject, identity_id),
+                    ).rowcount
+                if added:
+                    self._db.execute(
+                        "UPDATE identities SET modified = ? WHERE identity_id = ?",
+                        (now, identity_id),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return added
+
+    def login_subjects(self, identity_id: str, provider: str) -> list[str]:
+        """The subjects (user ids) of one provider linked to an identity, sorted."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT subject FROM logins WHERE identity_id = ? AND provider = ? "
+                "ORDER BY subject",
+                (identity_id, provider),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
 
 def _new_signing_key_pem() -> str:

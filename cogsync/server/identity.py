@@ -10,7 +10,9 @@ right code.
 Logins accepted:
 
 - ``cognito-identity.amazonaws.com``: an OpenID token this server signed (RS256, key kept in
-  the identity database), as returned by GetOpenIdTokenForDeveloperIdentity / GetOpenIdToken;
+  the identity database), as returned by GetOpenIdTokenForDeveloperIdentity / GetOpenIdToken,
+  or one a trusted Cognito identity pool issued for a migrated identity
+  (`cogsync.server.trusted_pools`);
 - ``<issuer without https://>``: an OIDC ID token (e.g. a Cognito user pool's) verified
   against the issuer's configured JWKS.
 """
@@ -34,6 +36,7 @@ from cogsync.exceptions import ConfigError, UsageError
 from cogsync.server.access import Authenticator
 from cogsync.server.connections import read_body
 from cogsync.server.credentials import IdentityDatabase
+from cogsync.server.trusted_pools import TrustedPools
 from cogsync.server.wire import AWS_JSON, RequestRefused, aws_error_response, decode_json
 
 __all__ = ["COGNITO_PROVIDER", "IdentityApi", "IdentitySettings", "load_jwks"]
@@ -61,6 +64,8 @@ class IdentitySettings:
         token_lifetime: default seconds an OpenID token stays valid.
         on_merge: called ``(guest_identity_id, identity_id)`` (in a worker thread) when a
             guest presents logins of another identity: the guest's data must move over.
+        trusted_pools: identity pools whose OpenID tokens (under
+            ``cognito-identity.amazonaws.com``) prove a migrated identity.
     """
 
     allow_guests: bool = True
@@ -70,6 +75,7 @@ class IdentitySettings:
     credential_lifetime: float = 3600.0
     token_lifetime: float = 900.0
     on_merge: Callable[[str, str], object] | None = None
+    trusted_pools: TrustedPools | None = None
 
 
 def load_jwks(path: str) -> dict[str, Any]:
@@ -362,6 +368,9 @@ class IdentityApi:
         return jwt.encode(claims, self._private_key, algorithm="RS256")  # type: ignore[arg-type]
 
     def _verify_own_token(self, token: str) -> str:
+        trusted = self._settings.trusted_pools
+        if trusted is not None and trusted.issued_by_trusted_pool(token):
+            return trusted.resolve(token, self._db, now=self._clock())
         claims = self._decode(
             token, self._public_key, issuer=f"https://{COGNITO_PROVIDER}", audience=self._db.pool_id
         )

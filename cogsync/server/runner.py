@@ -34,6 +34,7 @@ from cogsync.server.hooks import ServerHooks
 from cogsync.server.identity import IdentitySettings
 from cogsync.server.resolvers import SyncService
 from cogsync.server.storage import ServerStorage
+from cogsync.server.trusted_pools import TrustedPools
 from cogsync.server.wire import GraphQLService
 
 __all__ = ["EmbeddedServer"]
@@ -74,6 +75,8 @@ class EmbeddedServer:
         server_limits: bounds on connections, request reads, GraphQL documents, answers
             and the replay memo / change log (`ServerLimits`; defaults in
             ``docs/server-limits.md``).
+        trusted_pools: identity pools whose OpenID tokens prove a migrated identity
+            (``--trust-identity-pool``).
 
     Attributes (after start):
         port: the port listened on.
@@ -104,9 +107,11 @@ class EmbeddedServer:
         service: GraphQLService | None = None,
         refused: type[Exception] | None = None,
         server_limits: ServerLimits = DEFAULT_SERVER_LIMITS,
+        trusted_pools: TrustedPools | None = None,
     ) -> None:
         del refused  # custom services refuse with RequestRefused
         self.server_limits = server_limits.fitted_to(limits)
+        self.trusted_pools = trusted_pools
         self.data_dir, self.host, self.port, self.region = Path(data_dir), host, port, region
         self.allow_guests, self.developer_provider = allow_guests, developer_provider
         self.oidc_issuers = dict(oidc_issuers or {})
@@ -173,13 +178,21 @@ class EmbeddedServer:
                     oidc_client_ids=self.oidc_client_ids,
                     credential_lifetime=self.credential_lifetime,
                     on_merge=self._merge if self.storage is not None else None,
+                    trusted_pools=self.trusted_pools,
                 ),
                 keepalive_interval=self.keepalive_interval,
                 limits=self.server_limits,
             )
             app = create_app(db, service, settings=settings, clock=self.clock)
             if self.storage is not None:
-                app.add_routes(admin_routes(self.storage, db, clock=self.clock))
+                app.add_routes(
+                    admin_routes(
+                        self.storage,
+                        db,
+                        clock=self.clock,
+                        developer_provider=self.developer_provider,
+                    )
+                )
             idle = self.server_limits.idle_timeout
             runner = web.AppRunner(app, access_log=None, keepalive_timeout=idle)
             await runner.setup()

@@ -14,7 +14,8 @@ from cogsync.server.runner import EmbeddedServer
 
 
 def populate(fake: FakeCognito, identities: int, *, seed: int = 7) -> list[str]:
-    """Fill ``fake`` with identities holding unicode, tombstones, merged and big datasets."""
+    """Fill ``fake`` with identities holding unicode, tombstones, merged and big datasets;
+    every fourth identity is developer-authenticated (``user-<n>``, some with aliases)."""
     rng = random.Random(seed)
     ids = [fake.new_identity() for _ in range(identities)]
     for n, identity_id in enumerate(ids):
@@ -27,6 +28,10 @@ def populate(fake: FakeCognito, identities: int, *, seed: int = 7) -> list[str]:
         if n % 10 == 3:
             merged_from = ids[n - 1]
             fake.update(identity_id, f"settings.{merged_from}", {"theme": "light"})
+        if n % 4 == 1:  # developer-authenticated; some with several user ids (paged lookups)
+            fake.link_developer(identity_id, f"user-{n}")
+            for alias in range(3 if n % 8 == 1 else 0):
+                fake.link_developer(identity_id, f"alias-{alias}@user-{n}")
     fake.update(ids[0], "blob", {BIG_KEY: max_size_value(BIG_KEY)})
     return ids
 

@@ -1,7 +1,8 @@
 """A Cognito Sync + Cognito Identity service on 127.0.0.1 that boto3 talks to as to AWS.
 
 It serves the REST-JSON paths of ``cognito-sync`` (ListDatasets, ListRecords) and the
-JSON 1.1 ``ListIdentities`` of ``cognito-identity`` on one port, answering as the real
+JSON 1.1 ``ListIdentities``, ``DescribeIdentityPool`` and ``LookupDeveloperIdentity`` of
+``cognito-identity`` on one port, answering as the real
 service does: SigV4-signed requests only, pages capped below what the caller asks so that
 every call paginates, ``lastSyncCount`` deltas, merged datasets, tombstones, and throttling
 injected every ``throttle_every`` requests. Every request's parameters and every response
@@ -100,6 +101,9 @@ class FakeCognito:
         throttle_every: every n-th request is throttled (0: never); alternately
             ``TooManyRequestsException`` (429) and ``LimitExceededException`` (400).
         requests: operations answered, by name; throttled: requests throttled.
+        developer_provider: the pool's ``DeveloperProviderName`` (None: the pool has none).
+        developer_users: identity id -> developer user ids linked to it.
+        lookup_page_cap: the most user ids a ``LookupDeveloperIdentity`` page holds.
     """
 
     pool_id: str = "us-east-1:00000000-0000-4000-8000-000000000001"
@@ -111,6 +115,9 @@ class FakeCognito:
     requests: dict[str, int] = field(default_factory=dict)
     throttled: int = 0
     shape_errors: list[str] = field(default_factory=list)
+    developer_provider: str | None = "login.example.app"
+    developer_users: dict[str, list[str]] = field(default_factory=dict)
+    lookup_page_cap: int = 2
     _counter: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -120,6 +127,11 @@ class FakeCognito:
         identity_id = f"us-east-1:{uuid.uuid4()}"
         self.identities[identity_id] = {}
         return identity_id
+
+    def link_developer(self, identity_id: str, user: str) -> None:
+        """Link a developer user id to an identity (GetOpenIdTokenForDeveloperIdentity did)."""
+        with self._lock:
+            self.developer_users.setdefault(identity_id, []).append(user)
 
     def update(self, identity_id: str, name: str, changes: dict[str, str | None]) -> int:
         """Apply one UpdateRecords batch: a new dataset sync count for every changed key."""
@@ -203,12 +215,18 @@ class FakeCognito:
 
     async def _identity_api(self, request: web.Request) -> web.Response:
         target = request.headers.get("X-Amz-Target", "")
-        if target != "AWSCognitoIdentityService.ListIdentities":
+        name = target.removeprefix("AWSCognitoIdentityService.")
+        handlers = {
+            "ListIdentities": self._list_identities,
+            "DescribeIdentityPool": self._describe_identity_pool,
+            "LookupDeveloperIdentity": self._lookup_developer_identity,
+        }
+        if not target.startswith("AWSCognitoIdentityService.") or name not in handlers:
             return self._error("identity", "UnknownOperationException", target, 400)
         if not self._signed(request, "identity"):
             return self._error("identity", "NotAuthorizedException", "Missing signature", 400)
         params = json.loads(await request.read())
-        operation = IDENTITY_MODEL.operation_model("ListIdentities")
+        operation = IDENTITY_MODEL.operation_model(name)
         problems = check_shape(operation.input_shape, params)
         if problems:
             self.shape_errors += problems
@@ -216,9 +234,15 @@ class FakeCognito:
         if params["IdentityPoolId"] != self.pool_id:
             message = f"IdentityPool '{params['IdentityPoolId']}' not found."
             return self._error("identity", "ResourceNotFoundException", message, 400)
-        throttled = self._count("ListIdentities", "identity")
+        throttled = self._count(name, "identity")
         if throttled is not None:
             return throttled
+        result = handlers[name](params)
+        if "__type" in result:
+            return self._error("identity", result["__type"], result["message"], 400)
+        return self._respond(operation.output_shape, result, "identity")
+
+    def _list_identities(self, params: dict[str, Any]) -> dict[str, Any]:
         ids = sorted(self.identities)
         start = int(base64.b64decode(params["NextToken"])) if params.get("NextToken") else 0
         size = min(params["MaxResults"], self.identity_page_cap)
@@ -226,13 +250,48 @@ class FakeCognito:
         result: dict[str, Any] = {
             "IdentityPoolId": self.pool_id,
             "Identities": [
-                {"IdentityId": i, "Logins": [], "CreationDate": 1.6e9, "LastModifiedDate": 1.6e9}
+                {
+                    "IdentityId": i,
+                    "Logins": [self.developer_provider]
+                    if self.developer_users.get(i) and self.developer_provider
+                    else [],
+                    "CreationDate": 1.6e9,
+                    "LastModifiedDate": 1.6e9,
+                }
                 for i in page
             ],
         }
         if start + size < len(ids):
             result["NextToken"] = base64.b64encode(str(start + size).encode()).decode()
-        return self._respond(operation.output_shape, result, "identity")
+        return result
+
+    def _describe_identity_pool(self, params: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "IdentityPoolId": self.pool_id,
+            "IdentityPoolName": "fake_pool",
+            "AllowUnauthenticatedIdentities": True,
+            "AllowClassicFlow": False,
+        }
+        if self.developer_provider:
+            result["DeveloperProviderName"] = self.developer_provider
+        return result
+
+    def _lookup_developer_identity(self, params: dict[str, Any]) -> dict[str, Any]:
+        identity_id = params.get("IdentityId")
+        if identity_id is None or identity_id not in self.identities:
+            return {"__type": "ResourceNotFoundException", "message": "no such identity"}
+        users = sorted(self.developer_users.get(identity_id, []))
+        if not users:
+            return {"__type": "ResourceNotFoundException", "message": "no developer identity"}
+        start = int(params["NextToken"]) if params.get("NextToken") else 0
+        size = min(params.get("MaxResults", 60), self.lookup_page_cap)
+        result: dict[str, Any] = {
+            "IdentityId": identity_id,
+            "DeveloperUserIdentifierList": users[start : start + size],
+        }
+        if start + size < len(users):
+            result["NextToken"] = str(start + size)
+        return result
 
     def _sync_target(self, request: web.Request) -> tuple[dict[str, FakeDataset] | None, Any]:
         if not self._signed(request, "sync"):

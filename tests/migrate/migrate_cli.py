@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import boto3
 from fake_cognito import FakeCognitoServer
 
 from cogsync.server.runner import EmbeddedServer
@@ -37,3 +39,15 @@ def migrate_args(
         str(checkpoint),
         *extra,
     ]
+
+
+def identity_admin(server: EmbeddedServer) -> Any:
+    """A boto3 ``cognito-identity`` client of ``server`` signed with its admin key."""
+    admin = server.admin_credentials
+    return boto3.client(
+        "cognito-identity",
+        region_name="us-east-1",
+        endpoint_url=server.url,
+        aws_access_key_id=admin.access_key_id,
+        aws_secret_access_key=admin.secret_access_key,
+    )

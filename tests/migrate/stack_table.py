@@ -46,10 +46,22 @@ def point_boto_at(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
         monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", endpoint)
 
 
+SOURCE_POOL = "us-east-1:00000000-0000-4000-8000-000000000001"
+"""The fake Cognito's default pool id: the stack keeps it, as ExistingIdentityPoolId does."""
+
+
 def deploy(
-    endpoint: str, *, table: str | None = None, output: bool = True, api_id: str | None = None
+    endpoint: str,
+    *,
+    table: str | None = None,
+    output: bool = True,
+    api_id: str | None = None,
+    pool_id: str | None = SOURCE_POOL,
 ) -> tuple[str, str]:
-    """Create the template's table (named ``table``) and a stack naming it; (stack, table)."""
+    """Create the template's table (named ``table``) and a stack naming it; (stack, table).
+
+    The stack's ``IdentityPoolId`` output is ``pool_id`` (none if None).
+    """
     session = boto3.session.Session(
         region_name=REGION, aws_access_key_id="moto", aws_secret_access_key="moto"
     )
@@ -65,6 +77,8 @@ def deploy(
         template["Outputs"]["TableName"] = {"Value": names["Table"]}
     if api_id:
         template["Outputs"]["ApiId"] = {"Value": api_id}
+    if pool_id:
+        template["Outputs"]["IdentityPoolId"] = {"Value": pool_id}
     cloudformation = session.client("cloudformation", endpoint_url=endpoint)
     cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps(template))
     return stack, names["Table"]

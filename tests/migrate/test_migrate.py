@@ -7,10 +7,9 @@ import io
 import json
 from pathlib import Path
 
-import boto3
 import pytest
 from fake_cognito import SYNC_MODEL, FakeCognito, FakeCognitoServer, check_shape
-from migrate_cli import BIG_KEY, max_size_value, migrate_args
+from migrate_cli import BIG_KEY, identity_admin, max_size_value, migrate_args
 
 from cogsync import Client
 from cogsync.migrate import add_parser, main, run
@@ -26,15 +25,7 @@ def live(fake: FakeCognito, identity_id: str, name: str) -> dict[str, str]:
 
 def developer_client(server: EmbeddedServer, identity_id: str, user: str, db: Path) -> Client:
     """A device logged in as developer user ``user``, linked to the migrated identity."""
-    admin = server.admin_credentials
-    identity = boto3.client(
-        "cognito-identity",
-        region_name="us-east-1",
-        endpoint_url=server.url,
-        aws_access_key_id=admin.access_key_id,
-        aws_secret_access_key=admin.secret_access_key,
-    )
-    token = identity.get_open_id_token_for_developer_identity(
+    token = identity_admin(server).get_open_id_token_for_developer_identity(
         IdentityPoolId=server.config.identity_pool_id,
         IdentityId=identity_id,
         Logins={"login.cogsync.dev": user},

@@ -67,6 +67,10 @@ def _kill_and_resume(
     for identity_id, name in list(expected)[:40]:
         page = server.storage.list_records(identity_id, name, 0)
         assert page.sync_count == fake.identities[identity_id][name].sync_count
+    assert fake.developer_users and fake.requests.get("LookupDeveloperIdentity", 0) > 0
+    for identity_id, users in fake.developer_users.items():  # every link carried over
+        for user in users:
+            assert server.identity_db.identity_for_login("login.cogsync.dev", user) == identity_id
 
 
 def test_kill_and_resume_at_random_points(

@@ -403,3 +403,31 @@ def test_an_index_too_big_for_one_item_is_refused(stack: tuple[str, TableReader]
         target.import_dataset(identity_id, "h", SourceRecords(1, removed))
     assert table.partition(f"r#{identity_id}#h") == []
     assert table.get(f"d#{identity_id}", "h") is None
+
+
+def test_a_stack_of_another_identity_pool_is_refused_unless_allowed(
+    aws_env: dict[str, str],
+    moto: str,
+    monkeypatch: pytest.MonkeyPatch,
+    cognito: FakeCognitoServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    point_boto_at(monkeypatch, moto)
+    other_pool = "us-east-1:99999999-0000-4000-8000-000000000009"
+    for pool_id, expected in (
+        (other_pool, f"serves identity pool {other_pool}, not the source pool"),
+        (None, "has no IdentityPoolId output"),
+    ):
+        stack, table = deploy(moto, pool_id=pool_id)
+        code = main(args(cognito, stack, tmp_path / "c.json"))
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2, lines
+        assert len(lines) == 1 and expected in lines[0], lines
+        assert "new identity ids" in lines[0] and "--allow-new-identity-ids" in lines[0]
+        assert "ExistingIdentityPoolId=" in lines[0]
+        assert not (tmp_path / "c.json").exists()
+        assert TableReader(moto, table).scan() == []
+    code = main(args(cognito, stack, tmp_path / "c.json", "--allow-new-identity-ids"))
+    assert code == 0, capsys.readouterr().err
+    assert TableReader(moto, table).scan() != []
