@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cogsync.exceptions import CogsyncError, ConfigError
+from cogsync.server.realtime_limits import add_realtime_arguments, realtime_limits_from_args
 
 __all__ = ["build_parser", "main"]
 
@@ -72,6 +73,7 @@ def _add_serve(subparsers: _SubParsers) -> None:
     parser.add_argument(
         "--keepalive", type=float, default=60.0, help="seconds between real-time ka messages"
     )
+    add_realtime_arguments(parser)
     parser.set_defaults(func=_run_serve)
 
 
@@ -101,6 +103,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         oidc_issuers=issuers,
         oidc_client_ids=args.oidc_client_id,
         keepalive_interval=args.keepalive,
+        realtime=realtime_limits_from_args(args),
         config_out=args.config_out,
     )
     asyncio.run(_serve_until_signal(server))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import boto3
 from botocore.credentials import Credentials
 from gql import Client, GraphQLRequest
@@ -109,3 +112,28 @@ def push(name: str, request_id: str, records: dict[str, str | None]) -> GraphQLR
             ],
         },
     )
+
+
+# -- raw real-time WebSocket messages ---------------------------------------------------
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse, *, skip_ka: bool = True) -> dict[str, Any]:
+    """The next JSON message (keep-alives skipped)."""
+    while True:
+        message = await asyncio.wait_for(ws.receive(), 5)
+        assert message.type == aiohttp.WSMsgType.TEXT, message
+        data: dict[str, Any] = json.loads(message.data)
+        if not (skip_ka and data["type"] == "ka"):
+            return data
+
+
+def subprotocol_header(srv: EmbeddedServer, creds: Credentials) -> str:
+    encoded = json.dumps(iam_auth(srv, creds).get_headers()).encode()
+    return "header-" + base64.urlsafe_b64encode(encoded).decode().rstrip("=")
+
+
+def start_message(srv: EmbeddedServer, creds: Credentials, op_id: str, identity: str) -> str:
+    data = json.dumps({"query": SUBSCRIBE, "variables": {"id": identity}})
+    authorization = iam_auth(srv, creds).get_headers(data)
+    payload = {"data": data, "extensions": {"authorization": authorization}}
+    return json.dumps({"id": op_id, "type": "start", "payload": payload})
