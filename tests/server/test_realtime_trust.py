@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -16,6 +20,7 @@ from server_wire import (
     Clock,
     http_client,
     identity_client,
+    issue_credentials,
     new_identity,
     push,
     receive,
@@ -23,6 +28,7 @@ from server_wire import (
     subprotocol_header,
 )
 
+from cogsync.config import Config
 from cogsync.server.app import REALTIME
 from cogsync.server.realtime import RealtimeEndpoint
 from cogsync.server.realtime_limits import RealtimeLimits
@@ -275,3 +281,35 @@ def test_invalid_limits_are_a_config_error(setting: str, value: float) -> None:
 
     with pytest.raises(ConfigError, match=setting.replace("_", "-")):
         RealtimeLimits(**{setting: value})
+
+
+async def test_cogsync_serve_flags_set_the_realtime_limits(tmp_path: Path) -> None:
+    out = tmp_path / "cogsync.json"
+    command = [
+        *(sys.executable, "-m", "cogsync.cli", "serve", "--port", "0"),
+        *("--data", str(tmp_path / "data"), "--config-out", str(out)),
+        *("--realtime-connections-per-identity", "1", "--realtime-init-timeout", "0.5"),
+        *("--realtime-check-interval", "0.05"),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        first = await asyncio.to_thread(process.stdout.readline)
+        assert first.startswith("cogsync serve: listening on")
+        admin = json.loads((tmp_path / "data" / "admin.json").read_text())
+        keys = SimpleNamespace(
+            access_key_id=admin["access_key_id"], secret_access_key=admin["secret_access_key"]
+        )
+        srv = cast(EmbeddedServer, SimpleNamespace(config=Config.load(out), admin_credentials=keys))
+        _, creds = await asyncio.to_thread(issue_credentials, srv)
+        async with connected(srv, creds, init=False) as mute:
+            async with connected(srv, creds, init=False) as excess:
+                refusal = await receive(excess)
+                assert refusal["type"] == "connection_error"
+                assert refusal["payload"]["errors"][0]["errorType"] == "LimitExceededError"
+            assert await closed_with(mute) == 4408
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        if process.stdout is not None:
+            process.stdout.close()
