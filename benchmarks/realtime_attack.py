@@ -78,12 +78,12 @@ async def flood(config: Config, connections: int, subscriptions: int) -> dict[st
                 await ws.send_str(
                     json.dumps({"id": f"{n}-{m}", "type": "start", "payload": payload})
                 )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 600
         for ws in sockets:
             expected = subscriptions
             while expected and time.monotonic() < deadline:
                 try:
-                    message = await ws.receive(timeout=5)
+                    message = await ws.receive(timeout=60)
                 except TimeoutError:
                     break
                 if message.type != aiohttp.WSMsgType.TEXT:
