@@ -17,6 +17,7 @@ from typing import Any
 
 from cogsync.changes.cli import add_parser as _add_changes
 from cogsync.exceptions import CogsyncError, ConfigError
+from cogsync.server.realtime_limits import add_realtime_arguments, realtime_limits_from_args
 from cogsync.server.serve_options import add_options as add_serve_options
 from cogsync.server.serve_options import server_kwargs as serve_option_kwargs
 
@@ -77,6 +78,7 @@ def _add_serve(subparsers: _SubParsers) -> None:
     )
     _add_limit_flags(parser)
     add_serve_options(parser)  # --sync-trigger, --trust-identity-pool, --trusted-pool-jwks
+    add_realtime_arguments(parser)
     parser.set_defaults(func=_run_serve)
 
 
@@ -132,6 +134,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         oidc_issuers=issuers,
         oidc_client_ids=args.oidc_client_id,
         keepalive_interval=args.keepalive,
+        realtime=realtime_limits_from_args(args),
         config_out=args.config_out,
         server_limits=_limits_from_flags(args),
         **serve_option_kwargs(args),

@@ -56,6 +56,23 @@ def test_serve_refuses_a_keepalive_that_would_flood_connections(
     assert_one_line_refusal(result, "--keepalive")
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--realtime-max-lifetime", "0"),
+        ("--realtime-init-timeout", "nan"),
+        ("--realtime-connections-per-identity", "0"),
+        ("--realtime-subscriptions-per-identity", "-1"),
+        ("--realtime-subscriptions-per-connection", "0"),
+        ("--realtime-check-interval", "0"),
+    ],
+)
+def test_serve_refuses_realtime_limits_out_of_range(tmp_path: Path, flag: str, value: str) -> None:
+    result = cogsync("serve", "--data", "data", "--port", "0", flag, value, cwd=tmp_path)
+    assert_one_line_refusal(result, flag, value)
+    assert not (tmp_path / "data").exists()
+
+
 def test_inspect_shows_a_device_file_without_changing_it(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "device.db")
     store.attach_identity(OWNER)

@@ -32,6 +32,7 @@ from cogsync.server.credentials import IdentityDatabase
 from cogsync.server.identity import IdentityApi, IdentitySettings
 from cogsync.server.querylimits import check_answer_size
 from cogsync.server.realtime import RealtimeEndpoint
+from cogsync.server.realtime_limits import RealtimeLimits
 from cogsync.server.wire import (
     GraphQLService,
     RequestRefused,
@@ -68,15 +69,15 @@ class ServerSettings:
         identity: login and credential settings of the identity API.
         keepalive_interval: seconds between real-time ``ka`` messages.
         max_body_bytes: the largest HTTP body accepted.
-        max_subscriptions: subscriptions one WebSocket connection may hold.
         limits: bounds on connections, request reads, documents and answers.
+        realtime: lifetimes and per-identity caps of real-time connections.
     """
 
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     keepalive_interval: float = 60.0
     max_body_bytes: int = MAX_BODY_BYTES
-    max_subscriptions: int = 100
     limits: ServerLimits = DEFAULT_SERVER_LIMITS
+    realtime: RealtimeLimits = field(default_factory=RealtimeLimits)
 
 
 def _error_for(request: web.Request, refusal: RequestRefused) -> web.Response:
@@ -174,9 +175,10 @@ def create_app(
         service,
         clock,
         keepalive_interval=settings.keepalive_interval,
-        max_subscriptions=settings.max_subscriptions,
+        limits=settings.realtime,
     )
     app[REALTIME] = realtime
+    app.on_startup.append(lambda _app: realtime.start())
     app.on_shutdown.append(lambda _app: realtime.close_all())
     app.router.add_post("/", identity.handle)
     app.router.add_post("/graphql", graphql.handle)

@@ -10,6 +10,9 @@ named migrations of `cogsync.server.migrations`, holds:
   SHA-256 of their session token. Secret keys are never stored: each is derived from the
   master secret and the access key id, so a copy of the table alone signs nothing.
 
+Revoking an identity's keys notifies the `IdentityDatabase.on_revoke` listeners (the
+real-time endpoint ends that identity's subscriptions at once).
+
 The class is synchronous and thread-safe; the aiohttp handlers call it through
 `asyncio.to_thread` so SQLite never blocks the event loop.
 """
@@ -17,8 +20,10 @@ The class is synchronous and thread-safe; the aiohttp handlers call it through
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 import sqlite3
 import string
@@ -53,6 +58,7 @@ __all__ = [
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 _PURGE_AFTER = 86_400.0  # expired keys are forgotten a day after expiry
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +127,7 @@ class IdentityDatabase:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._revocation_listeners: list[Callable[[str], None]] = []
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -219,10 +226,35 @@ class IdentityDatabase:
                 "UPDATE identities SET modified = ? WHERE identity_id = ?", (now, identity_id)
             )
 
+    def on_revoke(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener(identity_id)`` after an identity's credentials are revoked.
+
+        It runs in the revoking thread (`revoke_credentials`, `remove_identity`), after the
+        keys are gone, and must not block. Returns a function that removes the listener.
+        """
+        with self._lock:
+            self._revocation_listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._revocation_listeners.remove(listener)
+
+        return remove
+
+    def _revoked(self, identity_id: str) -> None:
+        with self._lock:
+            listeners = list(self._revocation_listeners)
+        for listener in listeners:
+            try:
+                listener(identity_id)
+            except Exception:
+                _log.exception("a revocation listener failed")
+
     def revoke_credentials(self, identity_id: str) -> None:
         """Invalidate every credential issued to an identity (it must ask for new ones)."""
         with self._lock:
             self._db.execute("DELETE FROM credentials WHERE identity_id = ?", (identity_id,))
+        self._revoked(identity_id)
 
     def remove_identity(self, identity_id: str) -> None:
         """Forget an identity (after a merge) and revoke its credentials."""
@@ -230,6 +262,7 @@ class IdentityDatabase:
             self._db.execute("DELETE FROM credentials WHERE identity_id = ?", (identity_id,))
             self._db.execute("DELETE FROM logins WHERE identity_id = ?", (identity_id,))
             self._db.execute("DELETE FROM identities WHERE identity_id = ?", (identity_id,))
+        self._revoked(identity_id)
 
     def list_identities(
         self, limit: int, after: int = 0

@@ -11,8 +11,10 @@ Logins accepted:
 
 - ``cognito-identity.amazonaws.com``: an OpenID token this server signed (RS256, key kept in
   the identity database), as returned by GetOpenIdTokenForDeveloperIdentity / GetOpenIdToken,
-  or one a trusted Cognito identity pool issued for a migrated identity
-  (`cogsync.server.trusted_pools`);
+  of an identity with a linked login, or one a trusted Cognito identity pool issued for a
+  migrated identity (`cogsync.server.trusted_pools`). Our tokens carry Cognito's ``amr``
+  claim: ``["unauthenticated"]`` for a guest (such a token is never a login),
+  ``["authenticated", <provider>...]`` otherwise;
 - ``<issuer without https://>``: an OIDC ID token (e.g. a Cognito user pool's) verified
   against the issuer's configured JWKS.
 """
@@ -54,7 +56,8 @@ class IdentitySettings:
     """How the identity API authenticates users.
 
     Attributes:
-        allow_guests: issue identities and credentials without logins.
+        allow_guests: issue identities and credentials without logins; when False, no
+            identity without a linked login gets credentials or tokens.
         developer_provider: the developer provider name accepted by
             GetOpenIdTokenForDeveloperIdentity.
         oidc_issuers: issuer URL (``https://...``) -> its JWKS document.
@@ -204,7 +207,7 @@ class IdentityApi:
 
     def _get_open_id_token(self, params: dict[str, Any]) -> dict[str, Any]:
         identity_id = self._authorize_identity(params)
-        token = self._sign_token(identity_id, self._settings.token_lifetime, "authenticated")
+        token = self._sign_token(identity_id, self._settings.token_lifetime)
         return {"IdentityId": identity_id, "Token": token}
 
     def _get_token_for_developer(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +241,7 @@ class IdentityApi:
             owner = requested
         identity_id = owner or self._db.create_identity(now)
         self._db.link_login(identity_id, provider, user, now)
-        token = self._sign_token(identity_id, float(duration), provider)
+        token = self._sign_token(identity_id, float(duration))
         return {"IdentityId": identity_id, "Token": token}
 
     def _describe_identity(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -328,7 +331,13 @@ class IdentityApi:
             self._db.remove_identity(identity_id)
             identity_id = target
         self._link(identity_id, logins, self._clock())
+        if not self._settings.allow_guests and not self._linked_providers(identity_id):
+            raise _not_authorized("Unauthenticated access is not supported for this pool")
         return identity_id
+
+    def _linked_providers(self, identity_id: str) -> tuple[str, ...]:
+        record = self._db.identity(identity_id)
+        return () if record is None else record.logins
 
     def _link(
         self, identity_id: str, logins: list[tuple[str, str, str | None]], now: float
@@ -355,7 +364,11 @@ class IdentityApi:
                 )
         return resolved
 
-    def _sign_token(self, identity_id: str, lifetime: float, amr: str) -> str:
+    def _sign_token(self, identity_id: str, lifetime: float) -> str:
+        """An OpenID token for the identity; ``amr`` says how it authenticated, as Cognito's:
+        ``["unauthenticated"]`` for a guest, ``["authenticated", <linked providers>...]``."""
+        providers = self._linked_providers(identity_id)
+        amr = ["authenticated", *providers] if providers else ["unauthenticated"]
         now = int(self._clock())
         claims = {
             "iss": f"https://{COGNITO_PROVIDER}",
@@ -363,7 +376,7 @@ class IdentityApi:
             "aud": self._db.pool_id,
             "iat": now,
             "exp": now + int(lifetime),
-            "amr": ["authenticated", amr],
+            "amr": amr,
         }
         return jwt.encode(claims, self._private_key, algorithm="RS256")  # type: ignore[arg-type]
 
@@ -377,6 +390,16 @@ class IdentityApi:
         identity_id = claims.get("sub")
         if not isinstance(identity_id, str) or self._db.identity(identity_id) is None:
             raise _not_authorized("Invalid login token: its identity no longer exists")
+        amr = claims.get("amr")
+        # A guest's own token is no login: it proves nothing but the identity id. Tokens
+        # older servers gave guests say "authenticated", so the linked logins decide too.
+        if not (isinstance(amr, list) and "authenticated" in amr) or not self._linked_providers(
+            identity_id
+        ):
+            raise _not_authorized(
+                "Invalid login token: it belongs to an unauthenticated identity; log in with "
+                "a provider's token"
+            )
         return identity_id
 
     def _verify_oidc_token(self, provider: str, token: str) -> str:

@@ -13,6 +13,18 @@ Protocol (subprotocol ``graphql-ws``, as AppSync speaks it):
   connection's identity -> ``start_ack``, then ``data`` messages; ``stop`` -> ``complete``;
 - anything malformed gets an ``error`` message; the connection (and the server) lives on.
 
+Trust and bounds (`cogsync.server.realtime_limits.RealtimeLimits`), as AppSync:
+
+- a connection is closed ``max_lifetime`` after it opened (24 h; code 1000), or after
+  ``init_timeout`` if it never sent ``connection_init`` (code 4408);
+- a subscription ends with an ``error`` (``UnauthorizedException``, errorCode 401) once the
+  credentials that signed its ``start`` expire; when an identity's credentials are revoked
+  (a guest merged into a user) its subscriptions end so at once and its connections close
+  (code 4401): the client reconnects with fresh credentials and catches up;
+- one identity holds at most ``connections_per_identity`` connections (more get a
+  ``connection_error`` ``LimitExceededError``) and ``subscriptions_per_identity``
+  subscriptions (more get ``MaxSubscriptionsReachedError``).
+
 Refusals are `RequestRefused`, rendered by `cogsync.server.wire.realtime_error_payload`.
 """
 
@@ -25,12 +37,15 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from aiohttp import WSMsgType, web
 
 from cogsync.server.access import Authenticator
 from cogsync.server.credentials import IdentityDatabase
+from cogsync.server.realtime_limits import RealtimeLimits
+from cogsync.server.realtime_registry import IdentityRegistry
 from cogsync.server.wire import (
     GraphQLService,
     RequestRefused,
@@ -48,7 +63,44 @@ SUBPROTOCOL = "graphql-ws"
 CONNECTION_TIMEOUT_MS = 300_000
 _MAX_ID_LENGTH = 128
 _HANDSHAKE_LINGER = 2.0  # seconds a refused connection stays open for the client's first frame
+_CLOSE_LIFETIME = 1000  # normal closure: the connection reached its maximum lifetime
+_CLOSE_REVOKED = 4401  # the identity's credentials were revoked
+_CLOSE_INIT_TIMEOUT = 4408  # no connection_init in time (as graphql-ws)
 _log = logging.getLogger(__name__)
+
+
+class Caller(NamedTuple):
+    """Who signed a real-time request: the identity and when its credentials expire."""
+
+    identity_id: str
+    expires_at: float | None
+
+
+@dataclass(slots=True)
+class _Subscription:
+    """A started subscription: its pump (None while starting) and its credentials' expiry."""
+
+    expires_at: float | None
+    task: asyncio.Task[None] | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+def _expired() -> RequestRefused:
+    return RequestRefused(
+        "UnauthorizedException",
+        "Token has expired: the credentials that started this subscription expired; "
+        "reconnect with fresh credentials",
+        401,
+    )
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None and task is not asyncio.current_task():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 def _decode_auth(encoded: str) -> dict[str, str]:
@@ -77,12 +129,15 @@ def _auth_object(data: object) -> dict[str, str]:
 class RealtimeEndpoint:
     """Serves AppSync real-time WebSocket connections.
 
+    Call `start` once the event loop runs (it listens for revocations) and `close_all` on
+    shutdown. `identities` tells what each identity holds.
+
     Args:
         db: the identity database that verifies signatures.
         service: executes subscriptions (`GraphQLService.subscribe`).
         clock: returns the current time in epoch seconds.
         keepalive_interval: seconds between ``ka`` messages.
-        max_subscriptions: subscriptions one connection may hold.
+        limits: lifetimes and per-identity caps.
         max_message_bytes: the largest accepted WebSocket message.
     """
 
@@ -93,15 +148,22 @@ class RealtimeEndpoint:
         clock: Callable[[], float],
         *,
         keepalive_interval: float = 60.0,
-        max_subscriptions: int = 100,
+        limits: RealtimeLimits | None = None,
         max_message_bytes: int = 1_048_576,
     ) -> None:
+        self._db = db
         self._authenticator = Authenticator(db, clock)
         self.service = service
+        self.clock = clock
         self.keepalive_interval = keepalive_interval
-        self.max_subscriptions = max_subscriptions
+        self.limits = limits or RealtimeLimits()
         self.max_message_bytes = max_message_bytes
         self.connections: set[_Connection] = set()
+        self.identities: IdentityRegistry[_Connection] = IdentityRegistry(self.limits)
+
+    async def start(self) -> None:
+        """Listen for revoked credentials (from any thread) to end their subscriptions."""
+        self.identities.listen(self._db)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Upgrade ``request`` to a WebSocket and serve it until it closes."""
@@ -118,16 +180,19 @@ class RealtimeEndpoint:
             await connection.serve(request)
         finally:
             self.connections.discard(connection)
+            if connection.identity_id is not None:
+                self.identities.release(connection, connection.identity_id)
             await connection.shutdown()
         return ws
 
     async def close_all(self) -> None:
-        """Close every open connection (server shutdown)."""
+        """Stop listening for revocations and close every open connection (shutdown)."""
+        self.identities.stop_listening()
         for connection in list(self.connections):
             await connection.close()
 
-    async def authenticate(self, auth: dict[str, str], path: str, body: bytes) -> str:
-        """The identity whose credentials signed ``auth`` for ``POST path`` with ``body``."""
+    async def authenticate(self, auth: dict[str, str], path: str, body: bytes) -> Caller:
+        """Who signed ``auth`` for ``POST path`` with ``body``."""
         signed = SignedRequest("POST", path, "", auth, body)
         record = await self._authenticator.verify(signed, service="appsync")
         if record.identity_id is None:
@@ -136,7 +201,7 @@ class RealtimeEndpoint:
                 "the admin credentials have no identity: sign with identity credentials",
                 401,
             )
-        return record.identity_id
+        return Caller(record.identity_id, record.secret.expires_at)
 
 
 class _Connection:
@@ -146,9 +211,18 @@ class _Connection:
         self._endpoint = endpoint
         self._ws = ws
         self._send_lock = asyncio.Lock()
-        self._subscriptions: dict[str, asyncio.Task[None]] = {}
-        self._keepalive: asyncio.Task[None] | None = None
+        self._subscriptions: dict[str, _Subscription] = {}
+        self._keepalive: asyncio.Task[None] | None = None  # set by connection_init
+        self._watchdog: asyncio.Task[None] | None = None
+        self._ending: asyncio.Task[None] | None = None  # revocation: ends, then closes
+        self._closer: asyncio.Task[None] | None = None  # a close the server decided on
+        self._opened = endpoint.clock()
         self.identity_id: str | None = None
+
+    @property
+    def subscription_count(self) -> int:
+        """Subscriptions open or starting on this connection."""
+        return len(self._subscriptions)
 
     async def send(self, message: dict[str, Any]) -> None:
         if self._ws.closed:
@@ -159,7 +233,9 @@ class _Connection:
 
     async def serve(self, request: web.Request) -> None:
         try:
-            self.identity_id = await self._handshake(request)
+            identity_id = await self._handshake(request)
+            self._endpoint.identities.admit(self, identity_id)
+            self.identity_id = identity_id
         except RequestRefused as exc:
             await self.send({"type": "connection_error", "payload": realtime_error_payload(exc)})
             # Let the client's connection_init arrive before closing, so that it reads the
@@ -168,6 +244,7 @@ class _Connection:
                 await self._ws.receive(timeout=_HANDSHAKE_LINGER)
             await self._ws.close()
             return
+        self._watchdog = asyncio.create_task(self._watch())
         async for message in self._ws:
             if message.type == WSMsgType.TEXT:
                 await self._on_text(message.data)
@@ -178,20 +255,68 @@ class _Connection:
             elif message.type == WSMsgType.ERROR:
                 break
 
-    async def close(self) -> None:
+    async def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await self._ws.close(code=1001, message=b"server shutting down")
+            await self._ws.close(code=code, message=reason.encode("utf-8"))
 
     async def shutdown(self) -> None:
-        tasks = [*self._subscriptions.values()]
-        if self._keepalive is not None:
-            tasks.append(self._keepalive)
+        subscriptions = [s.task for s in self._subscriptions.values()]
+        tasks = [*subscriptions, self._keepalive, self._watchdog]
         for task in tasks:
-            task.cancel()
+            if task is not None:
+                task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await _cancel(task)
         self._subscriptions.clear()
+        for closing in (self._ending, self._closer):  # let the close frame go out
+            if closing is not None:
+                with contextlib.suppress(Exception):
+                    await closing
+
+    def _close_soon(self, code: int, reason: str) -> None:
+        """Close with ``code`` from a task of its own (a close must not be cancelled)."""
+        if self._closer is None:
+            self._closer = asyncio.create_task(self.close(code, reason))
+
+    def revoke(self) -> None:
+        """The identity's credentials were revoked: end its subscriptions, then close."""
+        if self._ending is None and not self._ws.closed:
+            self._ending = asyncio.create_task(self._end_revoked())
+
+    async def _end_revoked(self) -> None:
+        revoked = RequestRefused(
+            "UnauthorizedException",
+            "the credentials of this identity were revoked (e.g. it logged in to another "
+            "identity): reconnect with fresh credentials",
+            401,
+        )
+        for op_id in list(self._subscriptions):
+            await self._end(op_id, revoked)
+        self._close_soon(_CLOSE_REVOKED, "credentials revoked")
+
+    async def _watch(self) -> None:
+        """Enforce the connection's deadlines (checked every ``check_interval`` seconds)."""
+        limits = self._endpoint.limits
+        while not self._ws.closed:
+            await asyncio.sleep(limits.check_interval)
+            now = self._endpoint.clock()
+            if now >= self._opened + limits.max_lifetime:
+                lifetime = f"{limits.max_lifetime:g} s"
+                self._close_soon(_CLOSE_LIFETIME, f"maximum connection lifetime ({lifetime})")
+                return
+            if self._keepalive is None and now >= self._opened + limits.init_timeout:
+                self._close_soon(_CLOSE_INIT_TIMEOUT, "connection_init timeout")
+                return
+            for op_id, subscription in list(self._subscriptions.items()):
+                if subscription.expired(now):
+                    await self._end(op_id, _expired())
+
+    async def _end(self, op_id: str, refusal: RequestRefused) -> None:
+        """End a subscription with an ``error`` message."""
+        subscription = self._subscriptions.pop(op_id, None)
+        if subscription is not None:
+            await _cancel(subscription.task)
+            await self._error(op_id, refusal)
 
     async def _handshake(self, request: web.Request) -> str:
         if self._ws.ws_protocol != SUBPROTOCOL:
@@ -219,7 +344,8 @@ class _Connection:
                 401,
             )
         auth = _decode_auth(encoded)
-        return await self._endpoint.authenticate(auth, "/graphql/connect", b"{}")
+        caller = await self._endpoint.authenticate(auth, "/graphql/connect", b"{}")
+        return caller.identity_id
 
     async def _on_text(self, text: str) -> None:
         try:
@@ -281,11 +407,25 @@ class _Connection:
             raise RequestRefused(
                 "DuplicatedOperationError", f"Duplicate operation with id {op_id}", 400
             )
-        if len(self._subscriptions) >= self._endpoint.max_subscriptions:
-            raise RequestRefused(
-                "MaxSubscriptionsReachedError",
-                f"a connection holds at most {self._endpoint.max_subscriptions} subscriptions",
-            )
+        assert self.identity_id is not None  # set by the handshake
+        self._endpoint.identities.check_subscription(self, self.identity_id)
+        # The slot is held while the start is verified, so concurrent starts cannot overrun.
+        subscription = self._subscriptions[op_id] = _Subscription(None)
+        try:
+            iterator = await self._verified_subscribe(payload, subscription)
+        except BaseException:
+            if self._subscriptions.get(op_id) is subscription:
+                del self._subscriptions[op_id]
+            raise
+        if self._subscriptions.get(op_id) is not subscription:  # ended while starting
+            await _close_iterator(iterator)
+            return
+        await self.send({"type": "start_ack", "id": op_id})
+        subscription.task = asyncio.create_task(self._pump(op_id, subscription, iterator))
+
+    async def _verified_subscribe(
+        self, payload: object, subscription: _Subscription
+    ) -> AsyncIterator[dict[str, Any]]:
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), str):
             raise RequestRefused("BadRequestException", "start.payload.data must be a JSON string")
         extensions = payload.get("extensions")
@@ -297,22 +437,21 @@ class _Connection:
                 401,
             )
         data: str = payload["data"]
-        identity_id = await self._endpoint.authenticate(
+        caller = await self._endpoint.authenticate(
             _auth_object(authorization), "/graphql", data.encode("utf-8")
         )
-        if identity_id != self.identity_id:
+        if caller.identity_id != self.identity_id:
             raise RequestRefused(
                 "UnauthorizedException",
                 "the start was signed by another identity than the connection",
                 401,
             )
+        subscription.expires_at = caller.expires_at
         try:
             request = parse_graphql_request(data)
         except RequestRefused as exc:
             raise RequestRefused(exc.error_type, f"payload.data: {exc.message}") from exc
-        iterator = await self._subscribe(identity_id, request)
-        await self.send({"type": "start_ack", "id": op_id})
-        self._subscriptions[op_id] = asyncio.create_task(self._pump(op_id, iterator))
+        return await self._subscribe(caller.identity_id, request)
 
     async def _subscribe(
         self, identity_id: str, request: tuple[str, Variables, str | None]
@@ -327,9 +466,14 @@ class _Connection:
                 "InternalFailure", "the subscription could not be started"
             ) from exc
 
-    async def _pump(self, op_id: str, iterator: AsyncIterator[dict[str, Any]]) -> None:
+    async def _pump(
+        self, op_id: str, subscription: _Subscription, iterator: AsyncIterator[dict[str, Any]]
+    ) -> None:
         try:
             async for event in iterator:
+                if subscription.expired(self._endpoint.clock()):  # never deliver past expiry
+                    await self._end(op_id, _expired())
+                    return
                 await self.send({"type": "data", "id": op_id, "payload": event})
         except asyncio.CancelledError:
             raise
@@ -339,11 +483,9 @@ class _Connection:
         else:
             await self.send({"type": "complete", "id": op_id})
         finally:
-            self._subscriptions.pop(op_id, None)
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
+            if self._subscriptions.get(op_id) is subscription:
+                del self._subscriptions[op_id]
+            await _close_iterator(iterator)
 
     async def _stop(self, op_id: str | None) -> None:
         if op_id is None:
@@ -351,9 +493,14 @@ class _Connection:
                 None, RequestRefused("BadRequestException", "a stop message needs an 'id'")
             )
             return
-        task = self._subscriptions.pop(op_id, None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        subscription = self._subscriptions.pop(op_id, None)
+        if subscription is not None:
+            await _cancel(subscription.task)
         await self.send({"type": "complete", "id": op_id})
+
+
+async def _close_iterator(iterator: AsyncIterator[dict[str, Any]]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()

@@ -32,6 +32,7 @@ from cogsync.server.connections import CONNECTIONS
 from cogsync.server.credentials import AdminCredentials, IdentityDatabase
 from cogsync.server.hooks import ServerHooks
 from cogsync.server.identity import IdentitySettings
+from cogsync.server.realtime_limits import RealtimeLimits
 from cogsync.server.resolvers import SyncService
 from cogsync.server.storage import ServerStorage
 from cogsync.server.trusted_pools import TrustedPools
@@ -64,6 +65,8 @@ class EmbeddedServer:
         limits: per-identity limits (Cognito Sync's by default).
         hooks: operator hooks (sync trigger).
         keepalive_interval: seconds between real-time ``ka`` messages.
+        realtime: real-time connection lifetimes and per-identity caps (`RealtimeLimits`;
+            ``cogsync serve --realtime-*``).
         credential_lifetime: seconds issued credentials stay valid.
         clock: epoch-seconds clock for signatures, credentials and tokens (tests move it).
         config_out: also write the client config there (it always goes to
@@ -101,6 +104,7 @@ class EmbeddedServer:
         limits: Limits = DEFAULT_LIMITS,
         hooks: ServerHooks | None = None,
         keepalive_interval: float = 60.0,
+        realtime: RealtimeLimits | None = None,
         credential_lifetime: float = 3600.0,
         clock: Callable[[], float] = time.time,
         config_out: str | Path | None = None,
@@ -118,6 +122,7 @@ class EmbeddedServer:
         self.oidc_client_ids = tuple(oidc_client_ids)
         self.limits, self.hooks, self.clock = limits, hooks, clock
         self.keepalive_interval, self.credential_lifetime = keepalive_interval, credential_lifetime
+        self.realtime = realtime or RealtimeLimits()
         self.config_out = Path(config_out) if config_out is not None else None
         self._service = service
         self.storage: ServerStorage | None = None
@@ -182,6 +187,7 @@ class EmbeddedServer:
                 ),
                 keepalive_interval=self.keepalive_interval,
                 limits=self.server_limits,
+                realtime=self.realtime,
             )
             app = create_app(db, service, settings=settings, clock=self.clock)
             if self.storage is not None:

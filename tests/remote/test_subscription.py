@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from cogsync.exceptions import CogsyncError, NotAuthorizedError, OfflineError
 from cogsync.models import PatchOp, RecordPatch, utcnow
 from cogsync.remote.graphql import GraphQLBackend
 from cogsync.remote.subscription import DatasetChangeSubscription, _RealtimeTransport
+from cogsync.server.realtime_limits import RealtimeLimits
 from cogsync.server.runner import EmbeddedServer
 
 Change = tuple[str, int, bool]
@@ -170,6 +172,41 @@ async def test_reconnects_after_the_server_restarts(tmp_path: Path) -> None:
     finally:
         await subscription.stop()
         await first.stop()
+    assert leftover_tasks() == []
+
+
+async def test_reconnects_when_the_server_ends_the_connection_or_the_subscription(
+    tmp_path: Path,
+) -> None:
+    offset = [0.0]
+
+    def clock() -> float:
+        return time.time() + offset[0]
+
+    # Credentials live 60 s, connections 120 s; the clock moves less than the 300 s of
+    # signature skew allowed. The client keeps its credentials until told they expired.
+    realtime = RealtimeLimits(max_lifetime=120, check_interval=0.05)
+    async with EmbeddedServer(
+        tmp_path / "srv", clock=clock, credential_lifetime=60, realtime=realtime
+    ) as server:
+        identity = CognitoIdentity(server.config, refresh_margin=timedelta(seconds=1))
+        recorder = Recorder()
+        subscription = await recorder.live(server.config, identity)
+        try:
+            offset[0] = 121  # the connection reached its maximum lifetime: closed (1000)
+            await eventually(lambda: recorder.connects == 2)
+            assert isinstance(recorder.errors[0], OfflineError)
+            before = (await identity.credentials()).access_key
+            offset[0] = 185  # the second connection's credentials expired: error, reconnect
+            await eventually(lambda: recorder.connects == 3)
+            assert isinstance(recorder.errors[-1], NotAuthorizedError)
+            assert "expired" in str(recorder.errors[-1])
+            assert (await identity.credentials()).access_key != before
+            async with GraphQLBackend(server.config, identity) as remote:
+                await push(remote, "after-expiry", "k")
+            assert await recorder.next_change() == ("after-expiry", 1, False)
+        finally:
+            await subscription.stop()
     assert leftover_tasks() == []
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
+import json
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -148,3 +150,28 @@ async def signed_post(
         session.post(f"{srv.url}{path}", data=io.BytesIO(body), headers=headers) as answer,
     ):
         return answer.status, await answer.read()
+
+
+# -- raw real-time WebSocket messages ---------------------------------------------------
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse, *, skip_ka: bool = True) -> dict[str, Any]:
+    """The next JSON message (keep-alives skipped)."""
+    while True:
+        message = await asyncio.wait_for(ws.receive(), 5)
+        assert message.type == aiohttp.WSMsgType.TEXT, message
+        data: dict[str, Any] = json.loads(message.data)
+        if not (skip_ka and data["type"] == "ka"):
+            return data
+
+
+def subprotocol_header(srv: EmbeddedServer, creds: Credentials) -> str:
+    encoded = json.dumps(iam_auth(srv, creds).get_headers()).encode()
+    return "header-" + base64.urlsafe_b64encode(encoded).decode().rstrip("=")
+
+
+def start_message(srv: EmbeddedServer, creds: Credentials, op_id: str, identity: str) -> str:
+    data = json.dumps({"query": SUBSCRIBE, "variables": {"id": identity}})
+    authorization = iam_auth(srv, creds).get_headers(data)
+    payload = {"data": data, "extensions": {"authorization": authorization}}
+    return json.dumps({"id": op_id, "type": "start", "payload": payload})

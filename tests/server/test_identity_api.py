@@ -166,10 +166,10 @@ def test_expired_developer_token_is_refused(threaded_server: EmbeddedServer, clo
 
 def test_open_id_token_logs_the_same_identity_in(threaded_server: EmbeddedServer) -> None:
     client = identity_client(threaded_server)
-    guest, _ = issue_credentials(threaded_server)
-    token = client.get_open_id_token(IdentityId=guest)["Token"]
+    dora, developer = developer_token(threaded_server, "dora")
+    token = client.get_open_id_token(IdentityId=dora, Logins={COGNITO: developer})["Token"]
     pool = threaded_server.config.identity_pool_id
-    assert client.get_id(IdentityPoolId=pool, Logins={COGNITO: token})["IdentityId"] == guest
+    assert client.get_id(IdentityPoolId=pool, Logins={COGNITO: token})["IdentityId"] == dora
 
 
 def test_describe_and_list_identities_paged(threaded_server: EmbeddedServer) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import random
@@ -13,7 +12,18 @@ import aiohttp
 import pytest
 from botocore.credentials import Credentials
 from gql.transport.exceptions import TransportServerError
-from server_wire import SUBSCRIBE, Clock, http_client, iam_auth, new_identity, op, push, ws_client
+from server_wire import (
+    SUBSCRIBE,
+    Clock,
+    http_client,
+    new_identity,
+    op,
+    push,
+    receive,
+    start_message,
+    subprotocol_header,
+    ws_client,
+)
 
 from cogsync.server.runner import EmbeddedServer
 
@@ -21,28 +31,6 @@ from cogsync.server.runner import EmbeddedServer
 async def next_event(subscription: Any, timeout: float = 5.0) -> dict[str, Any]:
     result: dict[str, Any] = await asyncio.wait_for(anext(subscription), timeout)
     return result
-
-
-async def receive(ws: aiohttp.ClientWebSocketResponse, *, skip_ka: bool = True) -> dict[str, Any]:
-    """The next JSON message (keep-alives skipped)."""
-    while True:
-        message = await asyncio.wait_for(ws.receive(), 5)
-        assert message.type == aiohttp.WSMsgType.TEXT, message
-        data: dict[str, Any] = json.loads(message.data)
-        if not (skip_ka and data["type"] == "ka"):
-            return data
-
-
-def subprotocol_header(srv: EmbeddedServer, creds: Credentials) -> str:
-    encoded = json.dumps(iam_auth(srv, creds).get_headers()).encode()
-    return "header-" + base64.urlsafe_b64encode(encoded).decode().rstrip("=")
-
-
-def start_message(srv: EmbeddedServer, creds: Credentials, op_id: str, identity: str) -> str:
-    data = json.dumps({"query": SUBSCRIBE, "variables": {"id": identity}})
-    authorization = iam_auth(srv, creds).get_headers(data)
-    payload = {"data": data, "extensions": {"authorization": authorization}}
-    return json.dumps({"id": op_id, "type": "start", "payload": payload})
 
 
 async def test_gql_subscription_receives_a_push(server: EmbeddedServer) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from cogsync.client import AsyncClient
 from cogsync.models import SyncResult
+from cogsync.server.realtime_limits import RealtimeLimits
 from cogsync.server.runner import EmbeddedServer
 from cogsync.testing.servers import developer_logins as logins_for
 
@@ -92,3 +93,47 @@ async def test_other_identity_hears_nothing(server: EmbeddedServer, tmp_path: Pa
         await asyncio.sleep(0.5)
         assert heard == ["prefs"]  # only the catch-up sync after connecting
         assert await (await b.dataset("prefs")).get_all() == {}
+
+
+@pytest.mark.parametrize("check_interval", [600, 0.05], ids=["on-delivery", "idle"])
+async def test_push_sync_outlives_expired_credentials_without_losing_a_change(
+    tmp_path: Path, check_interval: float
+) -> None:
+    """Credentials expire -> the server ends the subscription (at the next event, or idle
+    at its next check) -> the device reconnects with fresh credentials and its catch-up
+    sync brings the change made in between."""
+    offset = [0.0]
+
+    def clock() -> float:
+        return time.time() + offset[0]
+
+    realtime = RealtimeLimits(check_interval=check_interval)
+    async with EmbeddedServer(
+        tmp_path / "server", clock=clock, credential_lifetime=120, realtime=realtime
+    ) as server:
+        logins = await logins_for(server, "alice")
+        arrived = asyncio.Event()
+        heard: list[SyncResult] = []
+
+        def on_change(name: str, result: SyncResult) -> None:
+            heard.append(result)
+            if result.pulled:
+                arrived.set()
+
+        async with AsyncClient(server.config, db_path=tmp_path / "b.db", logins=logins) as b:
+            listening = await b.dataset("prefs")
+            await b.start_push_sync(on_change)
+            deadline = time.monotonic() + 10
+            while not heard:
+                assert time.monotonic() - deadline < 0, "push sync never connected"
+                await asyncio.sleep(0.02)
+            offset[0] = 150  # the listening device's credentials expired at the server
+            async with AsyncClient(
+                server.config, db_path=tmp_path / "a.db", logins=logins
+            ) as a:  # a device that logs in now gets credentials valid now
+                prefs = await a.dataset("prefs")
+                await prefs.put("theme", "dark")
+                await prefs.synchronize()
+            await asyncio.wait_for(arrived.wait(), timeout=10)
+            assert await listening.get("theme") == "dark"
+            assert b._push.connections == 2  # the change came with the reconnect's catch-up
