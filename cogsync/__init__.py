@@ -32,6 +32,7 @@ from cogsync.exceptions import (
     UsageError,
 )
 from cogsync.limits import Limits
+from cogsync.merge import merge_json
 from cogsync.models import Conflict, DatasetMetadata, Record, Resolution, SyncResult
 
 __version__ = "0.1.0"
@@ -70,5 +71,6 @@ __all__ = [
     "UsageError",
     "last_writer_wins",
     "local_wins",
+    "merge_json",
     "remote_wins",
 ]
