@@ -29,7 +29,7 @@ from cogsync.engine.conflicts import check_resolutions, last_writer_wins
 from cogsync.exceptions import ConflictError, UsageError
 from cogsync.models import Conflict, Record, Resolution
 
-__all__ = ["Resolver", "merge_json"]
+__all__ = ["Resolver", "merge_json", "same_json"]
 
 Resolver = Callable[[str, list[Conflict]], list[Resolution]]
 """A plain (not async) ``on_conflict(dataset_name, conflicts) -> list[Resolution]``."""
@@ -60,7 +60,7 @@ def _dump(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _same_text(a: str | None, b: str | None) -> bool:
+def same_json(a: str | None, b: str | None) -> bool:
     """Whether two record values are the same: equal JSON values, or equal text otherwise."""
     if a == b:
         return True
@@ -86,9 +86,9 @@ class _JsonMerge:
         if conflict.base is None:
             return self._ask(dataset_name, conflict)
         base = conflict.base.value
-        if _same_text(local, base):
+        if same_json(local, base):
             return conflict.resolve_with_remote_record()
-        if _same_text(remote, base):
+        if same_json(remote, base):
             return conflict.resolve_with_local_record()
         ours, theirs = _parse(local), _parse(remote)
         if not (isinstance(ours, dict) and isinstance(theirs, dict)):
