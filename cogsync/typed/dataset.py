@@ -177,11 +177,9 @@ class AsyncTypedRecords(_Typed, Generic[I]):
         decoded = decode(self.model, {k: json_text(v) for k, v in values.items()}, version)
         if not isinstance(data, dict):
             decoded.value, decoded.errors = None, {"": "the stored value is not a JSON object"}
-        decoded.errors = (
-            {key: "; ".join(f"{k}: {e}" if k else e for k, e in decoded.errors.items())}
-            if decoded.errors
-            else {}
-        )
+        if decoded.errors:  # reported under the item's key, members named in the message
+            detail = "; ".join(f"{k}: {e}" if k else e for k, e in decoded.errors.items())
+            decoded.errors = {key: detail}
         decoded.raw = {key: text}
         return decoded
 
