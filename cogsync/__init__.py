@@ -23,6 +23,7 @@ from cogsync.exceptions import (
     NotAuthorizedError,
     OfflineError,
     RecordLimitExceededError,
+    RecordValidationError,
     ServerError,
     StorageCorruptError,
     StorageError,
@@ -32,13 +33,18 @@ from cogsync.exceptions import (
     UsageError,
 )
 from cogsync.limits import Limits
+from cogsync.merge import merge_json
 from cogsync.models import Conflict, DatasetMetadata, Record, Resolution, SyncResult
+from cogsync.typed.blocking import TypedDataset, TypedRecords
+from cogsync.typed.dataset import AsyncTypedDataset, AsyncTypedRecords
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
     "AsyncDataset",
+    "AsyncTypedDataset",
+    "AsyncTypedRecords",
     "Client",
     "CogsyncError",
     "Config",
@@ -59,6 +65,7 @@ __all__ = [
     "OfflineError",
     "Record",
     "RecordLimitExceededError",
+    "RecordValidationError",
     "Resolution",
     "ServerError",
     "StorageCorruptError",
@@ -66,9 +73,12 @@ __all__ = [
     "StorageFullError",
     "SyncAllError",
     "SyncResult",
+    "TypedDataset",
+    "TypedRecords",
     "UnsyncedChangesError",
     "UsageError",
     "last_writer_wins",
     "local_wins",
+    "merge_json",
     "remote_wins",
 ]

@@ -12,7 +12,9 @@ import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar, Unpack, overload
+
+from pydantic import BaseModel
 
 from cogsync.client import AsyncClient, ClientOptions, DatasetsMerged, OnChange
 from cogsync.config import Config
@@ -21,10 +23,14 @@ from cogsync.engine.conflicts import last_writer_wins
 from cogsync.exceptions import UsageError
 from cogsync.limits import Limits
 from cogsync.models import DatasetMetadata, Record, SyncResult
+from cogsync.typed.blocking import TypedDataset, TypedRecords
+from cogsync.typed.dataset import RecordModel
 
 __all__ = ["Client", "Dataset", "Portal", "off_loop", "off_loop_all"]
 
 T = TypeVar("T")
+_M = TypeVar("_M", bound=BaseModel)
+_I = TypeVar("_I", bound=BaseModel)
 
 
 class Portal:
@@ -139,9 +145,28 @@ class Client:
         """The identity id (obtained from Cognito Identity once, then cached)."""
         return self._portal.call(self._async.get_identity_id())
 
-    def dataset(self, name: str) -> Dataset:
-        """Open (creating locally if needed) the dataset ``name``."""
-        return Dataset(self._portal.call(self._async.dataset(name)), self._portal)
+    @overload
+    def dataset(self, name: str) -> Dataset: ...
+    @overload
+    def dataset(self, name: str, model: type[_M]) -> TypedDataset[_M]: ...
+    @overload
+    def dataset(self, name: str, model: RecordModel[_I]) -> TypedRecords[_I]: ...
+
+    def dataset(
+        self, name: str, model: type[_M] | RecordModel[_I] | None = None
+    ) -> Dataset | TypedDataset[_M] | TypedRecords[_I]:
+        """Open (creating locally if needed) the dataset ``name``.
+
+        With ``model`` (a pydantic model class, or ``record_model(Item)``), the dataset is
+        read and written as models: see `TypedDataset`.
+        """
+        if model is None:
+            return Dataset(self._portal.call(self._async.dataset(name)), self._portal)
+        if isinstance(model, RecordModel):
+            records = self._portal.call(self._async.dataset(name, model))
+            return TypedRecords(records, self._portal.call, off_loop)
+        typed = self._portal.call(self._async.dataset(name, model))
+        return TypedDataset(typed, self._portal.call, off_loop)
 
     open_or_create_dataset = dataset
 

@@ -20,7 +20,9 @@ import os
 import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar, overload
+
+from pydantic import BaseModel
 
 from cogsync._backoff import backoff_delays
 from cogsync._callbacks import maybe_await
@@ -46,10 +48,13 @@ from cogsync.models import DatasetMetadata, SyncResult
 from cogsync.push import PushScheduler
 from cogsync.remote.base import RemoteBackend
 from cogsync.store.base import LocalStore
+from cogsync.typed.dataset import AsyncTypedDataset, AsyncTypedRecords, RecordModel, typed_view
 
 __all__ = ["AsyncClient", "ClientOptions", "DatasetsMerged", "OnChange"]
 
 log = logging.getLogger(__name__)
+_M = TypeVar("_M", bound=BaseModel)
+_I = TypeVar("_I", bound=BaseModel)
 OnChange = Callable[[str, SyncResult], Any]
 DatasetsMerged = Callable[[str, list[str]], Any]
 
@@ -198,11 +203,25 @@ class AsyncClient(AsyncClosing):
         """
         return self._identity.identity_id
 
-    async def dataset(self, name: str) -> AsyncDataset:
-        """Open (creating locally if needed) the dataset ``name``."""
+    @overload
+    async def dataset(self, name: str) -> AsyncDataset: ...
+    @overload
+    async def dataset(self, name: str, model: type[_M]) -> AsyncTypedDataset[_M]: ...
+    @overload
+    async def dataset(self, name: str, model: RecordModel[_I]) -> AsyncTypedRecords[_I]: ...
+
+    async def dataset(
+        self, name: str, model: type[_M] | RecordModel[_I] | None = None
+    ) -> AsyncDataset | AsyncTypedDataset[_M] | AsyncTypedRecords[_I]:
+        """Open (creating locally if needed) the dataset ``name``.
+
+        With ``model`` (a pydantic model class, or ``record_model(Item)``), the dataset is
+        read and written as models: see `cogsync.typed.dataset`.
+        """
         validate_name(name, self.limits)
         await self._local.write(self._store.create_dataset, name)
-        return AsyncDataset(name, self._local, self._entry_points)
+        dataset = AsyncDataset(name, self._local, self._entry_points)
+        return dataset if model is None else typed_view(dataset, model)
 
     open_or_create_dataset = dataset
 

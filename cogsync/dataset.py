@@ -100,6 +100,27 @@ class AsyncDataset:
         """Remove ``key`` (synced to other devices as a removal)."""
         await self._write({validate_key(key, self._local.store.limits): None})
 
+    async def edit(
+        self, plan: Callable[[dict[str, Record]], Mapping[str, str | None]]
+    ) -> dict[str, str | None]:
+        """Read every record and write what ``plan`` returns, in one transaction.
+
+        ``plan(records)`` gets every record (tombstones included) and returns the changes
+        (key -> value, None to remove); it runs on the store thread, so it must be quick
+        and must not call the client. If it raises, nothing is written and the error
+        propagates. Returns the changes written.
+        """
+        local = self._local
+        store, name = local.store, self.name
+
+        def job(owner: str) -> dict[str, str | None]:
+            changes = dict(plan(store.get_records(owner, name)))
+            if changes:
+                store.write_local(owner, name, changes, utcnow())
+            return changes
+
+        return await local.write(job)
+
     async def get(self, key: str) -> str | None:
         """The value of ``key``, or None if absent or removed."""
         record = await self.record(key)

@@ -38,7 +38,9 @@ async def _call_directly(fn: Callable[..., T], *args: Any) -> T:
 
 
 def _read(store: LocalStore, owner: str, name: str) -> commands.LocalSnapshot:
-    return commands.LocalSnapshot(store.get_dataset(owner, name), store.get_records(owner, name))
+    return commands.LocalSnapshot(
+        store.get_dataset(owner, name), store.get_records(owner, name), store.get_bases(owner, name)
+    )
 
 
 def _apply(store: LocalStore, owner: str, command: commands.ApplySync) -> list[str]:

@@ -18,6 +18,7 @@ The tree::
     ├── NotAuthorizedError             credentials or logins refused; log in again
     ├── OfflineError                   the server is unreachable; local data is intact, retry later
     ├── ServerError                    the server failed or answered nonsense; retry may help
+    ├── RecordValidationError          a stored record does not fit a typed dataset's model
     ├── StorageError                   the device's SQLite file failed; nothing was half-written
     │   ├── StorageFullError           the disk is full: free space and retry
     │   └── StorageCorruptError        the file is damaged: inspect it or restore from the server
@@ -48,6 +49,7 @@ __all__ = [
     "NotAuthorizedError",
     "OfflineError",
     "RecordLimitExceededError",
+    "RecordValidationError",
     "ServerError",
     "StorageCorruptError",
     "StorageError",
@@ -163,6 +165,33 @@ class ServerError(CogsyncError):
     """The server failed or sent an answer that does not follow the protocol; retry later."""
 
     retryable = True
+
+
+class RecordValidationError(CogsyncError):
+    """Stored records of a typed dataset do not validate against its model.
+
+    Another version of the app (newer or older) wrote them; nothing was changed, locally or
+    on the server. Upgrade the app, add a schema upgrade (``cogsync_upgrade``), or replace
+    the values on purpose (``put(..., overwrite_invalid=True)``).
+
+    Attributes:
+        dataset: the dataset's name.
+        errors: record key -> what is wrong with its stored value.
+        values: record key -> the stored value (text, None if absent).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        dataset: str = "",
+        errors: Mapping[str, str] | None = None,
+        values: Mapping[str, str | None] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+        self.errors: dict[str, str] = dict(errors or {})
+        self.values: dict[str, str | None] = dict(values or {})
 
 
 class StorageError(CogsyncError):

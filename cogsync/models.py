@@ -97,11 +97,17 @@ class RecordWrite:
     When the revision moved (the app edited the record during the sync), the local value
     and dirty flag are kept; if ``keep_sync_count_on_mismatch`` is set the record still
     adopts ``record.sync_count`` (used when acknowledging a push).
+
+    ``base`` is, for a dirty ``record``, the value the server holds at
+    ``record.sync_count`` (None: absent or removed): what a later three-way merge of the
+    record starts from. A skipped write with ``keep_sync_count_on_mismatch`` takes
+    ``record.value`` as the base instead (the value the server acknowledged).
     """
 
     record: Record
     expected_revision: int | None
     keep_sync_count_on_mismatch: bool = False
+    base: str | None = None
 
 
 class PatchOp(StrEnum):
@@ -170,11 +176,25 @@ class Resolution:
 
 @dataclass(frozen=True, slots=True)
 class Conflict:
-    """A record changed both locally (dirty) and on the server since the last sync."""
+    """A record changed both locally (dirty) and on the server since the last sync.
+
+    Attributes:
+        key: the record's key.
+        local: this device's version (dirty).
+        remote: the server's version.
+        base: the record as this device last synced it, which both sides changed: its
+            ``value`` is None if the record was absent or removed then. None when unknown
+            (an edit made before the device file recorded bases).
+        path: for a conflict inside a JSON object value (see `cogsync.merge_json`), the
+            object keys leading to the conflicting member; the versions' values are then
+            that member's JSON (None where absent). Empty for a whole record.
+    """
 
     key: str
     local: Record
     remote: Record
+    base: Record | None = None
+    path: tuple[str, ...] = ()
 
     def resolve_with_local_record(self) -> Resolution:
         """Keep this device's value (it will be pushed over the server's)."""

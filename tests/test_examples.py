@@ -102,3 +102,13 @@ def test_cli_help_lists_commands() -> None:
     done = _run(["-m", "cogsync.cli", "--help"], cwd=ROOT)
     for command in ("serve", "demo", "migrate", "inspect"):
         assert command in done.stdout
+
+
+def test_typed_settings_example(served: tuple[Path, Path]) -> None:
+    config, admin = served
+    done = _run(["typed_settings.py", "--config", str(config), "--admin", str(admin)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "conflict callbacks: []" in done.stdout
+    assert "conflict on: ['font_size']" in done.stdout
+    assert "refused: Settings.font_size" in done.stdout
+    assert "converged: yes" in done.stdout

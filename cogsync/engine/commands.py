@@ -50,16 +50,21 @@ class Command(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class LocalSnapshot:
-    """A dataset as stored locally: its bookkeeping row (None if absent) and every record."""
+    """A dataset as stored locally: its bookkeeping row (None if absent) and every record.
+
+    ``bases`` maps the key of each dirty record whose base is known to that base: the value
+    the server held when the edit began (None: absent), see `LocalStore.get_bases`.
+    """
 
     state: DatasetState | None
     records: Mapping[str, Record] = field(default_factory=dict)
+    bases: Mapping[str, str | None] = field(default_factory=dict)
 
 
 # ---- local store -----------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ReadLocal(Command[LocalSnapshot]):
-    """Read the dataset's state and records (tombstones included) -> `LocalSnapshot`."""
+    """Read the dataset's state, records (tombstones included) and bases -> `LocalSnapshot`."""
 
     dataset: str
 

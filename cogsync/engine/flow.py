@@ -104,8 +104,17 @@ class PullPlan:
     conflicts: list[Conflict] = field(default_factory=list)
 
 
-def plan_pull(local: Mapping[str, Record], remote: Iterable[Record]) -> PullPlan:
-    """Decide, record by record, how pulled ``remote`` records meet the ``local`` ones."""
+def plan_pull(
+    local: Mapping[str, Record],
+    remote: Iterable[Record],
+    bases: Mapping[str, str | None] | None = None,
+) -> PullPlan:
+    """Decide, record by record, how pulled ``remote`` records meet the ``local`` ones.
+
+    ``bases`` (key -> the value a dirty record's edit started from) gives each conflict
+    its `Conflict.base`; a key absent from it has an unknown base.
+    """
+    bases = bases or {}
     plan = PullPlan()
     for theirs in remote:
         ours = local.get(theirs.key)
@@ -122,7 +131,10 @@ def plan_pull(local: Mapping[str, Record], remote: Iterable[Record]) -> PullPlan
         elif not ours.dirty:
             plan.writes.append(clean)
         elif theirs.sync_count > ours.sync_count:
-            plan.conflicts.append(Conflict(theirs.key, ours, theirs))
+            base = None
+            if theirs.key in bases:
+                base = Record(theirs.key, bases[theirs.key], ours.sync_count)
+            plan.conflicts.append(Conflict(theirs.key, ours, theirs, base))
         # else: a dirty edit made on top of this very server version; it will be pushed
     return plan
 
@@ -142,7 +154,8 @@ def _settle(conflict: Conflict, resolution: Resolution, now: datetime) -> Record
         device_last_modified_date=edited,
         dirty=True,
     )
-    return RecordWrite(settled, expected_revision=ours.revision)
+    # The settled value is an edit on top of the server's version: that is its new base.
+    return RecordWrite(settled, expected_revision=ours.revision, base=theirs.value)
 
 
 def _patch(record: Record) -> RecordPatch:
@@ -237,7 +250,7 @@ def sync_dataset(
             apply = ApplySync(name, last_sync_count=pull.up_to, reset_sync_counts=True)
         else:
             pulled.update(r.key for r in pull.records)
-            plan = plan_pull(snapshot.records, pull.records)
+            plan = plan_pull(snapshot.records, pull.records, snapshot.bases)
             if plan.conflicts:
                 answer = yield from _ask(ResolveConflicts(name, tuple(plan.conflicts)))
                 resolved = check_resolutions(name, plan.conflicts, answer)

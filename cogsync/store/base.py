@@ -106,6 +106,15 @@ class LocalStore(Protocol):
         """Every record of a dataset, tombstones included."""
         ...
 
+    def get_bases(self, owner: str, name: str) -> dict[str, str | None]:
+        """Key -> base of each dirty record whose base is known.
+
+        A record's base is the value the server held at the record's sync count when this
+        device's edit began (None: absent or removed): the common ancestor of a three-way
+        merge. A record first edited before the store kept bases has none (absent here).
+        """
+        ...
+
     def write_local(
         self, owner: str, name: str, changes: Mapping[str, str | None], now: datetime
     ) -> None:
@@ -113,7 +122,8 @@ class LocalStore(Protocol):
 
         Validates name, keys, values and every limit before writing; creates the dataset
         if needed; bumps each record's revision; a None for a never-synced record deletes
-        it outright, otherwise leaves a dirty tombstone.
+        it outright, otherwise leaves a dirty tombstone. A clean record that becomes dirty
+        keeps its value as its base (see `get_bases`).
         """
         ...
 

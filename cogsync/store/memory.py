@@ -76,6 +76,8 @@ class MemoryStore:
         self._moved: dict[str, str] = {}
         self._datasets: dict[_Dataset, DatasetState] = {}
         self._records: dict[_Dataset, dict[str, Record]] = {}
+        # Known bases of dirty records (see `get_bases`); entries of clean records are stale.
+        self._bases: dict[_Dataset, dict[str, str | None]] = {}
         self._lock = threading.RLock()
 
     # -- identity -----------------------------------------------------------------------
@@ -140,11 +142,13 @@ class MemoryStore:
                 dict(self._logins),
                 dict(self._moved),
             )
+            bases = {ds: dict(known) for ds, known in self._bases.items()}
             try:
                 yield
             except BaseException:
                 self._datasets, self._records, self._identity_id = saved[:3]
                 self._logins, self._moved = saved[3:]
+                self._bases = bases
                 raise
 
     def attach_identity(self, identity_id: str) -> None:
@@ -159,13 +163,16 @@ class MemoryStore:
     def _move(self, source: _Dataset, target: _Dataset) -> None:
         state = self._datasets.pop(source)
         moved = self._records.pop(source, {})
+        self._bases.pop(source, None)
         if state.deleted_pending and not _live(moved):
             return
         records = self._records.setdefault(target, {})
+        bases = self._bases.setdefault(target, {})
         for key, rec in moved.items():
             if rec.value is None:
                 continue
             old = records.get(key)
+            self._edit_base(bases, key, old)
             records[key] = replace(
                 rec,
                 sync_count=old.sync_count if old else 0,
@@ -211,6 +218,7 @@ class MemoryStore:
         validate_name(name, self.limits)
         with self._lock:
             self._records.pop((owner, name), None)
+            self._bases.pop((owner, name), None)
             state = self._datasets.get((owner, name), DatasetState(name))
             self._datasets[(owner, name)] = replace(state, deleted_pending=True)
 
@@ -218,6 +226,7 @@ class MemoryStore:
         """Forget a dataset locally (records and bookkeeping)."""
         with self._lock:
             self._records.pop((owner, name), None)
+            self._bases.pop((owner, name), None)
             self._datasets.pop((owner, name), None)
 
     def rename_dataset(self, owner: str, name: str, new_owner: str, new_name: str) -> None:
@@ -247,6 +256,22 @@ class MemoryStore:
     def dirty_records(self, owner: str, name: str) -> list[Record]:
         """Records changed locally and not yet pushed."""
         return [rec for rec in self.get_records(owner, name).values() if rec.dirty]
+
+    def get_bases(self, owner: str, name: str) -> dict[str, str | None]:
+        """Key -> base of each dirty record whose base is known (None: absent or removed)."""
+        with self._lock:
+            known = self._bases.get((owner, name), {})
+            return {
+                key: known[key]
+                for key, rec in self.get_records(owner, name).items()
+                if rec.dirty and key in known
+            }
+
+    @staticmethod
+    def _edit_base(bases: dict[str, str | None], key: str, old: Record | None) -> None:
+        """Before ``key`` is edited: a clean (or absent) record's value becomes its base."""
+        if old is None or not old.dirty:
+            bases[key] = None if old is None else old.value
 
     def size_in_bytes(self, owner: str, name: str) -> int:
         """UTF-8 bytes of keys + values of the dataset's live records."""
@@ -282,11 +307,14 @@ class MemoryStore:
             current = {key: rec.value for key, rec in records.items()}
             check_dataset_totals(name, current, changes, self.limits)
             records = self._records.setdefault(ds, records)
+            bases = self._bases.setdefault(ds, {})
             for key, value in changes.items():
                 old = records.get(key)
                 if value is None and (old is None or old.sync_count == 0):
                     records.pop(key, None)
+                    bases.pop(key, None)
                     continue
+                self._edit_base(bases, key, old)
                 records[key] = Record(
                     key,
                     value,
@@ -325,11 +353,13 @@ class MemoryStore:
         with self._lock:
             state = self._datasets.get(ds) or DatasetState(name)
             records = self._records.setdefault(ds, {})
+            bases = self._bases.setdefault(ds, {})
             if reset_sync_counts:
                 for key, rec in records.items():
                     records[key] = replace(
                         rec, sync_count=0, dirty=rec.dirty or rec.value is not None
                     )
+                    bases[key] = None
             for write in writes:
                 rec = write.record
                 old = records.get(rec.key)
@@ -341,12 +371,14 @@ class MemoryStore:
                         device_last_modified_date=_utc(rec.device_last_modified_date),
                         revision=current,
                     )
+                    bases[rec.key] = write.base
                     modified = _later(state.last_modified, _utc(rec.last_modified_date))
                     state = replace(state, last_modified=modified)
                     continue
                 skipped.append(rec.key)
                 if not write.keep_sync_count_on_mismatch:
                     continue
+                bases[rec.key] = rec.value
                 if old is not None:
                     records[rec.key] = replace(old, sync_count=rec.sync_count)
                     continue
@@ -377,6 +409,7 @@ class MemoryStore:
         with self._lock:
             self._datasets.clear()
             self._records.clear()
+            self._bases.clear()
             self._identity_id = None
             self._logins.clear()
             self._moved.clear()

@@ -22,6 +22,7 @@ __all__ = [
     "check_current",
     "m001_initial",
     "m002_revisions_and_totals",
+    "m003_sync_base",
     "migrate",
 ]
 
@@ -82,7 +83,20 @@ def m002_revisions_and_totals(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_revisions_and_totals)
+def m003_sync_base(db: sqlite_utils.Database) -> None:
+    """Add each dirty record's base: the value it had on the server when the edit began.
+
+    ``base_value`` is that value (NULL: absent or removed) and ``base_known`` says whether
+    it is known. Dirty records that never synced (sync count 0) are known to start from
+    nothing; other dirty records keep no base (a merge of them falls back to a resolver).
+    Values and dirty flags are untouched.
+    """
+    db.table("records").add_column("base_value", str)
+    db.table("records").add_column("base_known", int, not_null_default=0)
+    db.execute("UPDATE records SET base_known = 1 WHERE dirty = 1 AND sync_count = 0")
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_revisions_and_totals, m003_sync_base)
 
 
 def applied_migrations(db: sqlite_utils.Database) -> list[str]:

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +45,7 @@ from cogsync.store import statements as sql
 from cogsync.store.errors import storage_error
 from cogsync.store.memory import check_sync_writes
 from cogsync.store.migrations import check_current, migrate
+from cogsync.store.rows import as_dataset, as_record, as_text
 
 __all__ = ["BUSY_TIMEOUT_SECONDS", "SQLiteStore"]
 
@@ -55,34 +56,9 @@ _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _SCAN_FROM = 64  # batches larger than this read the whole dataset instead of binding keys
 
 
-def _text(moment: datetime | None) -> str | None:
-    """ISO-8601 UTC text of fixed width (so text order is time order); naive means UTC."""
-    if moment is None:
-        return None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
-
-
-def _moment(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
-def _record(row: Sequence[Any]) -> Record:
-    """A `Record` from a row of ``sql.RECORD_COLUMNS``."""
-    key, value, count, modified, by, device_modified, dirty, revision = row
-    return Record(
-        key, value, count, _moment(modified), by, _moment(device_modified), bool(dirty), revision
-    )
-
-
 def _drop(conn: sqlite3.Connection, owner: str, name: str) -> None:
     conn.execute("DELETE FROM records WHERE owner = ? AND dataset = ?", (owner, name))
     conn.execute("DELETE FROM datasets WHERE owner = ? AND name = ?", (owner, name))
-
-
-def _dataset(row: Sequence[Any]) -> DatasetState:
-    """A `DatasetState` from a row of ``sql.DATASET_COLUMNS``."""
-    return DatasetState(row[0], row[1], bool(row[2]), _moment(row[3] or None))
 
 
 def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
@@ -309,7 +285,7 @@ class SQLiteStore:
             sql.SELECT_DATASETS,
             (owner,),
         )
-        return [_dataset(row) for row in rows]
+        return [as_dataset(row) for row in rows]
 
     def get_dataset(self, owner: str, name: str) -> DatasetState | None:
         """One dataset's bookkeeping row, or None."""
@@ -317,7 +293,7 @@ class SQLiteStore:
             sql.SELECT_DATASET,
             (owner, name),
         )
-        return _dataset(rows[0]) if rows else None
+        return as_dataset(rows[0]) if rows else None
 
     def create_dataset(self, owner: str, name: str) -> DatasetState:
         """Create an empty dataset if absent (enforces the datasets-per-identity limit)."""
@@ -375,7 +351,7 @@ class SQLiteStore:
             sql.SELECT_RECORD,
             (owner, name, key),
         )
-        return _record(rows[0]) if rows else None
+        return as_record(rows[0]) if rows else None
 
     def get_records(self, owner: str, name: str) -> dict[str, Record]:
         """Every record of a dataset, tombstones included."""
@@ -383,7 +359,7 @@ class SQLiteStore:
             sql.SELECT_RECORDS,
             (owner, name),
         )
-        return {row[0]: _record(row) for row in rows}
+        return {row[0]: as_record(row) for row in rows}
 
     def dirty_records(self, owner: str, name: str) -> list[Record]:
         """Records changed locally and not yet pushed."""
@@ -391,7 +367,11 @@ class SQLiteStore:
             sql.SELECT_DIRTY,
             (owner, name),
         )
-        return [_record(row) for row in rows]
+        return [as_record(row) for row in rows]
+
+    def get_bases(self, owner: str, name: str) -> dict[str, str | None]:
+        """Key -> base of each dirty record whose base is known (None: absent or removed)."""
+        return dict(self._rows(sql.SELECT_BASES, (owner, name)))
 
     def size_in_bytes(self, owner: str, name: str) -> int:
         """UTF-8 bytes of keys + values of the dataset's live records."""
@@ -416,7 +396,7 @@ class SQLiteStore:
             validate_key(key, self.limits)
             if value is not None:
                 validate_value(value)
-        stamp = _text(now)
+        stamp = as_text(now)
         with self._write() as conn:
             row = conn.execute(
                 "SELECT deleted_pending, record_count, size_bytes FROM datasets "
@@ -504,11 +484,7 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO datasets (owner, name) VALUES (?, ?)", (owner, name)
             )
             if reset_sync_counts:
-                conn.execute(
-                    "UPDATE records SET sync_count = 0, dirty = (dirty OR value IS NOT NULL) "
-                    "WHERE owner = ? AND dataset = ?",
-                    (owner, name),
-                )
+                conn.execute(sql.RESET_SYNC_COUNTS, (owner, name))
             keys = [w.record.key for w in writes]
             revisions: dict[str, int] = {
                 key: row[3] for key, row in self._touched(conn, owner, name, keys).items()
@@ -521,11 +497,12 @@ class SQLiteStore:
                     conn.execute(
                         sql.UPSERT_SYNCED,
                         (owner, name, rec.key, rec.value, rec.sync_count,
-                         _text(rec.last_modified_date), rec.last_modified_by,
-                         _text(rec.device_last_modified_date), int(rec.dirty), current or 0),
+                         as_text(rec.last_modified_date), rec.last_modified_by,
+                         as_text(rec.device_last_modified_date), int(rec.dirty), current or 0,
+                         write.base if rec.dirty else None, int(rec.dirty)),
                     )  # fmt: skip
                     revisions[rec.key] = current or 0
-                    modified = _text(rec.last_modified_date)
+                    modified = as_text(rec.last_modified_date)
                     if modified is not None and (newest is None or modified > newest):
                         newest = modified
                     continue
@@ -533,17 +510,13 @@ class SQLiteStore:
                 if not write.keep_sync_count_on_mismatch:
                     continue
                 if current is not None:
-                    conn.execute(
-                        "UPDATE records SET sync_count = ? WHERE owner = ? AND dataset = ? "
-                        "AND key = ?",
-                        (rec.sync_count, owner, name, rec.key),
-                    )
+                    conn.execute(sql.SET_SKIPPED, (rec.sync_count, rec.value, owner, name, rec.key))
                     continue
                 revision = (write.expected_revision or 0) + 1
                 conn.execute(
                     sql.UPSERT_SYNCED,
                     (owner, name, rec.key, None, rec.sync_count, None, self._device_id, None,
-                     1, revision),
+                     1, revision, rec.value, 1),
                 )  # fmt: skip
                 revisions[rec.key] = revision
             conn.execute(

@@ -17,14 +17,17 @@ __all__ = [
     "MOVE_MERGE",
     "MOVE_NEW",
     "RECORD_COLUMNS",
+    "RESET_SYNC_COUNTS",
     "SAVE_DATASET",
     "SELECT_ALL",
+    "SELECT_BASES",
     "SELECT_DATASET",
     "SELECT_DATASETS",
     "SELECT_DIRTY",
     "SELECT_ONE",
     "SELECT_RECORD",
     "SELECT_RECORDS",
+    "SET_SKIPPED",
     "SET_WRITTEN",
     "UPSERT_LOCAL",
     "UPSERT_LOCAL_JSON",
@@ -46,6 +49,11 @@ SELECT_DIRTY = (
     f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND dirty = 1 "
     "ORDER BY key"
 )
+# Bases of dirty records (m003_sync_base): NULL base_value with base_known = 1 is "absent".
+SELECT_BASES = (
+    "SELECT key, base_value FROM records WHERE owner = ? AND dataset = ? AND dirty = 1 "
+    "AND base_known = 1 ORDER BY key"
+)
 # Rows a write touches: key, value, sync_count, revision, bytes it counts (None if removed).
 SELECT_ALL = (
     "SELECT key, value, sync_count, revision, length(CAST(key AS BLOB)) + "
@@ -57,17 +65,29 @@ COUNTED_DATASETS = (
     "SELECT count(*) FROM datasets WHERE owner = ? AND (deleted_pending = 0 OR record_count > 0)"
 )
 INSERT_RECORD = """INSERT INTO records (owner, dataset, key, value, sync_count,
-  last_modified_date, last_modified_by, device_last_modified_date, dirty, revision) """
+  last_modified_date, last_modified_by, device_last_modified_date, dirty, revision,
+  base_value, base_known) """
 SET_WRITTEN = """ON CONFLICT (owner, dataset, key) DO UPDATE SET value = excluded.value,
   last_modified_date = excluded.last_modified_date, last_modified_by = excluded.last_modified_by,
   device_last_modified_date = excluded.device_last_modified_date"""
-LOCAL_CHANGE = f"{SET_WRITTEN}, dirty = 1, revision = records.revision + 1"
-UPSERT_LOCAL = f"{INSERT_RECORD} VALUES (?, ?, ?, ?, 0, ?, ?, ?, 1, 1) {LOCAL_CHANGE}"
+# An app's write: a clean record's value becomes its base; a dirty one keeps its base.
+LOCAL_CHANGE = f"""{SET_WRITTEN}, dirty = 1, revision = records.revision + 1,
+  base_value = CASE WHEN records.dirty THEN records.base_value ELSE records.value END,
+  base_known = CASE WHEN records.dirty THEN records.base_known ELSE 1 END"""
+UPSERT_LOCAL = f"{INSERT_RECORD} VALUES (?, ?, ?, ?, 0, ?, ?, ?, 1, 1, NULL, 1) {LOCAL_CHANGE}"
 # The same for a whole batch passed as one JSON object (faster than one row per binding).
-UPSERT_LOCAL_JSON = f"""{INSERT_RECORD} SELECT ?, ?, j.key, j.value, 0, ?, ?, ?, 1, 1
+UPSERT_LOCAL_JSON = f"""{INSERT_RECORD} SELECT ?, ?, j.key, j.value, 0, ?, ?, ?, 1, 1, NULL, 1
 FROM json_each(?) AS j WHERE true {LOCAL_CHANGE}"""
-UPSERT_SYNCED = f"""{INSERT_RECORD} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-{SET_WRITTEN}, sync_count = excluded.sync_count, dirty = excluded.dirty"""
+UPSERT_SYNCED = f"""{INSERT_RECORD} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+{SET_WRITTEN}, sync_count = excluded.sync_count, dirty = excluded.dirty,
+  base_value = excluded.base_value, base_known = excluded.base_known"""
+# A sync write skipped by its revision guard that still adopts the acknowledged sync count:
+# the acknowledged value becomes the base of the edit made meanwhile.
+SET_SKIPPED = """UPDATE records SET sync_count = ?, base_value = ?, base_known = 1
+WHERE owner = ? AND dataset = ? AND key = ?"""
+# The dataset was deleted on the server: every record starts again from nothing.
+RESET_SYNC_COUNTS = """UPDATE records SET sync_count = 0, dirty = (dirty OR value IS NOT NULL),
+  base_value = NULL, base_known = 1 WHERE owner = ? AND dataset = ?"""
 LATER = "max(coalesce(last_modified, ''), coalesce(excluded.last_modified, ''))"
 SAVE_DATASET = f"""
 INSERT INTO datasets (owner, name, last_modified, record_count, size_bytes) VALUES (?, ?, ?, ?, ?)
@@ -89,6 +109,8 @@ WHERE owner = :do AND name = :dn
 # it unsynced; every moved record is dirty with a revision beyond both sides'.
 MOVE_MERGE = """
 UPDATE records AS t SET value = s.value, dirty = 1, revision = max(t.revision, s.revision) + 1,
+  base_value = CASE WHEN t.dirty THEN t.base_value ELSE t.value END,
+  base_known = CASE WHEN t.dirty THEN t.base_known ELSE 1 END,
   last_modified_date = s.last_modified_date, last_modified_by = s.last_modified_by,
   device_last_modified_date = s.device_last_modified_date
 FROM records AS s
@@ -97,7 +119,7 @@ WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
 """
 MOVE_NEW = f"""{INSERT_RECORD}
 SELECT :do, :dn, key, value, 0, last_modified_date, last_modified_by,
-  device_last_modified_date, 1, revision + 1
+  device_last_modified_date, 1, revision + 1, NULL, 1
 FROM records AS s WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM records AS t WHERE t.owner = :do AND t.dataset = :dn
                   AND t.key = s.key)

@@ -34,7 +34,7 @@ from cogsync.limits import DEFAULT_LIMITS, Limits
 from cogsync.models import Record, RecordWrite
 from cogsync.store.base import LocalStore
 
-__all__ = ["T0", "StoreContract", "snapshot"]
+__all__ = ["OWNER", "T0", "StoreContract", "snapshot", "synced"]
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
 OWNER = "eu-west-1:11111111-2222-3333-4444-555555555555"
@@ -42,7 +42,7 @@ MAX_BYTES = DEFAULT_LIMITS.max_dataset_bytes
 
 
 def snapshot(store: LocalStore, owners: list[str]) -> dict[str, Any]:
-    """Everything observable in ``store`` for ``owners``: datasets, records, identity."""
+    """Everything observable in ``store`` for ``owners``: datasets, records, bases, identity."""
     state: dict[str, Any] = {
         "identity_id": store.identity_id(),
         "unsynced": store.has_unsynced_changes(),
@@ -53,6 +53,7 @@ def snapshot(store: LocalStore, owners: list[str]) -> dict[str, Any]:
                 ds,
                 store.get_records(owner, ds.name),
                 store.size_in_bytes(owner, ds.name),
+                store.get_bases(owner, ds.name),
             )
     return state
 

@@ -479,3 +479,23 @@ def test_datasets_merged_callback_answering_true_continues_the_sync() -> None:
     assert hand.answer(ApplySync, []).last_sync_count == 2
     hand.answer(ReadLocal, snap(2, rec("a", "1", 2)))
     assert hand.done().merged_dataset_names == ("ds.g1",)
+
+
+# ---- sync bases ----------------------------------------------------------------------------
+def test_conflict_carries_the_base_from_the_snapshot_and_settling_moves_it() -> None:
+    hand = flow()
+    local = LocalSnapshot(snap(1).state, {"a": MINE}, {"a": "synced"})
+    hand.answer(ReadLocal, local)
+    hand.answer(ListRecords, page(4, THEIRS))
+    (conflict,) = hand.expect(ResolveConflicts).conflicts
+    assert conflict.base == Record("a", "synced", 1)
+    hand.answer(ResolveConflicts, [conflict.resolve_with_value("merged")])
+    (write,) = hand.expect(ApplySync).writes
+    assert (write.record.value, write.record.dirty, write.base) == ("merged", True, "theirs")
+
+
+def test_conflict_base_is_unknown_without_a_stored_base() -> None:
+    plan = plan_pull({"a": MINE}, [THEIRS])
+    assert plan.conflicts == [Conflict("a", MINE, THEIRS, base=None)]
+    plan = plan_pull({"a": MINE}, [THEIRS], {"a": None})
+    assert plan.conflicts[0].base == Record("a", None, 1)

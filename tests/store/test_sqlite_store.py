@@ -45,6 +45,8 @@ def test_old_store_upgrades_with_dirty_records_intact(tmp_path: Path) -> None:
         ("theme", "dark", 0, 1),
         ("émoji-😀", "€uro", 3, 1),
     ]
+    # m003_sync_base: only the never-synced edit has a known base (it started from nothing).
+    assert store.get_bases(FIXTURE_OWNER, "settings") == {"theme": None}
     lang = store.get_record(FIXTURE_OWNER, "settings", "lang")
     assert lang is not None and (lang.value, lang.dirty, lang.last_modified_by) == (
         "en", False, "other-device",
@@ -121,4 +123,30 @@ def test_usable_from_worker_threads(tmp_path: Path) -> None:
         for future in futures:
             future.result()
     assert sum(len(store.get_records(owner, f"t{i}")) for i in range(4)) == 200
+    store.close()
+
+
+def test_file_from_before_the_base_column_keeps_its_edits(tmp_path: Path) -> None:
+    path = tmp_path / "device.db"
+    db = sqlite_utils.Database(path)
+    migrate(db, upto="m002_revisions_and_totals")
+    db.execute("INSERT INTO meta (key, value) VALUES ('device_id', 'dev')")
+    db.execute("INSERT INTO datasets (owner, name, last_sync_count) VALUES ('o', 'd', 4)")
+    rows = [("synced", "s", 4, 0), ("edited", "e", 4, 1), ("new", "n", 0, 1)]
+    for key, value, count, dirty in rows:
+        db.execute(
+            "INSERT INTO records (owner, dataset, key, value, sync_count, dirty, revision) "
+            "VALUES ('o', 'd', ?, ?, ?, ?, 1)",
+            (key, value, count, dirty),
+        )
+    db.conn.commit()
+    db.close()
+    store = SQLiteStore(path)
+    assert [(r.key, r.value, r.sync_count) for r in store.dirty_records("o", "d")] == [
+        ("edited", "e", 4),
+        ("new", "n", 0),
+    ]
+    assert store.get_bases("o", "d") == {"new": None}
+    store.write_local("o", "d", {"synced": "s2", "edited": "e2"}, T0)
+    assert store.get_bases("o", "d") == {"new": None, "synced": "s"}
     store.close()

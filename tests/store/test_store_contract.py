@@ -8,15 +8,16 @@ from cogsync.limits import Limits
 from cogsync.store.base import LocalStore
 from cogsync.store.memory import MemoryStore
 from cogsync.store.sqlite import SQLiteStore
+from cogsync.testing.base_contract import SyncBaseContract
 from cogsync.testing.store_contract import StoreContract
 
 
-class TestMemoryStore(StoreContract):
+class TestMemoryStore(StoreContract, SyncBaseContract):
     def make_store(self, directory: Path, limits: Limits) -> LocalStore:
         return MemoryStore(limits=limits)
 
 
-class TestSQLiteStore(StoreContract):
+class TestSQLiteStore(StoreContract, SyncBaseContract):
     def make_store(self, directory: Path, limits: Limits) -> LocalStore:
         return SQLiteStore(directory / "device.db", limits=limits)
 
