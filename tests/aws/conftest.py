@@ -356,4 +356,6 @@ def aws_trigger_backend(
         aws_backend.resolver.url,
         options,
     ) as banner:
-        yield dataclasses.replace(aws_backend, url=banner["url"], realtime_url=banner["realtimeUrl"])
+        yield dataclasses.replace(
+            aws_backend, url=banner["url"], realtime_url=banner["realtimeUrl"]
+        )

@@ -10,6 +10,7 @@ scenario runs against `cogsync serve` with that trigger too, for the same outcom
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from cogsync import Client, Config
 from cogsync.exceptions import ServerError, UsageError
 from cogsync.server.hooks import ServerHooks
 from cogsync.server.runner import EmbeddedServer
-from tests.aws.conftest import SYNC_TRIGGER_ARN, SimulatorBackend
+from tests.aws.conftest import SCHEMA_DIR, SIMULATOR_DIR, SYNC_TRIGGER_ARN, SimulatorBackend
 from tests.aws.lambda_endpoint import LambdaEndpoint
 from tests.aws.wire import GraphQLFailure, datasets, patch, pull_all, push, values
 from tests.moving.operator_trigger import check
@@ -54,9 +55,7 @@ def _scores(identity: str, device: str) -> dict[str, Any]:
 
 
 @pytest.fixture(params=["serve", "simulator"])
-def triggered(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[Config, Logins]]:
+def triggered(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Config, Logins]]:
     """A client config whose server runs `check` as its sync trigger, and a login maker:
     `cogsync serve` with the trigger as a hook, or the simulator with the trigger stack."""
     if request.param == "serve":
@@ -89,7 +88,10 @@ def test_the_trigger_rejects_and_modifies_batches_end_to_end(
         assert scores.synchronize().sync_count == 3  # unmodified: the next sync count
         scores.put("forbidden", "x")
         scores.put("shout", "again")
-        with pytest.raises(UsageError, match="sync trigger rejected the update: scores: the key 'forbidden' is not allowed"):
+        with pytest.raises(
+            UsageError,
+            match="sync trigger rejected the update: scores: the key 'forbidden' is not allowed",
+        ):
             scores.synchronize()
         assert scores.record("forbidden").dirty  # type: ignore[union-attr]
         identity_id = device.identity_id
@@ -131,7 +133,13 @@ async def test_the_lambda_sees_the_batch_as_sent(  # type: ignore[no-untyped-def
         "identityId": alice.identity_id,
         "datasetName": "notes",
         "records": [
-            {"op": "REPLACE", "key": "b", "value": "2", "syncCount": 0, "deviceLastModifiedDate": stamp},
+            {
+                "op": "REPLACE",
+                "key": "b",
+                "value": "2",
+                "syncCount": 0,
+                "deviceLastModifiedDate": stamp,
+            },
             {"op": "REMOVE", "key": "a", "value": None, "syncCount": 1},
         ],
         "deviceId": "phone",
@@ -144,13 +152,17 @@ async def test_a_modified_batch_takes_the_sync_count_after_next(  # type: ignore
     alice, trigger_lambda: LambdaEndpoint
 ) -> None:
     request_id = str(uuid.uuid4())
-    change = await push(alice, "scores", [patch("shout", "hi"), patch("quiet", "hi")], request_id=request_id)
+    change = await push(
+        alice, "scores", [patch("shout", "hi"), patch("quiet", "hi")], request_id=request_id
+    )
     assert change["syncCount"] == 2
     assert [(r["key"], r["syncCount"]) for r in change["records"]] == [("quiet", 2), ("shout", 2)]
     assert await values(alice, "scores") == {"quiet": "hi", "shout": "HI"}
     assert (await pull_all(alice, "scores", 1))["records"][1]["value"] == "HI"
     # A retry is answered from the first result; the trigger is not asked again.
-    again = await push(alice, "scores", [patch("shout", "hi"), patch("quiet", "hi")], request_id=request_id)
+    again = await push(
+        alice, "scores", [patch("shout", "hi"), patch("quiet", "hi")], request_id=request_id
+    )
     assert again["syncCount"] == 2
     assert len(trigger_lambda.invocations) == 1
     # An unmodified batch takes the next sync count.
@@ -184,7 +196,12 @@ async def test_the_trigger_may_drop_and_add_records(  # type: ignore[no-untyped-
 ) -> None:
     def audit(event: dict[str, Any], context: Any) -> dict[str, Any]:
         kept = [r for r in event["records"] if r["key"] != "drop"]
-        return {"records": [*kept, {"op": "REPLACE", "key": "audit", "value": event["deviceId"], "syncCount": 0}]}
+        return {
+            "records": [
+                *kept,
+                {"op": "REPLACE", "key": "audit", "value": event["deviceId"], "syncCount": 0},
+            ]
+        }
 
     trigger_lambda.handler = audit
     change = await push(alice, "d", [patch("keep", "1"), patch("drop", "2")], device="tablet")
@@ -196,11 +213,19 @@ async def test_the_trigger_may_drop_and_add_records(  # type: ignore[no-untyped-
     ("answer", "error_type", "info"),
     [
         # The returned batch is measured and checked like a device's.
-        (lambda r: [{**r[0], "value": "v" * 1_048_576}], "LimitExceededException", {"limit": "bytes", "max": 1_048_576, "attempted": 1_048_577}),
+        (
+            lambda r: [{**r[0], "value": "v" * 1_048_576}],
+            "LimitExceededException",
+            {"limit": "bytes", "max": 1_048_576, "attempted": 1_048_577},
+        ),
         (lambda r: [*r, r[0]], "InvalidParameterException", {"parameter": "records"}),
         (lambda r: [{**r[0], "key": "k" * 129}], "InvalidParameterException", {"parameter": "key"}),
         (lambda r: [{**r[0], "value": None}], "InvalidParameterException", {"parameter": "value"}),
-        (lambda r: [{**r[0], "syncCount": 7}], "ConflictException", {"key": "k", "current": 0, "expected": 7}),
+        (
+            lambda r: [{**r[0], "syncCount": 7}],
+            "ConflictException",
+            {"key": "k", "current": 0, "expected": 7},
+        ),
     ],
     ids=["size limit", "duplicate key", "long key", "replace without value", "stale sync count"],
 )
@@ -227,13 +252,34 @@ def _fails(event: dict[str, Any], context: Any) -> dict[str, Any]:
         (lambda e, c: {"records": [{"key": 5, "value": "v"}]}, "malformed record patch (number 0)"),
         (lambda e, c: {"records": [{"key": "k", "op": "UPSERT"}]}, "malformed record patch"),
         (lambda e, c: {"records": [{"key": "k", "value": 5}]}, "malformed record patch"),
-        (lambda e, c: {"records": [{"key": "k", "value": "v", "syncCount": "0"}]}, "malformed record patch"),
-        (lambda e, c: {"records": [{"key": "k", "value": "v", "syncCount": 0.5}]}, "malformed record patch"),
-        (lambda e, c: {"records": [{"key": "k", "value": "v", "deviceLastModifiedDate": "yesterday"}]}, "malformed record patch"),
+        (
+            lambda e, c: {"records": [{"key": "k", "value": "v", "syncCount": "0"}]},
+            "malformed record patch",
+        ),
+        (
+            lambda e, c: {"records": [{"key": "k", "value": "v", "syncCount": 0.5}]},
+            "malformed record patch",
+        ),
+        (
+            lambda e, c: {
+                "records": [{"key": "k", "value": "v", "deviceLastModifiedDate": "yesterday"}]
+            },
+            "malformed record patch",
+        ),
         (lambda e, c: {"records": [None]}, "malformed record patch"),
     ],
-    ids=["raises", "null", "records not a list", "key not a string", "bad op", "value not a string",
-         "sync count a string", "sync count a fraction", "bad date", "null record"],
+    ids=[
+        "raises",
+        "null",
+        "records not a list",
+        "key not a string",
+        "bad op",
+        "value not a string",
+        "sync count a string",
+        "sync count a fraction",
+        "bad date",
+        "null record",
+    ],
 )
 async def test_a_failing_or_malformed_trigger_fails_the_push(  # type: ignore[no-untyped-def]
     alice, trigger_lambda: LambdaEndpoint, handler, message: str
@@ -280,3 +326,37 @@ def test_without_the_parameter_the_default_stack_has_no_trigger(
         device.dataset("scores").put("forbidden", "x")
         assert device.dataset("scores").synchronize().sync_count == 1
         assert device.dataset("scores").get("shout") == "hello"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--parameter", f"SyncTriggerFunctionArn={SYNC_TRIGGER_ARN}"],
+            f"the template invokes Lambda {SYNC_TRIGGER_ARN}: give --lambda-endpoint URL",
+        ),
+        (["--parameter", "NoSuchParameter=1"], "not template parameters: NoSuchParameter"),
+        (
+            ["--parameter", "SyncTriggerFunctionArn=check-scores"],
+            "parameter SyncTriggerFunctionArn=check-scores does not match",
+        ),
+        (["--parameter", "AllowGuests"], "--parameter AllowGuests: use NAME=VALUE"),
+    ],
+)
+def test_the_launcher_refuses_a_trigger_stack_it_cannot_run(
+    aws_backend: SimulatorBackend, tmp_path: Path, options: list[str], message: str
+) -> None:
+    result = subprocess.run(
+        [
+            *(aws_backend.node, str(SIMULATOR_DIR / "launch.js")),
+            *("--template", str(SCHEMA_DIR / "template.yaml")),
+            *("--dynamodb-endpoint", aws_backend.dynamodb_endpoint),
+            *("--identity-map", str(aws_backend.identity_map)),
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert message in result.stderr
