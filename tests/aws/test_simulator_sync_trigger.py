@@ -117,6 +117,15 @@ async def test_a_rejected_batch_is_a_typed_error_and_writes_nothing(  # type: ig
     assert len(trigger_lambda.invocations) == 1
     assert await datasets(alice) == {}
     assert aws_trigger_backend.table_items(f"r#{alice.identity_id}#scores") == []
+    # Into an existing dataset; a rejection without a reason gets a default one.
+    await push(alice, "scores", [patch("ok", "1")])
+    trigger_lambda.handler = lambda event, context: {"rejected": ""}
+    with pytest.raises(GraphQLFailure) as caught:
+        await push(alice, "scores", [patch("ok", "2", 1)])
+    assert caught.value.first["message"] == "rejected by the sync trigger"
+    assert caught.value.info == {"rejectedBy": "syncTrigger"}
+    assert await values(alice, "scores") == {"ok": "1"}
+    assert (await datasets(alice))["scores"]["syncCount"] == 1
 
 
 async def test_the_lambda_sees_the_batch_as_sent(  # type: ignore[no-untyped-def]
@@ -126,7 +135,8 @@ async def test_the_lambda_sees_the_batch_as_sent(  # type: ignore[no-untyped-def
     request_id = str(uuid.uuid4())
     await push(alice, "notes", [patch("a", "1")], device="laptop")
     sent = [patch("b", "2", deviceLastModifiedDate=stamp), patch("a", None, 1)]
-    await push(alice, "notes", sent, request_id=request_id, device="phone")
+    change = await push(alice, "notes", sent, request_id=request_id, device="phone")
+    assert change["syncCount"] == 2  # handed back unchanged (lambda_handler's spelling)
     (_, invocation) = trigger_lambda.invocations
     assert invocation.function == SYNC_TRIGGER_ARN
     assert invocation.event == {
