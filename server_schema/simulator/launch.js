@@ -127,7 +127,6 @@ function planResources(template, given) {
         case 'Fn::If':
           return resolve(condition(arg[0]) ? arg[1] : arg[2]);
         case 'Fn::Condition':
-        case 'Condition':
           return condition(arg);
         case 'Fn::Equals':
           return resolve(arg[0]) === resolve(arg[1]);
