@@ -12,7 +12,9 @@ server.
 `lambda_handler` wraps the same function as an AWS Lambda handler with a JSON contract: the
 event ``{"identityId", "datasetName", "records": [{"op", "key", "value", "syncCount",
 "deviceLastModifiedDate"}]}`` is answered with ``{"records": [...]}`` (the patches to apply,
-same shape) or ``{"rejected": reason}`` (for a trigger in a stack's push pipeline).
+same shape) or ``{"rejected": reason}``: a trigger in a stack's push pipeline (template
+parameter ``SyncTriggerFunctionArn``, whose event also carries ``deviceId``,
+``clientRequestId`` and the dataset's ``syncCount``; server_schema/README.md).
 
 The successor of Cognito Streams, the change stream, is `cogsync.server.changes`.
 """

@@ -26,6 +26,16 @@
 //   6. Errors: only the resolver's error, as AppSync reports it (see appSyncErrors).
 //   7. VTL maps compare string keys by value, as AppSync's Java maps do.
 //   8. Linear-time value conversions (the simulator's are quadratic in map keys).
+//   9. Template parameters (--parameter NAME=VALUE, repeatable; the others take their
+//      defaults) and conditions: resources whose Condition is false are left out, and
+//      !If, !Equals, !Not, !And, !Or, !Condition and !Ref of a parameter are resolved.
+//  10. Lambda data sources (the sync trigger, SyncTriggerFunctionArn) invoke a local
+//      stand-in through the Lambda Invoke API: POST <--lambda-endpoint>/2015-03-31/
+//      functions/<function ARN>/invocations with the payload as JSON body, answered with
+//      the function's JSON result; an X-Amz-Function-Error header makes it a failed
+//      invocation (AppSync's $ctx.error, type Lambda:Unhandled). The tests serve it from
+//      a Python handler (tests/aws/lambda_endpoint.py); `sam local start-lambda` speaks
+//      the same API. Unsigned: never point it at anything but a local stand-in.
 // On startup it prints one JSON line to stdout: {"url": ..., "realtimeUrl": ..., "port": ...}.
 'use strict';
 
@@ -50,10 +60,16 @@ const dynamoUtils = require(path.join(LIB, 'data-loader/dynamo-db/utils'));
 const dynamoMarshalling = require(require.resolve('@aws-sdk/util-dynamodb', { paths: [LIB] }));
 
 function parseArgs(argv) {
-  const args = { port: '0', region: 'us-east-1' };
+  const args = { port: '0', region: 'us-east-1', parameters: {} };
   for (let i = 0; i < argv.length; i += 2) {
     const name = argv[i].replace(/^--/, '');
     if (argv[i + 1] === undefined) throw new Error(`option --${name} needs a value`);
+    if (name === 'parameter') {
+      const match = /^([A-Za-z0-9]+)=(.*)$/s.exec(argv[i + 1]);
+      if (!match) throw new Error(`--parameter ${argv[i + 1]}: use NAME=VALUE`);
+      args.parameters[match[1]] = match[2];
+      continue;
+    }
     args[name.replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = argv[i + 1];
   }
   for (const required of ['template', 'dynamodbEndpoint', 'identityMap']) {
@@ -72,6 +88,100 @@ function loadTemplate(file) {
   return yaml.load(fs.readFileSync(file, 'utf8'), { schema: CFN_SCHEMA });
 }
 
+// 9. The template's resources for the given parameters, as CloudFormation plans them:
+//    resources with a false Condition left out; !If, condition functions and !Ref of a
+//    parameter resolved (references to resources stay as they are).
+const NO_VALUE = Symbol('AWS::NoValue');
+
+function planResources(template, given) {
+  const declared = template.Parameters || {};
+  const unknown = Object.keys(given).filter((name) => !(name in declared));
+  if (unknown.length) throw new Error(`not template parameters: ${unknown.join(', ')}`);
+  const values = {};
+  for (const [name, p] of Object.entries(declared)) {
+    values[name] = name in given ? given[name] : String(p.Default === undefined ? '' : p.Default);
+    if (p.AllowedPattern && !new RegExp(p.AllowedPattern).test(values[name])) {
+      throw new Error(`parameter ${name}=${values[name]} does not match ${p.AllowedPattern}`);
+    }
+  }
+  const conditions = {};
+  const condition = (name) => {
+    if (!(name in conditions)) {
+      const definition = (template.Conditions || {})[name];
+      if (definition === undefined) throw new Error(`no condition ${name}`);
+      conditions[name] = Boolean(resolve(definition));
+    }
+    return conditions[name];
+  };
+  const resolve = (node) => {
+    if (Array.isArray(node)) return node.map(resolve).filter((v) => v !== NO_VALUE);
+    if (!node || typeof node !== 'object') return node;
+    const keys = Object.keys(node);
+    if (keys.length === 1) {
+      const arg = node[keys[0]];
+      switch (keys[0]) {
+        case 'Ref':
+        case 'Fn::Ref':
+          if (arg === 'AWS::NoValue') return NO_VALUE;
+          return arg in values ? values[arg] : node;
+        case 'Fn::If':
+          return resolve(condition(arg[0]) ? arg[1] : arg[2]);
+        case 'Fn::Condition':
+          return condition(arg);
+        case 'Fn::Equals':
+          return resolve(arg[0]) === resolve(arg[1]);
+        case 'Fn::Not':
+          return !resolve(arg[0]);
+        case 'Fn::And':
+          return arg.every((a) => resolve(a));
+        case 'Fn::Or':
+          return arg.some((a) => resolve(a));
+        default:
+      }
+    }
+    const out = {};
+    for (const [key, value] of Object.entries(node)) {
+      const resolved = resolve(value);
+      if (resolved !== NO_VALUE) out[key] = resolved;
+    }
+    return out;
+  };
+  const resources = {};
+  for (const [id, resource] of Object.entries(template.Resources)) {
+    if (resource.Condition !== undefined && !condition(resource.Condition)) continue;
+    resources[id] = { ...resource, Properties: resolve(resource.Properties || {}) };
+  }
+  return resources;
+}
+
+// 10. A Lambda data source's invoke: the Lambda Invoke API of a local stand-in.
+function lambdaInvoker(endpoint, functionArn) {
+  if (!endpoint) {
+    throw new Error(`the template invokes Lambda ${functionArn}: give --lambda-endpoint URL (a local stand-in)`);
+  }
+  const url = `${endpoint.replace(/\/$/, '')}/2015-03-31/functions/${encodeURIComponent(functionArn)}/invocations`;
+  return async (payload) => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(payload === undefined ? null : payload),
+    });
+    const text = await response.text();
+    const functionError = response.headers.get('x-amz-function-error');
+    if (!response.ok || functionError) {
+      let message = text;
+      try {
+        message = JSON.parse(text).errorMessage || text;
+      } catch (_) { /* not JSON: the body as it is */ }
+      const error = new Error(message || `Lambda invocation failed (HTTP ${response.status})`);
+      error.type = functionError ? `Lambda:${functionError}` : 'Lambda:ServiceException';
+      error.extensions = { errorType: error.type };
+      throw error;
+    }
+    return text ? JSON.parse(text) : null;
+  };
+}
+
 function logicalId(value) {
   // !Ref X, !GetAtt X.Name, !GetAtt [X, Name] -> X
   if (typeof value === 'string') return value;
@@ -85,7 +195,7 @@ function logicalId(value) {
 function buildConfig(args) {
   const templateFile = path.resolve(args.template);
   const dir = path.dirname(templateFile);
-  const resources = loadTemplate(templateFile).Resources;
+  const resources = planResources(loadTemplate(templateFile), args.parameters);
   const byType = (type) => Object.entries(resources).filter(([, r]) => r.Type === type);
   const tableNames = {};
   for (const [id] of byType('AWS::DynamoDB::Table')) tableNames[id] = (args.tablePrefix || '') + id;
@@ -101,6 +211,11 @@ function buildConfig(args) {
   const dataSources = byType('AWS::AppSync::DataSource').map(([, r]) => {
     const p = r.Properties;
     if (p.Type === 'NONE') return { type: 'NONE', name: p.Name };
+    if (p.Type === 'AWS_LAMBDA') {
+      const arn = p.LambdaConfig.LambdaFunctionArn;
+      if (typeof arn !== 'string') throw new Error(`cannot resolve Lambda ARN ${JSON.stringify(arn)}`);
+      return { type: 'AWS_LAMBDA', name: p.Name, invoke: lambdaInvoker(args.lambdaEndpoint, arn) };
+    }
     if (p.Type !== 'AMAZON_DYNAMODB') throw new Error(`data source type ${p.Type} is not simulated`);
     return {
       type: 'AMAZON_DYNAMODB',

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,14 @@ from cogsync.config import Config
 from cogsync.demo import developer_login
 from cogsync.server.runner import EmbeddedServer
 from tests.aws.identity_resolver import IdentityResolver
+from tests.aws.lambda_endpoint import LambdaEndpoint
+from tests.moving.operator_trigger import handler as operator_trigger
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "server_schema"
 SIMULATOR_DIR = SCHEMA_DIR / "simulator"
 REGION = "us-east-1"
+SYNC_TRIGGER_ARN = "arn:aws:lambda:us-east-1:123456789012:function:cogsync-sync-trigger"
 _START_TIMEOUT = 60.0
 
 
@@ -111,6 +114,8 @@ class SimulatorBackend:
     identity_map: Path
     identity_server: EmbeddedServer
     resolver: IdentityResolver
+    node: str
+    dynamodb_endpoint: str
     _lock: threading.Lock
 
     @property
@@ -225,9 +230,13 @@ def _read_banner(process: subprocess.Popen[str]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _simulator(
-    node: str, dynamodb_endpoint: str, identity_map: Path, resolver_url: str
+    node: str,
+    dynamodb_endpoint: str,
+    identity_map: Path,
+    resolver_url: str,
+    extra: Sequence[str] = (),
 ) -> Iterator[dict[str, Any]]:
-    """The launcher running as a child process; yields its banner (URLs)."""
+    """The launcher running as a child process (``extra``: more options); yields its banner."""
     env = dict(os.environ, AWS_ACCESS_KEY_ID="cogsync-test", AWS_SECRET_ACCESS_KEY="cogsync-test")
     env["AWS_DEFAULT_REGION"] = REGION
     process = subprocess.Popen(
@@ -244,6 +253,7 @@ def _simulator(
             resolver_url,
             "--region",
             REGION,
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -307,5 +317,45 @@ def aws_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorB
             identity_map=identity_map,
             identity_server=identity_server,
             resolver=resolver,
+            node=node,
+            dynamodb_endpoint=endpoint,
             _lock=threading.Lock(),
+        )
+
+
+@pytest.fixture(scope="session")
+def sync_trigger_lambda() -> Iterator[LambdaEndpoint]:
+    """The sync trigger's Lambda, run locally: `tests.moving.operator_trigger`'s handler
+    (the one `cogsync serve --sync-trigger` runs in tests/moving) unless a test swaps it."""
+    with LambdaEndpoint(operator_trigger) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def trigger_lambda(sync_trigger_lambda: LambdaEndpoint) -> Iterator[LambdaEndpoint]:
+    """`sync_trigger_lambda` with no invocations yet, its handler restored after the test."""
+    sync_trigger_lambda.invocations.clear()
+    yield sync_trigger_lambda
+    sync_trigger_lambda.handler = operator_trigger
+
+
+@pytest.fixture(scope="session")
+def aws_trigger_backend(
+    aws_backend: SimulatorBackend, sync_trigger_lambda: LambdaEndpoint
+) -> Iterator[SimulatorBackend]:
+    """A second simulator running template.yaml with ``SyncTriggerFunctionArn`` set, its
+    Lambda data source invoking `sync_trigger_lambda`; same DynamoDB and identities."""
+    options = (
+        *("--parameter", f"SyncTriggerFunctionArn={SYNC_TRIGGER_ARN}"),
+        *("--lambda-endpoint", sync_trigger_lambda.url),
+    )
+    with _simulator(
+        aws_backend.node,
+        aws_backend.dynamodb_endpoint,
+        aws_backend.identity_map,
+        aws_backend.resolver.url,
+        options,
+    ) as banner:
+        yield dataclasses.replace(
+            aws_backend, url=banner["url"], realtime_url=banner["realtimeUrl"]
         )
