@@ -33,7 +33,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="FILE_OR_URL",
         help="keys of each --trust-identity-pool's issuer, in order (default: Cognito "
-        "Identity's public keys for the pool's region)",
+        "Identity's public keys, https://cognito-identity.amazonaws.com/.well-known/jwks_uri)",
     )
 
 

@@ -37,9 +37,14 @@ _POOL_RE = re.compile(r"[\w-]+:[0-9a-f-]+")
 
 
 def default_jwks_url(pool_id: str) -> str:
-    """Cognito Identity's public keys for the region of ``pool_id``."""
-    region = pool_id.split(":", 1)[0]
-    return f"https://cognito-identity.{region}.amazonaws.com/.well-known/jwks_uri"
+    """Cognito Identity's public keys (``jwks_uri`` of its OpenID configuration).
+
+    One key set serves every region (each region's keys carry their own ``kid``), so the
+    URL does not depend on ``pool_id``; it is a parameter so a future issuer split by region
+    can be followed without changing callers.
+    """
+    del pool_id
+    return f"{COGNITO_ISSUER}/.well-known/jwks_uri"
 
 
 def _refused(message: str) -> RequestRefused:

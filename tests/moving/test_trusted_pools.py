@@ -141,7 +141,7 @@ def test_the_servers_own_tokens_still_work(server: EmbeddedServer, tmp_path: Pat
 
 def test_options_are_checked(tmp_path: Path, pool: StandInPool) -> None:
     assert default_jwks_url("eu-west-1:abc") == (
-        "https://cognito-identity.eu-west-1.amazonaws.com/.well-known/jwks_uri"
+        "https://cognito-identity.amazonaws.com/.well-known/jwks_uri"
     )
     jwks = str(pool.jwks_file(tmp_path / "jwks.json"))
     with pytest.raises(ConfigError, match="one --trusted-pool-jwks per"):
