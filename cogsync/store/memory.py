@@ -28,7 +28,7 @@ from cogsync.limits import (
 from cogsync.models import DatasetState, Record, RecordWrite
 from cogsync.store.owners import follow_moves
 
-__all__ = ["MemoryStore", "check_sync_writes"]
+__all__ = ["MemoryStore", "check_sync_writes", "covered_sync_count"]
 
 _Dataset = tuple[str, str]
 
@@ -44,6 +44,19 @@ def check_sync_writes(writes: Sequence[RecordWrite]) -> None:
             raise InvalidKeyError(f"sync wrote a record key {key!r}: keys are non-empty str")
         if value is not None:
             validate_value(value)
+
+
+def covered_sync_count(last_sync_count: int | None, skipped: Sequence[RecordWrite]) -> int | None:
+    """The ``last_sync_count`` a sync step may store, given the pulled writes it skipped.
+
+    A pulled record skipped by its revision guard (the app wrote the key meanwhile) is not
+    stored, so the count must stay below it: the next pull fetches it again, and the
+    conflict is seen then, even if the app's own edit is gone by that time.
+    """
+    pulled = [w.record.sync_count for w in skipped if not w.keep_sync_count_on_mismatch]
+    if last_sync_count is None or not pulled:
+        return last_sync_count
+    return min(last_sync_count, min(pulled) - 1)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -350,6 +363,7 @@ class MemoryStore:
         check_sync_writes(writes)
         ds = (owner, name)
         skipped: list[str] = []
+        missed: list[RecordWrite] = []
         with self._lock:
             state = self._datasets.get(ds) or DatasetState(name)
             records = self._records.setdefault(ds, {})
@@ -376,6 +390,7 @@ class MemoryStore:
                     state = replace(state, last_modified=modified)
                     continue
                 skipped.append(rec.key)
+                missed.append(write)
                 if not write.keep_sync_count_on_mismatch:
                     continue
                 bases[rec.key] = rec.value
@@ -388,6 +403,7 @@ class MemoryStore:
                 )  # fmt: skip
             if not records:
                 del self._records[ds]
+            last_sync_count = covered_sync_count(last_sync_count, missed)
             if last_sync_count is not None:
                 state = replace(state, last_sync_count=last_sync_count)
             if clear_deleted_pending:

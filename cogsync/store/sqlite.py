@@ -43,7 +43,7 @@ from cogsync.models import DatasetState, Record, RecordWrite
 from cogsync.store import owners
 from cogsync.store import statements as sql
 from cogsync.store.errors import storage_error
-from cogsync.store.memory import check_sync_writes
+from cogsync.store.memory import check_sync_writes, covered_sync_count
 from cogsync.store.migrations import check_current, migrate
 from cogsync.store.rows import as_dataset, as_record, as_text
 
@@ -479,6 +479,7 @@ class SQLiteStore:
         """
         check_sync_writes(writes)
         skipped: list[str] = []
+        missed: list[RecordWrite] = []
         with self._write() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO datasets (owner, name) VALUES (?, ?)", (owner, name)
@@ -507,6 +508,7 @@ class SQLiteStore:
                         newest = modified
                     continue
                 skipped.append(rec.key)
+                missed.append(write)
                 if not write.keep_sync_count_on_mismatch:
                     continue
                 if current is not None:
@@ -521,7 +523,8 @@ class SQLiteStore:
                 revisions[rec.key] = revision
             conn.execute(
                 sql.FINISH_DATASET,
-                {"do": owner, "dn": name, "newest": newest, "count": last_sync_count,
+                {"do": owner, "dn": name, "newest": newest,
+                 "count": covered_sync_count(last_sync_count, missed),
                  "clear": clear_deleted_pending},
             )  # fmt: skip
         return skipped
