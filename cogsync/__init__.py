@@ -9,6 +9,7 @@ from cogsync.client import AsyncClient
 from cogsync.config import Config
 from cogsync.dataset import AsyncDataset
 from cogsync.engine.conflicts import last_writer_wins, local_wins, remote_wins
+from cogsync.events import ChangeEvent, Subscription
 from cogsync.exceptions import (
     CogsyncError,
     ConfigError,
@@ -33,13 +34,16 @@ from cogsync.exceptions import (
 )
 from cogsync.limits import Limits
 from cogsync.models import Conflict, DatasetMetadata, Record, Resolution, SyncResult
+from cogsync.status import ClientStatus, DatasetStatus
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
     "AsyncDataset",
+    "ChangeEvent",
     "Client",
+    "ClientStatus",
     "CogsyncError",
     "Config",
     "ConfigError",
@@ -49,6 +53,7 @@ __all__ = [
     "DatasetLimitExceededError",
     "DatasetMetadata",
     "DatasetSizeLimitExceededError",
+    "DatasetStatus",
     "IdentityConflictError",
     "InvalidKeyError",
     "InvalidNameError",
@@ -64,6 +69,7 @@ __all__ = [
     "StorageCorruptError",
     "StorageError",
     "StorageFullError",
+    "Subscription",
     "SyncAllError",
     "SyncResult",
     "UnsyncedChangesError",
