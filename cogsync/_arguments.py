@@ -26,11 +26,17 @@ def check_arguments(
         )
     if db_path is not None and not isinstance(db_path, str | os.PathLike):
         raise UsageError(f"db_path must be a file path, got {type(db_path).__name__}")
-    if logins is not None and (
-        not isinstance(logins, Mapping)
-        or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in logins.items())
+    if (
+        logins is not None
+        and not callable(logins)
+        and (
+            not isinstance(logins, Mapping)
+            or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in logins.items())
+        )
     ):
-        raise UsageError("logins must map provider names to token strings")
+        raise UsageError(
+            "logins must map provider names to token strings, or be a function returning that"
+        )
     for name, value in (("identity_id", identity_id), ("device_id", device_id)):
         if value is not None and (not isinstance(value, str) or not value):
             raise UsageError(f"{name} must be a non-empty str")

@@ -107,13 +107,14 @@ class AutoSync:
         self._schedule(name, self._debounce)
 
     def poked(self, name: str) -> None:
-        """Dataset ``name`` changed on the server: sync it now."""
-        self._schedule(name, 0.0)
+        """Dataset ``name`` changed on the server: sync it now (or when its writes pause)."""
+        self._schedule(name, 0.0, extend=False)
 
-    def _schedule(self, name: str, delay: float) -> None:
+    def _schedule(self, name: str, delay: float, *, extend: bool = True) -> None:
         if self._closed or not self.covers(name):
             return
-        self._due[name] = time.monotonic() + delay
+        due = time.monotonic() + delay
+        self._due[name] = due if extend else max(due, self._due.get(name, 0.0))
         task = self._tasks.get(name)
         if task is not None and not task.done():
             if task in self._busy:

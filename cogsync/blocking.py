@@ -20,6 +20,7 @@ from cogsync.dataset import AsyncDataset
 from cogsync.engine.conflicts import last_writer_wins
 from cogsync.events import ChangeEvent, Subscription
 from cogsync.exceptions import UsageError
+from cogsync.identity import Logins
 from cogsync.limits import Limits
 from cogsync.models import DatasetMetadata, Record, SyncResult
 from cogsync.status import ClientStatus, DatasetStatus
@@ -68,6 +69,8 @@ class Portal:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
+        if not self._loop.is_closed():  # callbacks' worker threads end here too
+            self._loop.run_until_complete(self._loop.shutdown_default_executor())
         self._loop.close()
 
 
@@ -98,6 +101,8 @@ class Client:
 
     def __init__(self, config: Config | None = None, **options: Unpack[ClientOptions]) -> None:
         self._portal = Portal()
+        if callable(options.get("logins")):  # the app's function runs off the loop
+            options = {**options, "logins": off_loop(options["logins"])}
         try:
             self._async = self._portal.call(_construct(config, options))
         except BaseException:
@@ -155,12 +160,11 @@ class Client:
         """Fetch the server's dataset list (including datasets never opened here)."""
         return self._portal.call(self._async.refresh_dataset_metadata())
 
-    def login(
-        self, logins: dict[str, str], *, on_datasets_merged: DatasetsMerged | None = None
-    ) -> str:
+    def login(self, logins: Logins, *, on_datasets_merged: DatasetsMerged | None = None) -> str:
         """Switch to an authenticated identity; see `AsyncClient.login`."""
         merged = off_loop(on_datasets_merged)
-        return self._portal.call(self._async.login(logins, on_datasets_merged=merged))
+        coro = self._async.login(off_loop(logins), on_datasets_merged=merged)
+        return self._portal.call(coro)
 
     def synchronize(self, name: str, **callbacks: Any) -> SyncResult:
         """Sync one dataset; see `AsyncClient.synchronize`."""

@@ -41,7 +41,7 @@ from cogsync.exceptions import (
     UnsyncedChangesError,
     UsageError,
 )
-from cogsync.identity import ClientIdentity, require_config
+from cogsync.identity import ClientIdentity, Logins, require_config
 from cogsync.limits import DEFAULT_LIMITS, Limits, validate_name
 from cogsync.live import LiveState, SyncObserver
 from cogsync.models import DatasetMetadata, SyncResult
@@ -61,7 +61,7 @@ class ClientOptions(TypedDict, total=False):
     """The keyword arguments of `AsyncClient` (and `cogsync.Client`)."""
 
     db_path: str | os.PathLike[str] | None
-    logins: dict[str, str] | None
+    logins: Logins | None
     identity_id: str | None
     device_id: str | None
     backend: RemoteBackend | None
@@ -78,7 +78,10 @@ class AsyncClient(AsyncClosing):
         db_path: the device's SQLite file (created if absent).
         logins: provider name -> token, for an authenticated identity. On first contact a
             guest's data moves to it (as by `login`); another authenticated identity's data
-            stays that identity's, and is out of sight from the start.
+            stays that identity's, and is out of sight from the start. May be a function
+            (plain or coroutine) returning them: it is called at first contact and again
+            whenever the identity service refuses them (expired, invalid); the call is
+            retried once with the new ones, and a second refusal is a `NotAuthorizedError`.
         identity_id: an identity id the app already has (old SDK cache, migration).
         device_id: override the store's generated device id.
         backend: a ready `RemoteBackend` (tests); None builds the GraphQL backend.
@@ -91,7 +94,7 @@ class AsyncClient(AsyncClosing):
         config: Config | None = None,
         *,
         db_path: str | os.PathLike[str] | None = None,
-        logins: dict[str, str] | None = None,
+        logins: Logins | None = None,
         identity_id: str | None = None,
         device_id: str | None = None,
         backend: RemoteBackend | None = None,
@@ -229,7 +232,7 @@ class AsyncClient(AsyncClosing):
         return await self._identity.connect()
 
     async def login(
-        self, logins: dict[str, str], *, on_datasets_merged: DatasetsMerged | None = None
+        self, logins: Logins, *, on_datasets_merged: DatasetsMerged | None = None
     ) -> str:
         """Switch to the authenticated identity of ``logins``; return its identity id.
 
@@ -248,7 +251,7 @@ class AsyncClient(AsyncClosing):
         self._check_open()
         restart = self._push is not None
         try:
-            identity_id, merged = await self._identity.login(dict(logins))
+            identity_id, merged = await self._identity.login(logins)
         finally:
             if restart and not self._closing:
                 await self.start_push_sync(self._push_on_change, self._push_datasets)
@@ -449,7 +452,8 @@ class AsyncClient(AsyncClosing):
         except CogsyncError as exc:
             if isinstance(exc, SyncAllError) and not isinstance(exc.__cause__, CogsyncError):
                 raise  # a failure outside cogsync's errors is not a failed catch-up
-            log.warning("catch-up sync after (re)connect failed: %s", exc)
+            if not self._closing:
+                log.warning("catch-up sync after (re)connect failed: %s", exc)
             results = exc.results if isinstance(exc, SyncAllError) else {}
         for name, result in results.items():
             await self._notify(name, result)
@@ -459,9 +463,13 @@ class AsyncClient(AsyncClosing):
             self._live.set_online(False)
 
     async def _on_remote_change(self, name: str, sync_count: int, deleted: bool) -> None:
-        if self._scheduler is not None and (
-            self._push_datasets is None or name in self._push_datasets
-        ):
+        if self._push_datasets is not None and name not in self._push_datasets:
+            return
+        if not deleted and sync_count <= self._live.board.dataset(name).sync_count:
+            return  # this device's own push, already applied
+        if self._auto is not None:
+            self._auto.poked(name)
+        elif self._scheduler is not None:
             self._scheduler.poke(name)
 
     async def _push_sync_one(self, name: str) -> None:

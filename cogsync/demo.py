@@ -33,10 +33,12 @@ def developer_login(
     user: str,
     *,
     provider: str = "login.cogsync.dev",
+    token_duration: int | None = None,
 ) -> dict[str, str]:
     """Vouch for ``user`` as the app's backend would; return ``logins`` for a `Client`.
 
-    Calls GetOpenIdTokenForDeveloperIdentity with the server's admin credentials.
+    Calls GetOpenIdTokenForDeveloperIdentity with the server's admin credentials;
+    ``token_duration`` (seconds) shortens the token's life.
     """
     client = boto3.client(
         "cognito-identity",
@@ -45,8 +47,9 @@ def developer_login(
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
     )
+    extra: dict[str, Any] = {} if token_duration is None else {"TokenDuration": token_duration}
     response = client.get_open_id_token_for_developer_identity(
-        IdentityPoolId=config.identity_pool_id, Logins={provider: user}
+        IdentityPoolId=config.identity_pool_id, Logins={provider: user}, **extra
     )
     return {"cognito-identity.amazonaws.com": response["Token"]}
 
