@@ -34,6 +34,7 @@ from cogsync.exceptions import (
 )
 from cogsync.limits import Limits
 from cogsync.models import Conflict, DatasetMetadata, Record, Resolution, SyncResult
+from cogsync.progress import SyncProgress
 from cogsync.status import ClientStatus, DatasetStatus
 
 __version__ = "0.1.0"
@@ -71,6 +72,7 @@ __all__ = [
     "StorageFullError",
     "Subscription",
     "SyncAllError",
+    "SyncProgress",
     "SyncResult",
     "UnsyncedChangesError",
     "UsageError",

@@ -285,7 +285,7 @@ class Dataset:
             off_loop(on_conflict),
             off_loop(on_dataset_deleted),
             off_loop(on_datasets_merged),
-            **options,
+            **off_loop_all(options),
         )
         return self._portal.call(coro)
 

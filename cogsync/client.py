@@ -29,7 +29,7 @@ from cogsync._gate import Gate
 from cogsync._store_thread import StoreThread
 from cogsync.auto_sync import AutoSync, sync_each
 from cogsync.config import Config
-from cogsync.dataset import AsyncDataset, LocalView, SyncEntryPoints
+from cogsync.dataset import AsyncDataset, LocalView, SyncEntryPoints, list_metadata
 from cogsync.driver import run_sync
 from cogsync.engine.conflicts import last_writer_wins
 from cogsync.engine.flow import sync_dataset
@@ -45,6 +45,7 @@ from cogsync.identity import ClientIdentity, Logins, require_config
 from cogsync.limits import DEFAULT_LIMITS, Limits, validate_name
 from cogsync.live import LiveState, SyncObserver
 from cogsync.models import DatasetMetadata, SyncResult
+from cogsync.progress import OnProgress, chain, progress_observer
 from cogsync.push import PushScheduler
 from cogsync.remote.base import RemoteBackend
 from cogsync.status import ClientStatus
@@ -195,24 +196,7 @@ class AsyncClient(AsyncClosing):
 
     async def list_datasets(self) -> list[DatasetMetadata]:
         """The datasets kept on this device (not those pending deletion)."""
-        return await self._local.read(self._list_datasets_blocking)
-
-    def _list_datasets_blocking(self, owner: str) -> list[DatasetMetadata]:
-        result = []
-        for state in self._store.list_datasets(owner):
-            if state.deleted_pending:
-                continue
-            records = self._store.get_records(owner, state.name)
-            result.append(
-                DatasetMetadata(
-                    name=state.name,
-                    sync_count=state.last_sync_count,
-                    size_in_bytes=self._store.size_in_bytes(owner, state.name),
-                    record_count=sum(1 for r in records.values() if r.value is not None),
-                    last_modified=state.last_modified,
-                )
-            )
-        return result
+        return await self._local.read(list_metadata, self._store)
 
     # ---- identity -------------------------------------------------------------------
     async def get_identity_id(self) -> str:
@@ -269,6 +253,7 @@ class AsyncClient(AsyncClosing):
         on_dataset_deleted: Callable[[str], Any] | None = None,
         on_datasets_merged: Callable[[str, list[str]], Any] | None = None,
         max_retries: int = 5,
+        on_progress: OnProgress | None = None,
     ) -> SyncResult:
         """Reconcile dataset ``name`` with the server: pull, resolve conflicts, push.
 
@@ -279,6 +264,7 @@ class AsyncClient(AsyncClosing):
                 dataset deleted elsewhere, False keeps it and recreates it on the server.
             on_datasets_merged: ``(dataset_name, merged_names) -> bool``.
             max_retries: rejected pushes re-planned before giving up with `ConflictError`.
+            on_progress: ``(SyncProgress) -> None``, called per page pulled and batch pushed.
 
         Always ends in a `SyncResult` or a typed error (`OfflineError` leaves local data
         intact; `ConflictError` after ``max_retries`` rejected pushes).
@@ -289,6 +275,7 @@ class AsyncClient(AsyncClosing):
             "on_dataset_deleted": on_dataset_deleted,
             "on_datasets_merged": on_datasets_merged,
             "max_retries": max_retries,
+            "on_progress": on_progress,
         }
         return await self._live.track(name, lambda observe: self._sync(name, observe, callbacks))
 
@@ -303,7 +290,9 @@ class AsyncClient(AsyncClosing):
             owner = await self._thread.run(self._identity.synced_owner)
             lock = self._locks.setdefault(name, asyncio.Lock())
             async with lock:
-                retries = callbacks.pop("max_retries")
+                retries, on_progress = callbacks.pop("max_retries"), callbacks.pop("on_progress")
+                if on_progress is not None:
+                    observe = chain(observe, await progress_observer(name, on_progress, backend))
                 flow = sync_dataset(name, device_id=self._device_id, max_retries=retries)
                 return await run_sync(
                     flow,

@@ -17,11 +17,11 @@ from cogsync._store_thread import RunBlocking
 from cogsync.engine.conflicts import last_writer_wins
 from cogsync.exceptions import InvalidValueError
 from cogsync.limits import validate_key, validate_value
-from cogsync.models import Record, SyncResult, utcnow
+from cogsync.models import DatasetMetadata, Record, SyncResult, utcnow
 from cogsync.status import DatasetStatus
 from cogsync.store.base import LocalStore
 
-__all__ = ["AsyncDataset", "LocalView", "SyncEntryPoints"]
+__all__ = ["AsyncDataset", "LocalView", "SyncEntryPoints", "list_metadata"]
 
 T = TypeVar("T")
 
@@ -65,6 +65,25 @@ class LocalView:
                 return method(store.resolve_owner(claimed()), *args)
 
         return await self.run(job)
+
+
+def list_metadata(owner: str, store: LocalStore) -> list[DatasetMetadata]:
+    """The datasets ``owner`` keeps in ``store``, pending deletions left out (store thread)."""
+    result = []
+    for state in store.list_datasets(owner):
+        if state.deleted_pending:
+            continue
+        records = store.get_records(owner, state.name)
+        result.append(
+            DatasetMetadata(
+                name=state.name,
+                sync_count=state.last_sync_count,
+                size_in_bytes=store.size_in_bytes(owner, state.name),
+                record_count=sum(1 for r in records.values() if r.value is not None),
+                last_modified=state.last_modified,
+            )
+        )
+    return result
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ async def run_sync(
     on_datasets_merged: OnDatasetsMerged | None = None,
     run_blocking: RunBlocking | None = None,
     new_request_id: Callable[[], str] | None = None,
-    observe: Callable[[commands.Command[Any], Any], None] | None = None,
+    observe: Callable[[commands.Command[Any], Any], Any] | None = None,
 ) -> SyncResult:
     """Execute ``flow`` against ``store`` (data of ``owner``) and ``backend``.
 
@@ -81,8 +81,8 @@ async def run_sync(
         run_blocking: ``async (fn, *args)`` running a blocking store call on the store's
             writer thread; None calls the store directly (in-memory stores, tests).
         new_request_id: makes client request ids; None uses random UUIDs.
-        observe: called with each command and its result once it succeeded (status,
-            change events, progress); it must not raise.
+        observe: called (or awaited) with each command and its result once it succeeded
+            (status, change events, progress).
 
     Returns:
         The flow's `SyncResult`. Raises what the flow raises: `OfflineError` (the server is
@@ -143,7 +143,7 @@ async def run_sync(
                 command = flow.throw(exc)
             else:
                 if observe is not None:
-                    observe(command, result)
+                    await maybe_await(observe(command, result))
                 command = flow.send(result)
     except StopIteration as stop:
         outcome: SyncResult = stop.value

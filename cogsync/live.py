@@ -26,7 +26,7 @@ __all__ = ["LiveState", "SyncObserver"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Fingerprint = dict[str, dict[str, tuple[str | None, int, bool]]]
-SyncObserver = Callable[[commands.Command[Any], Any], None]
+SyncObserver = Callable[[commands.Command[Any], Any], Any]
 
 
 @runtime_checkable
