@@ -96,6 +96,7 @@ def test_cogsync_demo_converges() -> None:
     assert "conflict on preferences/theme" in done.stdout
     assert "phone received 'font-size'" in done.stdout
     assert "converged: yes" in done.stdout
+    assert "catalog-0: pull 500/500 records" in done.stdout  # progress, as plain lines
 
 
 def test_cli_help_lists_commands() -> None:
