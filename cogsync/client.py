@@ -119,7 +119,7 @@ class AsyncClient(AsyncClosing):
             backend=backend,
         )
         view = LocalView(self._store, lambda: self._identity.owner, self._thread.run)
-        self._live = LiveState(view)
+        self._live = LiveState(view, device_id=self._device_id)
         self._local = replace(view, on_write=self._on_local_write)
         self._entry_points = SyncEntryPoints(
             self.synchronize, self.synchronize_on_connectivity, self._live.dataset_status

@@ -39,14 +39,15 @@ def _fingerprint(records: dict[str, Record]) -> dict[str, tuple[str | None, int,
 
 
 class _PulledKeys:
-    """Collects the keys a sync pulled from the server (a driver observer)."""
+    """Collects the keys a sync pulled that another device wrote (a driver observer)."""
 
-    def __init__(self) -> None:
+    def __init__(self, device_id: str | None) -> None:
         self.keys: set[str] = set()
+        self._device_id = device_id
 
     def __call__(self, command: commands.Command[Any], result: Any) -> None:
         if isinstance(command, commands.ListRecords):
-            self.keys.update(record.key for record in result.records)
+            self.keys.update(r.key for r in result.records if r.last_modified_by != self._device_id)
 
 
 class LiveState:
@@ -54,10 +55,14 @@ class LiveState:
 
     Args:
         local: the client's view of its store (owner resolution, store thread).
+        device_id: this device's id (records it pushed itself are no remote change).
         poll_interval: seconds between two ``data_version`` checks.
     """
 
-    def __init__(self, local: LocalView, *, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self, local: LocalView, *, device_id: str | None = None, poll_interval: float = 0.5
+    ) -> None:
+        self._device_id = device_id
         self.board = StatusBoard()
         self.changes: Listeners[ChangeEvent] = Listeners()
         self._local = local
@@ -93,7 +98,7 @@ class LiveState:
 
     async def track(self, name: str, sync: Callable[[SyncObserver], Awaitable[T]]) -> T:
         """Run ``sync(observer)`` for dataset ``name``, keeping status and events current."""
-        pulled = _PulledKeys()
+        pulled = _PulledKeys(self._device_id)
         self.board.sync_started(name)
         try:
             result = await sync(pulled)

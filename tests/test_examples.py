@@ -103,3 +103,12 @@ def test_cli_help_lists_commands() -> None:
     done = _run(["-m", "cogsync.cli", "--help"], cwd=ROOT)
     for command in ("serve", "demo", "migrate", "inspect"):
         assert command in done.stdout
+
+
+def test_live_app_example() -> None:
+    done = _run(["live_app.py"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "phone   remote change in notes: groceries" in out
+    assert "laptop  is offline" in out and "laptop  is online" in out
+    assert "converged after the outage" in out and "pending changes: 0" in out
