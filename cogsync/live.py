@@ -17,7 +17,14 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from cogsync.dataset import LocalView
 from cogsync.engine import commands
 from cogsync.events import ChangeEvent, Listeners, Origin
-from cogsync.exceptions import CogsyncError, OfflineError
+from cogsync.exceptions import (
+    CogsyncError,
+    ConflictError,
+    LimitExceededError,
+    NotAuthorizedError,
+    OfflineError,
+    ServerError,
+)
 from cogsync.models import Record
 from cogsync.status import ClientStatus, DatasetStatus, StatusBoard
 
@@ -36,6 +43,15 @@ class _Versioned(Protocol):
 
 def _fingerprint(records: dict[str, Record]) -> dict[str, tuple[str | None, int, bool]]:
     return {k: (r.value, r.sync_count, r.dirty) for k, r in records.items()}
+
+
+def _server_answered(error: CogsyncError) -> bool | None:
+    """Whether ``error`` shows the server reachable (None: it says nothing about that)."""
+    if isinstance(error, OfflineError):
+        return False
+    if isinstance(error, NotAuthorizedError | ServerError | ConflictError | LimitExceededError):
+        return True
+    return None
 
 
 class _PulledKeys:
@@ -103,10 +119,10 @@ class LiveState:
         try:
             result = await sync(pulled)
         except CogsyncError as exc:
-            self.board.sync_failed(name, exc, offline=isinstance(exc, OfflineError))
+            self.board.sync_failed(name, exc, online=_server_answered(exc))
             raise
         except BaseException:
-            self.board.sync_failed(name, None, offline=False)
+            self.board.sync_failed(name, None, online=None)
             raise
         finally:
             with contextlib.suppress(CogsyncError):

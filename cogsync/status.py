@@ -107,10 +107,12 @@ class StatusBoard:
         self._update(name, syncing=False, last_synced_at=utcnow(), last_error=None)
         self.set_online(True)
 
-    def sync_failed(self, name: str, error: CogsyncError | None, *, offline: bool) -> None:
-        """A sync of ``name`` ended in ``error`` (``offline``: the server was unreachable)."""
+    def sync_failed(self, name: str, error: CogsyncError | None, *, online: bool | None) -> None:
+        """A sync of ``name`` ended in ``error``; ``online``: whether the server answered
+        (None: the failure says nothing about it)."""
         self._update(name, syncing=False, last_error=error)
-        self.set_online(not offline)
+        if online is not None:
+            self.set_online(online)
 
     def forget(self, name: str) -> None:
         """Drop what is known of ``name`` (the dataset is gone)."""
