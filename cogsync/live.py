@@ -110,7 +110,7 @@ class LiveState:
     async def local_write(self, name: str, keys: tuple[str, ...]) -> None:
         """This client wrote ``keys`` of dataset ``name``."""
         self._emit(name, keys, "local")
-        await self._refresh(name)
+        await self._refresh(name, keys)
 
     async def track(self, name: str, sync: Callable[[SyncObserver], Awaitable[T]]) -> T:
         """Run ``sync(observer)`` for dataset ``name``, keeping status and events current."""
@@ -166,17 +166,29 @@ class LiveState:
         if self.changes:
             self.changes.emit(ChangeEvent(name, keys, origin))
 
-    async def _refresh(self, name: str) -> None:
-        pending, sync_count = await self._local.read(self._refresh_blocking, name)
+    async def _refresh(self, name: str, keys: tuple[str, ...] = ()) -> None:
+        """Re-read the counts of ``name``; keep the watcher's picture of it current (only
+        ``keys`` of it, when given)."""
+        pending, sync_count = await self._local.read(self._refresh_blocking, name, keys)
         self.board.set_counts(name, pending, sync_count)
 
-    def _refresh_blocking(self, owner: str, name: str) -> tuple[int, int]:
-        if self._versioned and self._version is not None:
-            store = self._local.store
-            assert isinstance(store, _Versioned)
-            if store.data_version() == self._version:  # nobody else wrote: keep up
-                self._seen[name] = _fingerprint(self._local.store.get_records(owner, name))
+    def _refresh_blocking(self, owner: str, name: str, keys: tuple[str, ...]) -> tuple[int, int]:
+        store = self._local.store
+        if self._versioned and self._version is not None and self._unchanged(store):
+            if not keys:  # nobody else wrote: keep the picture current
+                self._seen[name] = _fingerprint(store.get_records(owner, name))
+            seen = self._seen.setdefault(name, {})
+            for key in keys:
+                record = store.get_record(owner, name, key)
+                if record is None:
+                    seen.pop(key, None)
+                else:
+                    seen.update(_fingerprint({key: record}))
         return self._count_blocking(owner, name)
+
+    def _unchanged(self, store: object) -> bool:
+        assert isinstance(store, _Versioned)
+        return store.data_version() == self._version
 
     async def _watch(self) -> None:
         while True:
