@@ -217,3 +217,39 @@ def test_blocking_client_auto_sync_leaves_no_thread(
         time.sleep(0.05)
     else:
         raise AssertionError(f"threads left running: {new}")
+
+
+async def test_auto_sync_limited_to_datasets_uses_the_callbacks(
+    server: EmbeddedServer, tmp_path: Path
+) -> None:
+    from cogsync import Conflict, Resolution, remote_wins
+
+    logins = await developer_logins(server, "kim")
+    resolved: list[str] = []
+
+    def on_conflict(name: str, conflicts: list[Conflict]) -> list[Resolution]:
+        resolved.extend(f"{name}/{c.key}" for c in conflicts)
+        return remote_wins(name, conflicts)
+
+    async with (
+        AsyncClient(server.config, db_path=tmp_path / "a.db", logins=logins) as a,
+        AsyncClient(server.config, db_path=tmp_path / "b.db", logins=logins) as b,
+    ):
+        theirs = await b.dataset("synced")
+        await theirs.put("x", "from b")
+        await theirs.synchronize()
+        mine, kept = await a.dataset("synced"), await a.dataset("kept-local")
+        await mine.put("x", "from a")
+        await kept.put("y", "1")
+        await a.start_auto_sync(debounce=0.1, on_conflict=on_conflict, datasets=["synced"])
+
+        async def synced() -> bool:
+            return (await mine.status()).pending_changes == 0 and await mine.get("x") == "from b"
+
+        await _until(synced, 30, "the covered dataset never synced")
+        await kept.put("y", "2")
+        await asyncio.sleep(0.5)
+        assert resolved == ["synced/x"]
+        status = await a.status()
+        assert status.datasets["kept-local"].pending_changes == 1
+        assert status.datasets["kept-local"].last_synced_at is None
