@@ -49,3 +49,21 @@ async def test_first_sync_progress(tmp_path: Path) -> None:
 @pytest.mark.slow
 async def test_first_sync_progress_20_datasets_of_1024_records(tmp_path: Path) -> None:
     await _first_sync_progress(tmp_path, datasets=20, records=1024)
+
+
+def test_blocking_progress_callback_runs_off_the_loop(tmp_path: Path) -> None:
+    import threading
+
+    from cogsync import Client
+    from cogsync.demo import developer_login
+
+    with EmbeddedServer(tmp_path / "server", port=0) as server:
+        key = server.admin_credentials
+        logins = developer_login(server.config, key.access_key_id, key.secret_access_key, "lu")
+        seen: list[tuple[SyncProgress, str]] = []
+        with Client(server.config, db_path=tmp_path / "d.db", logins=logins) as client:
+            ds = client.dataset("notes")
+            ds.put_all({f"k{i}": "v" for i in range(50)})
+            ds.synchronize(on_progress=lambda p: seen.append((p, threading.current_thread().name)))
+    assert [p.records_done for p, _ in seen if p.phase == "push"][-1] == 50
+    assert all(name != "cogsync-loop" for _, name in seen)
