@@ -9,6 +9,7 @@ from cogsync.client import AsyncClient
 from cogsync.config import Config
 from cogsync.dataset import AsyncDataset
 from cogsync.engine.conflicts import last_writer_wins, local_wins, remote_wins
+from cogsync.events import ChangeEvent, Subscription
 from cogsync.exceptions import (
     CogsyncError,
     ConfigError,
@@ -35,6 +36,8 @@ from cogsync.exceptions import (
 from cogsync.limits import Limits
 from cogsync.merge import merge_json
 from cogsync.models import Conflict, DatasetMetadata, Record, Resolution, SyncResult
+from cogsync.progress import SyncProgress
+from cogsync.status import ClientStatus, DatasetStatus
 from cogsync.typed.blocking import TypedDataset, TypedRecords
 from cogsync.typed.dataset import AsyncTypedDataset, AsyncTypedRecords
 
@@ -45,7 +48,9 @@ __all__ = [
     "AsyncDataset",
     "AsyncTypedDataset",
     "AsyncTypedRecords",
+    "ChangeEvent",
     "Client",
+    "ClientStatus",
     "CogsyncError",
     "Config",
     "ConfigError",
@@ -55,6 +60,7 @@ __all__ = [
     "DatasetLimitExceededError",
     "DatasetMetadata",
     "DatasetSizeLimitExceededError",
+    "DatasetStatus",
     "IdentityConflictError",
     "InvalidKeyError",
     "InvalidNameError",
@@ -71,7 +77,9 @@ __all__ = [
     "StorageCorruptError",
     "StorageError",
     "StorageFullError",
+    "Subscription",
     "SyncAllError",
+    "SyncProgress",
     "SyncResult",
     "TypedDataset",
     "TypedRecords",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, Unpack, overload
 
@@ -20,9 +20,12 @@ from cogsync.client import AsyncClient, ClientOptions, DatasetsMerged, OnChange
 from cogsync.config import Config
 from cogsync.dataset import AsyncDataset
 from cogsync.engine.conflicts import last_writer_wins
+from cogsync.events import ChangeEvent, Subscription
 from cogsync.exceptions import UsageError
+from cogsync.identity import Logins
 from cogsync.limits import Limits
 from cogsync.models import DatasetMetadata, Record, SyncResult
+from cogsync.status import ClientStatus, DatasetStatus
 from cogsync.typed.blocking import TypedDataset, TypedRecords
 from cogsync.typed.dataset import RecordModel
 
@@ -72,6 +75,8 @@ class Portal:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
+        if not self._loop.is_closed():  # callbacks' worker threads end here too
+            self._loop.run_until_complete(self._loop.shutdown_default_executor())
         self._loop.close()
 
 
@@ -102,6 +107,8 @@ class Client:
 
     def __init__(self, config: Config | None = None, **options: Unpack[ClientOptions]) -> None:
         self._portal = Portal()
+        if callable(options.get("logins")):  # the app's function runs off the loop
+            options = {**options, "logins": off_loop(options["logins"])}
         try:
             self._async = self._portal.call(_construct(config, options))
         except BaseException:
@@ -178,12 +185,11 @@ class Client:
         """Fetch the server's dataset list (including datasets never opened here)."""
         return self._portal.call(self._async.refresh_dataset_metadata())
 
-    def login(
-        self, logins: dict[str, str], *, on_datasets_merged: DatasetsMerged | None = None
-    ) -> str:
+    def login(self, logins: Logins, *, on_datasets_merged: DatasetsMerged | None = None) -> str:
         """Switch to an authenticated identity; see `AsyncClient.login`."""
         merged = off_loop(on_datasets_merged)
-        return self._portal.call(self._async.login(logins, on_datasets_merged=merged))
+        coro = self._async.login(off_loop(logins), on_datasets_merged=merged)
+        return self._portal.call(coro)
 
     def synchronize(self, name: str, **callbacks: Any) -> SyncResult:
         """Sync one dataset; see `AsyncClient.synchronize`."""
@@ -198,13 +204,39 @@ class Client:
         coro = self._async.synchronize_on_connectivity(name, **off_loop_all(callbacks))
         return self._portal.call(coro)
 
-    def start_push_sync(self, on_change: OnChange | None = None, **kwargs: Any) -> None:
+    def start_push_sync(
+        self,
+        on_change: OnChange | None = None,
+        datasets: Collection[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Keep a subscription open and sync datasets changed on other devices."""
-        self._portal.call(self._async.start_push_sync(off_loop(on_change), **kwargs))
+        coro = self._async.start_push_sync(off_loop(on_change), datasets, **kwargs)
+        self._portal.call(coro)
 
     def stop_push_sync(self) -> None:
         """Close the push-sync subscription."""
         self._portal.call(self._async.stop_push_sync())
+
+    def start_auto_sync(self, **options: Any) -> None:
+        """Sync in the background (see `AsyncClient.start_auto_sync` for the options)."""
+        self._portal.call(self._async.start_auto_sync(**off_loop_all(options)))
+
+    def stop_auto_sync(self) -> None:
+        """Stop background sync; a running sync finishes first."""
+        self._portal.call(self._async.stop_auto_sync())
+
+    def status(self) -> ClientStatus:
+        """Whether the server answers, whether auto sync runs, and each dataset's state."""
+        return self._portal.call(self._async.status())
+
+    def on_change(self, callback: Callable[[ChangeEvent], Any]) -> Subscription:
+        """Call ``callback(event)`` (in a worker thread) for every `ChangeEvent`."""
+        return self._portal.call(_on_loop(self._async.on_change, off_loop(callback)))
+
+    def on_status(self, callback: Callable[[ClientStatus], Any]) -> Subscription:
+        """Call ``callback(status)`` (in a worker thread) whenever a status field changes."""
+        return self._portal.call(_on_loop(self._async.on_status, off_loop(callback)))
 
     def wipe_data(self, *, force: bool = False) -> None:
         """Forget the identity and local data; refuses with unsynced changes unless ``force``."""
@@ -213,6 +245,10 @@ class Client:
 
 async def _construct(config: Config | None, options: ClientOptions) -> AsyncClient:
     return AsyncClient(config, **options)
+
+
+async def _on_loop(register: Callable[[Any], Subscription], callback: Any) -> Subscription:
+    return register(callback)
 
 
 class Dataset:
@@ -274,7 +310,7 @@ class Dataset:
             off_loop(on_conflict),
             off_loop(on_dataset_deleted),
             off_loop(on_datasets_merged),
-            **options,
+            **off_loop_all(options),
         )
         return self._portal.call(coro)
 
@@ -282,3 +318,7 @@ class Dataset:
         """Sync now if reachable; otherwise schedule a sync for when the server is back."""
         coro = self._inner.synchronize_on_connectivity(**off_loop_all(callbacks))
         return self._portal.call(coro)
+
+    def status(self) -> DatasetStatus:
+        """This dataset's `DatasetStatus`."""
+        return self._portal.call(self._inner.status())

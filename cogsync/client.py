@@ -17,36 +17,40 @@ import asyncio
 import contextlib
 import logging
 import os
-import sqlite3
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Collection
+from dataclasses import replace
 from typing import Any, TypedDict, TypeVar, overload
 
 from pydantic import BaseModel
 
+from cogsync._arguments import check_arguments, open_store
 from cogsync._backoff import backoff_delays
 from cogsync._callbacks import maybe_await
 from cogsync._closing import AsyncClosing
 from cogsync._gate import Gate
 from cogsync._store_thread import StoreThread
+from cogsync.auto_sync import AutoSync, sync_each
 from cogsync.config import Config
-from cogsync.dataset import AsyncDataset, LocalView, SyncEntryPoints
+from cogsync.dataset import AsyncDataset, LocalView, SyncEntryPoints, list_metadata
 from cogsync.driver import run_sync
 from cogsync.engine.conflicts import last_writer_wins
 from cogsync.engine.flow import sync_dataset
+from cogsync.events import ChangeEvent, ChangeStream, Subscription
 from cogsync.exceptions import (
     CogsyncError,
-    ConfigError,
     OfflineError,
     SyncAllError,
     UnsyncedChangesError,
     UsageError,
 )
-from cogsync.identity import ClientIdentity, require_config
+from cogsync.identity import ClientIdentity, Logins, require_config
 from cogsync.limits import DEFAULT_LIMITS, Limits, validate_name
+from cogsync.live import LiveState, SyncObserver
 from cogsync.models import DatasetMetadata, SyncResult
+from cogsync.progress import OnProgress, chain, progress_observer
 from cogsync.push import PushScheduler
 from cogsync.remote.base import RemoteBackend
+from cogsync.status import ClientStatus
 from cogsync.store.base import LocalStore
 from cogsync.typed.dataset import AsyncTypedDataset, AsyncTypedRecords, RecordModel, typed_view
 
@@ -63,43 +67,12 @@ class ClientOptions(TypedDict, total=False):
     """The keyword arguments of `AsyncClient` (and `cogsync.Client`)."""
 
     db_path: str | os.PathLike[str] | None
-    logins: dict[str, str] | None
+    logins: Logins | None
     identity_id: str | None
     device_id: str | None
     backend: RemoteBackend | None
     store: LocalStore | None
     limits: Limits
-
-
-def _check_arguments(
-    config: object, db_path: object, logins: object, identity_id: object, device_id: object
-) -> None:
-    if config is not None and not isinstance(config, Config):
-        raise ConfigError(
-            f"config must be a cogsync.Config, got {type(config).__name__}: "
-            "use cogsync.Config.load('cogsync.json')"
-        )
-    if db_path is not None and not isinstance(db_path, str | os.PathLike):
-        raise UsageError(f"db_path must be a file path, got {type(db_path).__name__}")
-    if logins is not None and (
-        not isinstance(logins, Mapping)
-        or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in logins.items())
-    ):
-        raise UsageError("logins must map provider names to token strings")
-    for name, value in (("identity_id", identity_id), ("device_id", device_id)):
-        if value is not None and (not isinstance(value, str) or not value):
-            raise UsageError(f"{name} must be a non-empty str")
-
-
-def _open_store(db_path: str | os.PathLike[str] | None, limits: Limits) -> LocalStore:
-    from cogsync.store.sqlite import SQLiteStore
-
-    if db_path is None:
-        raise ConfigError("Client needs db_path=... (the device's SQLite file)")
-    try:
-        return SQLiteStore(Path(db_path), limits=limits)
-    except (sqlite3.Error, OSError) as exc:
-        raise ConfigError(f"cannot open the device file {db_path}: {exc}") from exc
 
 
 class AsyncClient(AsyncClosing):
@@ -111,7 +84,10 @@ class AsyncClient(AsyncClosing):
         db_path: the device's SQLite file (created if absent).
         logins: provider name -> token, for an authenticated identity. On first contact a
             guest's data moves to it (as by `login`); another authenticated identity's data
-            stays that identity's, and is out of sight from the start.
+            stays that identity's, and is out of sight from the start. May be a function
+            (plain or coroutine) returning them: it is called at first contact and again
+            whenever the identity service refuses them (expired, invalid); the call is
+            retried once with the new ones, and a second refusal is a `NotAuthorizedError`.
         identity_id: an identity id the app already has (old SDK cache, migration).
         device_id: override the store's generated device id.
         backend: a ready `RemoteBackend` (tests); None builds the GraphQL backend.
@@ -124,15 +100,15 @@ class AsyncClient(AsyncClosing):
         config: Config | None = None,
         *,
         db_path: str | os.PathLike[str] | None = None,
-        logins: dict[str, str] | None = None,
+        logins: Logins | None = None,
         identity_id: str | None = None,
         device_id: str | None = None,
         backend: RemoteBackend | None = None,
         store: LocalStore | None = None,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
-        _check_arguments(config, db_path, logins, identity_id, device_id)
-        self._store: LocalStore = store if store is not None else _open_store(db_path, limits)
+        check_arguments(config, db_path, logins, identity_id, device_id)
+        self._store: LocalStore = store if store is not None else open_store(db_path, limits)
         self._config = config
         self._thread = StoreThread()
         self._device_id = device_id or self._store.device_id()
@@ -147,15 +123,24 @@ class AsyncClient(AsyncClosing):
             identity_id=identity_id,
             backend=backend,
         )
-        self._local = LocalView(self._store, lambda: self._identity.owner, self._thread.run)
-        self._entry_points = SyncEntryPoints(self.synchronize, self.synchronize_on_connectivity)
+        view = LocalView(self._store, lambda: self._identity.owner, self._thread.run)
+        self._live = LiveState(view, device_id=self._device_id)
+        self._local = replace(view, on_write=self._on_local_write)
+        self._entry_points = SyncEntryPoints(
+            self.synchronize, self.synchronize_on_connectivity, self._live.dataset_status
+        )
         self._locks: dict[str, asyncio.Lock] = {}
         self._push: Any = None
         self._scheduler: PushScheduler | None = None
         self._push_on_change: OnChange | None = None
+        self._push_datasets: frozenset[str] | None = None
+        self._auto: AutoSync | None = None
+        self._auto_callbacks: dict[str, Any] = {}
         self._retry: dict[str, dict[str, Any]] = {}
         self._retry_task: asyncio.Task[None] | None = None
         self._closing = False  # no new calls
+        with contextlib.suppress(RuntimeError):  # no running loop: starts with the first call
+            self._live.start()
 
     # ---- context management ---------------------------------------------------------
     async def close(self) -> None:
@@ -164,6 +149,7 @@ class AsyncClient(AsyncClosing):
             return
         self._closing = True
         await self._stop_background()
+        await self._live.aclose()
         async with self._gate.exclusive():  # running syncs finish first
             backend = self._identity.backend
             if backend is not None:
@@ -172,6 +158,7 @@ class AsyncClient(AsyncClosing):
         self._thread.shutdown()
 
     async def _stop_background(self) -> None:
+        await self.stop_auto_sync()
         await self.stop_push_sync()
         task, self._retry_task = self._retry_task, None
         self._retry.clear()
@@ -183,6 +170,7 @@ class AsyncClient(AsyncClosing):
     def _check_open(self) -> None:
         if self._closing:
             raise UsageError("this client is closed; create a new one")
+        self._live.start()
 
     # ---- local ----------------------------------------------------------------------
     @property
@@ -227,24 +215,7 @@ class AsyncClient(AsyncClosing):
 
     async def list_datasets(self) -> list[DatasetMetadata]:
         """The datasets kept on this device (not those pending deletion)."""
-        return await self._local.read(self._list_datasets_blocking)
-
-    def _list_datasets_blocking(self, owner: str) -> list[DatasetMetadata]:
-        result = []
-        for state in self._store.list_datasets(owner):
-            if state.deleted_pending:
-                continue
-            records = self._store.get_records(owner, state.name)
-            result.append(
-                DatasetMetadata(
-                    name=state.name,
-                    sync_count=state.last_sync_count,
-                    size_in_bytes=self._store.size_in_bytes(owner, state.name),
-                    record_count=sum(1 for r in records.values() if r.value is not None),
-                    last_modified=state.last_modified,
-                )
-            )
-        return result
+        return await self._local.read(list_metadata, self._store)
 
     # ---- identity -------------------------------------------------------------------
     async def get_identity_id(self) -> str:
@@ -264,7 +235,7 @@ class AsyncClient(AsyncClosing):
         return await self._identity.connect()
 
     async def login(
-        self, logins: dict[str, str], *, on_datasets_merged: DatasetsMerged | None = None
+        self, logins: Logins, *, on_datasets_merged: DatasetsMerged | None = None
     ) -> str:
         """Switch to the authenticated identity of ``logins``; return its identity id.
 
@@ -277,16 +248,16 @@ class AsyncClient(AsyncClosing):
         Raises:
             IdentityConflictError: another process switched the device file meanwhile.
         """
-        _check_arguments(None, None, logins, None, None)
+        check_arguments(None, None, logins, None, None)
         if not logins:
             raise UsageError("login() needs at least one provider token")
         self._check_open()
         restart = self._push is not None
         try:
-            identity_id, merged = await self._identity.login(dict(logins))
+            identity_id, merged = await self._identity.login(logins)
         finally:
             if restart and not self._closing:
-                await self.start_push_sync(self._push_on_change)
+                await self.start_push_sync(self._push_on_change, self._push_datasets)
         if on_datasets_merged is not None:
             for name, names in merged.items():
                 await maybe_await(on_datasets_merged(name, names))
@@ -301,6 +272,7 @@ class AsyncClient(AsyncClosing):
         on_dataset_deleted: Callable[[str], Any] | None = None,
         on_datasets_merged: Callable[[str, list[str]], Any] | None = None,
         max_retries: int = 5,
+        on_progress: OnProgress | None = None,
     ) -> SyncResult:
         """Reconcile dataset ``name`` with the server: pull, resolve conflicts, push.
 
@@ -311,11 +283,24 @@ class AsyncClient(AsyncClosing):
                 dataset deleted elsewhere, False keeps it and recreates it on the server.
             on_datasets_merged: ``(dataset_name, merged_names) -> bool``.
             max_retries: rejected pushes re-planned before giving up with `ConflictError`.
+            on_progress: ``(SyncProgress) -> None``, called per page pulled and batch pushed.
 
         Always ends in a `SyncResult` or a typed error (`OfflineError` leaves local data
         intact; `ConflictError` after ``max_retries`` rejected pushes).
         """
         validate_name(name, self.limits)
+        callbacks = {
+            "on_conflict": on_conflict,
+            "on_dataset_deleted": on_dataset_deleted,
+            "on_datasets_merged": on_datasets_merged,
+            "max_retries": max_retries,
+            "on_progress": on_progress,
+        }
+        return await self._live.track(name, lambda observe: self._sync(name, observe, callbacks))
+
+    async def _sync(
+        self, name: str, observe: SyncObserver, callbacks: dict[str, Any]
+    ) -> SyncResult:
         await self._connect()
         async with self._gate.shared():
             backend = self._identity.backend
@@ -324,16 +309,18 @@ class AsyncClient(AsyncClosing):
             owner = await self._thread.run(self._identity.synced_owner)
             lock = self._locks.setdefault(name, asyncio.Lock())
             async with lock:
-                flow = sync_dataset(name, device_id=self._device_id, max_retries=max_retries)
+                retries, on_progress = callbacks.pop("max_retries"), callbacks.pop("on_progress")
+                if on_progress is not None:
+                    observe = chain(observe, await progress_observer(name, on_progress, backend))
+                flow = sync_dataset(name, device_id=self._device_id, max_retries=retries)
                 return await run_sync(
                     flow,
                     store=self._store,
                     owner=owner,
                     backend=backend,
-                    on_conflict=on_conflict,
-                    on_dataset_deleted=on_dataset_deleted,
-                    on_datasets_merged=on_datasets_merged,
                     run_blocking=self._thread.run,
+                    observe=observe,
+                    **callbacks,
                 )
 
     async def refresh_dataset_metadata(self) -> list[DatasetMetadata]:
@@ -424,22 +411,28 @@ class AsyncClient(AsyncClosing):
 
     # ---- push sync ------------------------------------------------------------------
     async def start_push_sync(
-        self, on_change: OnChange | None = None, *, debounce: float = 0.05
+        self,
+        on_change: OnChange | None = None,
+        datasets: Collection[str] | None = None,
+        *,
+        debounce: float = 0.05,
     ) -> None:
         """Keep a subscription open; sync a dataset when another device changes it.
 
         A notification only schedules a (debounced) sync; after every (re)connect all
         datasets are synced so that nothing missed while disconnected is lost.
-        ``on_change(dataset_name, result)`` is called after each such sync.
+        ``on_change(dataset_name, result)`` is called after each such sync; ``datasets``
+        limits push sync to those names.
         """
         from cogsync.remote.subscription import DatasetChangeSubscription
 
         self._check_open()
         if self._push is not None:
             return
+        names = None if datasets is None else frozenset(validate_name(n) for n in datasets)
         identity_id = await self.get_identity_id()
         self._check_open()
-        self._push_on_change = on_change
+        self._push_on_change, self._push_datasets = on_change, names
         self._scheduler = PushScheduler(self._push_sync_one, debounce=debounce)
         self._push = DatasetChangeSubscription(
             require_config(self._config),
@@ -447,6 +440,7 @@ class AsyncClient(AsyncClosing):
             identity_id,
             on_change=self._on_remote_change,
             on_connect=self._on_push_connect,
+            on_error=self._on_push_error,
         )
         self._push.start()
 
@@ -460,22 +454,34 @@ class AsyncClient(AsyncClosing):
             await scheduler.close()
 
     async def _on_push_connect(self) -> None:
+        self._live.set_online(True)
         try:
-            results = await self.synchronize_all()
+            results = await self._sync_some(self._push_datasets)
         except CogsyncError as exc:
             if isinstance(exc, SyncAllError) and not isinstance(exc.__cause__, CogsyncError):
                 raise  # a failure outside cogsync's errors is not a failed catch-up
-            log.warning("catch-up sync after (re)connect failed: %s", exc)
+            if not self._closing:
+                log.warning("catch-up sync after (re)connect failed: %s", exc)
             results = exc.results if isinstance(exc, SyncAllError) else {}
         for name, result in results.items():
             await self._notify(name, result)
 
+    async def _on_push_error(self, error: CogsyncError) -> None:
+        if isinstance(error, OfflineError):
+            self._live.set_online(False)
+
     async def _on_remote_change(self, name: str, sync_count: int, deleted: bool) -> None:
-        if self._scheduler is not None:
+        if self._push_datasets is not None and name not in self._push_datasets:
+            return
+        if not deleted and sync_count <= self._live.board.dataset(name).sync_count:
+            return  # this device's own push, already applied
+        if self._auto is not None:
+            self._auto.poked(name)
+        elif self._scheduler is not None:
             self._scheduler.poke(name)
 
     async def _push_sync_one(self, name: str) -> None:
-        result = await self.synchronize(name)
+        result = await self.synchronize(name, **self._auto_callbacks)
         await self._notify(name, result)
 
     async def _notify(self, name: str, result: SyncResult) -> None:
@@ -484,6 +490,80 @@ class AsyncClient(AsyncClosing):
                 await maybe_await(self._push_on_change(name, result))
             except Exception:
                 log.exception("on_change callback failed")
+
+    async def _sync_some(self, names: frozenset[str] | None) -> dict[str, SyncResult]:
+        """`synchronize_all`, or only ``names``, with the auto-sync callbacks."""
+        if names is None:
+            return await self.synchronize_all(**self._auto_callbacks)
+        return await sync_each(names, lambda name: self.synchronize(name, **self._auto_callbacks))
+
+    # ---- live use -------------------------------------------------------------------
+    async def start_auto_sync(
+        self,
+        *,
+        debounce: float = 1.0,
+        interval: float = 300.0,
+        on_conflict: Callable[..., Any] = last_writer_wins,
+        on_dataset_deleted: Callable[[str], Any] | None = None,
+        on_datasets_merged: Callable[[str, list[str]], Any] | None = None,
+        datasets: Collection[str] | None = None,
+    ) -> None:
+        """Sync in the background until `stop_auto_sync` or `close`.
+
+        A local write syncs its dataset after ``debounce`` quiet seconds (writes coalesce), a
+        change on another device syncs it at once (push sync), and every ``interval``
+        seconds and after every reconnect all datasets sync. While the server is
+        unreachable, retries back off (capped, jittered). ``datasets`` limits all of it to
+        those names; the callbacks work as in `synchronize`.
+        """
+        self._check_open()
+        if self._auto is not None:
+            raise UsageError("auto sync is already running; call stop_auto_sync() first")
+        names = None if datasets is None else frozenset(validate_name(n) for n in datasets)
+        self._auto_callbacks = {
+            "on_conflict": on_conflict,
+            "on_dataset_deleted": on_dataset_deleted,
+            "on_datasets_merged": on_datasets_merged,
+        }
+        self._auto = AutoSync(
+            lambda name: self.synchronize(name, **self._auto_callbacks),
+            lambda: self._sync_some(names),
+            debounce=debounce,
+            interval=interval,
+            datasets=names,
+        )
+        push = None if self._push is not None else lambda: self.start_push_sync(datasets=names)
+        self._auto.start(push, on_offline=lambda: self._live.set_online(False))
+        self._live.board.set_auto_sync(True)
+
+    async def stop_auto_sync(self) -> None:
+        """Stop background sync (no-op if not running); a running sync finishes first."""
+        auto, self._auto = self._auto, None
+        if auto is not None and await auto.close():
+            await self.stop_push_sync()
+        self._auto_callbacks = {}
+        self._live.board.set_auto_sync(False)
+
+    async def _on_local_write(self, name: str, keys: tuple[str, ...]) -> None:
+        await self._live.local_write(name, keys)
+        if self._auto is not None:
+            self._auto.written(name)
+
+    async def status(self) -> ClientStatus:
+        """Whether the server answers, whether auto sync runs, and each dataset's state."""
+        return await self._live.status()
+
+    def on_change(self, callback: Callable[[ChangeEvent], Any]) -> Subscription:
+        """Call ``callback(event)`` for every `ChangeEvent`, until ``.cancel()``."""
+        return self._live.changes.add(callback)
+
+    def changes(self) -> ChangeStream[ChangeEvent]:
+        """An async iterator of the `ChangeEvent`s from now on (ends when the client closes)."""
+        return self._live.changes.stream()
+
+    def on_status(self, callback: Callable[[ClientStatus], Any]) -> Subscription:
+        """Call ``callback(status)`` whenever a status field changes, until ``.cancel()``."""
+        return self._live.board.listeners.add(callback)
 
     # ---- wipe -----------------------------------------------------------------------
     async def wipe_data(self, *, force: bool = False) -> None:

@@ -17,10 +17,11 @@ from cogsync._store_thread import RunBlocking
 from cogsync.engine.conflicts import last_writer_wins
 from cogsync.exceptions import InvalidValueError
 from cogsync.limits import validate_key, validate_value
-from cogsync.models import Record, SyncResult, utcnow
+from cogsync.models import DatasetMetadata, Record, SyncResult, utcnow
+from cogsync.status import DatasetStatus
 from cogsync.store.base import LocalStore
 
-__all__ = ["AsyncDataset", "LocalView", "SyncEntryPoints"]
+__all__ = ["AsyncDataset", "LocalView", "SyncEntryPoints", "list_metadata"]
 
 T = TypeVar("T")
 
@@ -34,11 +35,13 @@ class LocalView:
         owner: whose data the client believes is its own (changes on login and wipe);
             resolved against the store on the store thread (`LocalStore.resolve_owner`).
         run: runs a blocking store call on the store's writer thread.
+        on_write: awaited with ``(dataset, keys)`` after each local write (status, events).
     """
 
     store: LocalStore
     owner: Callable[[], str]
     run: RunBlocking
+    on_write: Callable[[str, tuple[str, ...]], Awaitable[None]] | None = None
 
     async def read(self, method: Callable[..., T], *args: Any) -> T:
         """``method(owner, *args)`` on the store thread, the owner resolved there."""
@@ -64,12 +67,32 @@ class LocalView:
         return await self.run(job)
 
 
+def list_metadata(owner: str, store: LocalStore) -> list[DatasetMetadata]:
+    """The datasets ``owner`` keeps in ``store``, pending deletions left out (store thread)."""
+    result = []
+    for state in store.list_datasets(owner):
+        if state.deleted_pending:
+            continue
+        records = store.get_records(owner, state.name)
+        result.append(
+            DatasetMetadata(
+                name=state.name,
+                sync_count=state.last_sync_count,
+                size_in_bytes=store.size_in_bytes(owner, state.name),
+                record_count=sum(1 for r in records.values() if r.value is not None),
+                last_modified=state.last_modified,
+            )
+        )
+    return result
+
+
 @dataclass(frozen=True)
 class SyncEntryPoints:
     """The client's sync calls a dataset forwards to (``(name, **options)``)."""
 
     synchronize: Callable[..., Awaitable[SyncResult]]
     synchronize_on_connectivity: Callable[..., Awaitable[SyncResult | None]]
+    status: Callable[[str], Awaitable[DatasetStatus]] | None = None
 
 
 class AsyncDataset:
@@ -147,6 +170,8 @@ class AsyncDataset:
         """Delete the whole dataset locally; the next sync deletes it on the server too."""
         local = self._local
         await local.write(local.store.mark_dataset_deleted, self.name)
+        if local.on_write is not None:
+            await local.on_write(self.name, ())
 
     async def synchronize(
         self,
@@ -168,6 +193,14 @@ class AsyncDataset:
         """Sync now if the server is reachable, else as soon as it is (returns None then)."""
         return await self._sync.synchronize_on_connectivity(self.name, **callbacks)
 
+    async def status(self) -> DatasetStatus:
+        """This dataset's `DatasetStatus` (pending changes, running sync, last sync, error)."""
+        if self._sync.status is None:
+            return DatasetStatus()
+        return await self._sync.status(self.name)
+
     async def _write(self, changes: dict[str, str | None]) -> None:
         local = self._local
         await local.write(local.store.write_local, self.name, changes, utcnow())
+        if local.on_write is not None:
+            await local.on_write(self.name, tuple(sorted(changes)))

@@ -1,25 +1,30 @@
 """`cogsync demo`: an embedded server and two devices of one user, end to end.
 
 It shows offline edits on both devices, a conflict and its resolution, push sync
-delivering a change without a `synchronize` call, and the converged state. The exit
+delivering a change without a `synchronize` call, a new device's first sync with progress
+(rich bars on a terminal, plain lines otherwise), and the converged state. The exit
 status is 0 only if both devices end with identical data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import boto3
 
+from cogsync._progress_display import ProgressDisplay
 from cogsync.client import AsyncClient
 from cogsync.config import Config
 from cogsync.engine.conflicts import last_writer_wins
 from cogsync.models import Conflict, Resolution, SyncResult
+from cogsync.progress import SyncProgress
 
 __all__ = ["developer_login", "run_demo"]
 
@@ -33,10 +38,12 @@ def developer_login(
     user: str,
     *,
     provider: str = "login.cogsync.dev",
+    token_duration: int | None = None,
 ) -> dict[str, str]:
     """Vouch for ``user`` as the app's backend would; return ``logins`` for a `Client`.
 
-    Calls GetOpenIdTokenForDeveloperIdentity with the server's admin credentials.
+    Calls GetOpenIdTokenForDeveloperIdentity with the server's admin credentials;
+    ``token_duration`` (seconds) shortens the token's life.
     """
     client = boto3.client(
         "cognito-identity",
@@ -45,14 +52,20 @@ def developer_login(
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
     )
+    extra: dict[str, Any] = {} if token_duration is None else {"TokenDuration": token_duration}
     response = client.get_open_id_token_for_developer_identity(
-        IdentityPoolId=config.identity_pool_id, Logins={provider: user}
+        IdentityPoolId=config.identity_pool_id, Logins={provider: user}, **extra
     )
     return {"cognito-identity.amazonaws.com": response["Token"]}
 
 
-async def run_demo(out: Print = print, *, workdir: Path | None = None) -> int:
-    """Run the demo, printing each step with ``out``; return the exit status."""
+async def run_demo(
+    out: Print = print, *, workdir: Path | None = None, progress: TextIO | None = None
+) -> int:
+    """Run the demo, printing each step with ``out``; return the exit status.
+
+    ``progress`` receives the progress display (None: plain lines through ``out``).
+    """
     from cogsync.server.runner import EmbeddedServer
 
     with tempfile.TemporaryDirectory(prefix="cogsync-demo-") as tmp:
@@ -68,7 +81,47 @@ async def run_demo(out: Print = print, *, workdir: Path | None = None) -> int:
                 AsyncClient(config, db_path=base / "laptop.db", logins=logins) as laptop,
                 AsyncClient(config, db_path=base / "phone.db", logins=logins) as phone,
             ):
-                return await _story(out, laptop, phone)
+                ok = await _story(out, laptop, phone)
+                tablet = AsyncClient(config, db_path=base / "tablet.db", logins=logins)
+                async with tablet:
+                    await _first_sync(out, laptop, tablet, progress or _Lines(out))
+                return ok
+
+
+async def _first_sync(out: Print, laptop: AsyncClient, tablet: AsyncClient, to: TextIO) -> None:
+    out("")
+    out("6. a new tablet's first sync of 3 larger datasets, with progress")
+    for n in range(3):
+        catalog = await laptop.dataset(f"catalog-{n}")
+        await catalog.put_all({f"item-{i:04}": f"value {i}" for i in range(500)})
+    await laptop.synchronize_all()
+    display = ProgressDisplay(to)
+
+    def show(p: SyncProgress) -> None:
+        detail = f"{p.bytes_done:,} bytes"
+        if not display.tty:
+            detail = f"{p.phase} {p.records_done}/{p.records_total} records, {detail}"
+        last = p.records_done == p.records_total
+        display.update(p.dataset, p.records_done, p.records_total, detail, force=last)
+
+    try:
+        results = await tablet.synchronize_all(on_progress=show)
+    finally:
+        display.close()
+    out(f"   tablet  pulled {sum(r.pulled for r in results.values())} records")
+
+
+class _Lines(io.StringIO):
+    """A text file whose every line goes to ``out`` (plain progress lines)."""
+
+    def __init__(self, out: Print) -> None:
+        super().__init__()
+        self._print = out
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            self._print(line)
+        return len(text)
 
 
 async def _story(out: Print, laptop: AsyncClient, phone: AsyncClient) -> int:
@@ -143,4 +196,4 @@ class _Steps:
 
 def main() -> int:
     """Entry point of ``cogsync demo``."""
-    return asyncio.run(run_demo())
+    return asyncio.run(run_demo(progress=sys.stdout))

@@ -65,6 +65,7 @@ async def run_sync(
     on_datasets_merged: OnDatasetsMerged | None = None,
     run_blocking: RunBlocking | None = None,
     new_request_id: Callable[[], str] | None = None,
+    observe: Callable[[commands.Command[Any], Any], Any] | None = None,
 ) -> SyncResult:
     """Execute ``flow`` against ``store`` (data of ``owner``) and ``backend``.
 
@@ -82,6 +83,8 @@ async def run_sync(
         run_blocking: ``async (fn, *args)`` running a blocking store call on the store's
             writer thread; None calls the store directly (in-memory stores, tests).
         new_request_id: makes client request ids; None uses random UUIDs.
+        observe: called (or awaited) with each command and its result once it succeeded
+            (status, change events, progress).
 
     Returns:
         The flow's `SyncResult`. Raises what the flow raises: `OfflineError` (the server is
@@ -141,6 +144,8 @@ async def run_sync(
             except Exception as exc:  # handed to the flow, which re-raises what it can't handle
                 command = flow.throw(exc)
             else:
+                if observe is not None:
+                    await maybe_await(observe(command, result))
                 command = flow.send(result)
     except StopIteration as stop:
         outcome: SyncResult = stop.value

@@ -29,7 +29,9 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
+from cogsync._callbacks import maybe_await
 from cogsync._gate import Gate
 from cogsync._store_thread import RunBlocking
 from cogsync.auth.cognito import CognitoIdentity
@@ -41,12 +43,16 @@ from cogsync.store.base import LocalStore
 
 __all__ = [
     "ClientIdentity",
+    "Logins",
     "Merged",
     "login_subjects",
     "matching_identity",
     "move_identity",
     "require_config",
 ]
+
+Logins = Mapping[str, str] | Callable[[], "Mapping[str, str] | Awaitable[Mapping[str, str]]"]
+"""Provider -> token, or a function (plain or coroutine) that returns fresh ones."""
 
 Merged = dict[str, list[str]]
 """Dataset name -> the names it was merged into (``<name>.<guestIdentityId>``)."""
@@ -68,7 +74,8 @@ class ClientIdentity:
         run: runs a blocking store call on the store's writer thread.
         gate: the client's sync gate; owner changes hold it exclusively.
         before_switch: awaited before data moves to another identity (stops push sync).
-        logins: provider name -> token, switched to on first contact.
+        logins: provider name -> token, switched to on first contact; or a function
+            returning them, called at first contact and whenever they are refused.
         identity_id: an identity id the app already has; attached now if the store
             holds no unsynced changes of another identity.
         backend: a ready backend (tests); None builds a `GraphQLBackend` on first contact.
@@ -85,7 +92,7 @@ class ClientIdentity:
         gate: Gate,
         *,
         before_switch: Callable[[], Awaitable[None]],
-        logins: dict[str, str] | None,
+        logins: Logins | None,
         identity_id: str | None,
         backend: RemoteBackend | None,
     ) -> None:
@@ -93,8 +100,9 @@ class ClientIdentity:
         """Held by every identity change (first contact, login, wipe)."""
         self._config, self._store, self._run, self._gate = config, store, run, gate
         self._before_switch = before_switch
-        self._logins = dict(logins or {})  # switched to on first contact
-        self._logins_pending = bool(self._logins)
+        self._logins_source = logins if callable(logins) else None
+        self._logins = {} if callable(logins) else dict(logins or {})  # for first contact
+        self._logins_pending = bool(self._logins) or self._logins_source is not None
         self._identity_logins: dict[str, str] = {}  # logins of the current identity, if known
         self._set_owner(_open_identity(store, identity_id, self._logins))
         self._backend = backend
@@ -132,6 +140,7 @@ class ClientIdentity:
                 require_config(self._config),
                 logins=self._identity_logins or None,
                 identity_id=self._identity_id,
+                refresh_logins=self._refresher(),
             )
         return self._cognito
 
@@ -156,7 +165,9 @@ class ClientIdentity:
             if self.needs_contact:
                 await self._run(self._adopt)
             if self._logins_pending:
-                await self._switch(self._logins)
+                if self._logins_source is not None and not self._logins:
+                    self._logins = await self._fresh_logins()
+                await self._switch(self._logins, self._logins_source)
             if self._identity_id is None:
                 identity_id = await self.cognito().get_identity_id()
                 async with self._gate.exclusive():
@@ -167,18 +178,28 @@ class ClientIdentity:
                 await self._learn_limits(self._backend)
             return self._backend
 
-    async def login(self, logins: dict[str, str]) -> tuple[str, Merged]:
+    async def login(self, logins: Logins) -> tuple[str, Merged]:
         """Switch to the identity of ``logins``; its id and the guest datasets merged."""
         async with self.lock:
             await self._run(self._adopt)
-            return await self._switch(logins)
+            if callable(logins):
+                return await self._switch(await _resolve(logins), logins)
+            return await self._switch(dict(logins), None)
+
+    def _refresher(self) -> Callable[[], Awaitable[dict[str, str]]] | None:
+        return None if self._logins_source is None else self._fresh_logins
+
+    async def _fresh_logins(self) -> dict[str, str]:
+        """Logins from the app's function (called again whenever they are refused)."""
+        assert self._logins_source is not None
+        return await _resolve(self._logins_source)
 
     def forget(self) -> RemoteBackend | None:
         """Drop identity, logins and backend (after a wipe); the backend, for closing."""
         backend, self._backend = self._backend, None
         self._set_owner(None)
         self._cognito, self._logins, self._identity_logins = None, {}, {}
-        self._logins_pending = False
+        self._logins_pending, self._logins_source = False, None
         return backend
 
     def _set_owner(self, identity_id: str | None) -> None:
@@ -226,9 +247,13 @@ class ClientIdentity:
         )
         self._limits_learned = True
 
-    async def _switch(self, logins: dict[str, str]) -> tuple[str, Merged]:
+    async def _switch(
+        self, logins: dict[str, str], source: Callable[[], Any] | None
+    ) -> tuple[str, Merged]:
+        """Switch to ``logins`` (``source``: the function that made them, if any)."""
         config = require_config(self._config)
-        fresh = CognitoIdentity(config, logins=logins)
+        refresh = None if source is None else lambda: _resolve(source)
+        fresh = CognitoIdentity(config, logins=logins, refresh_logins=refresh)
         new_id = await fresh.get_identity_id()
         new_backend = _graphql_backend(config, fresh)
         old_owner = self._owner
@@ -242,7 +267,7 @@ class ClientIdentity:
             await new_backend.close()
             raise
         old_backend = self._backend
-        self._backend, self._cognito = new_backend, fresh
+        self._backend, self._cognito, self._logins_source = new_backend, fresh, source
         self._logins, self._identity_logins, self._logins_pending = (
             dict(logins),
             dict(logins),
@@ -264,6 +289,18 @@ class ClientIdentity:
         local = await self._run(self._store.list_datasets, new_id)
         has_data = any(not d.deleted for d in remote) or bool(local)
         return "merge" if has_data else "move"
+
+
+async def _resolve(source: Callable[[], Any]) -> dict[str, str]:
+    """Call a logins function (plain or coroutine) and check what it returned."""
+    logins = await maybe_await(source())
+    if (
+        not isinstance(logins, Mapping)
+        or not logins
+        or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in logins.items())
+    ):
+        raise UsageError("the logins function must return a dict of provider names to tokens")
+    return dict(logins)
 
 
 def _open_identity(

@@ -96,6 +96,7 @@ def test_cogsync_demo_converges() -> None:
     assert "conflict on preferences/theme" in done.stdout
     assert "phone received 'font-size'" in done.stdout
     assert "converged: yes" in done.stdout
+    assert "catalog-0: pull 500/500 records" in done.stdout  # progress, as plain lines
 
 
 def test_cli_help_lists_commands() -> None:
@@ -112,3 +113,12 @@ def test_typed_settings_example(served: tuple[Path, Path]) -> None:
     assert "conflict on: ['font_size']" in done.stdout
     assert "refused: Settings.font_size" in done.stdout
     assert "converged: yes" in done.stdout
+
+
+def test_live_app_example() -> None:
+    done = _run(["live_app.py"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "phone   remote change in notes: groceries" in out
+    assert "laptop  is offline" in out and "laptop  is online" in out
+    assert "converged after the outage" in out and "pending changes: 0" in out

@@ -15,6 +15,7 @@ no connection -> `OfflineError`, anything else -> `ServerError`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +37,8 @@ from cogsync.exceptions import (
 )
 
 __all__ = ["CognitoIdentity", "IdentityNotFoundError"]
+
+log = logging.getLogger(__name__)
 
 IdentityCallback = Callable[[str], Awaitable[None] | None]
 
@@ -67,6 +70,8 @@ class CognitoIdentity:
         refresh_margin: renew credentials this long before they expire.
         clock: returns the current time (timezone-aware); for tests.
         timeout: seconds to wait for the identity service per attempt.
+        refresh_logins: returns fresh logins (may be a coroutine function); when given, a
+            refusal of the logins asks it once for new ones and retries the call with them.
     """
 
     def __init__(
@@ -79,8 +84,10 @@ class CognitoIdentity:
         refresh_margin: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] | None = None,
         timeout: float = 10.0,
+        refresh_logins: Callable[[], Awaitable[dict[str, str]]] | None = None,
     ) -> None:
         self._config = config
+        self._refresh_logins = refresh_logins
         self._logins: dict[str, str] = dict(logins or {})
         self._identity_id = identity_id
         self._on_identity = on_identity
@@ -224,6 +231,18 @@ class CognitoIdentity:
             await maybe_await(self._on_identity(identity_id))
 
     async def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await self._call_once(operation, params)
+        except IdentityNotFoundError:
+            raise
+        except NotAuthorizedError:
+            if self._refresh_logins is None or "Logins" not in params:
+                raise
+            log.info("the identity service refused the logins; asking for fresh ones")
+            self._logins = dict(await self._refresh_logins())
+            return await self._call_once(operation, {**params, "Logins": dict(self._logins)})
+
+    async def _call_once(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         try:
             return await asyncio.to_thread(self._call_blocking, operation, params)
         except CogsyncError:

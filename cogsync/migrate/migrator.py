@@ -7,8 +7,8 @@ tombstones. Into a target with its own identity service (`DeveloperLoginTarget`)
 developer user ids of every identity with a developer login (``LookupDeveloperIdentity``)
 are linked there too, before the identity counts as done. A dry run writes nothing and says
 what would move. Verification compares every source dataset with the target (record counts
-and `dataset_digest`) and every identity's developer logins. Progress is a bar on a
-terminal and log lines otherwise.
+and `dataset_digest`) and every identity's developer logins. Progress is a rich bar
+on a terminal and log lines otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TextIO
 
+from cogsync._progress_display import ProgressDisplay
 from cogsync.exceptions import LimitExceededError, UsageError
 from cogsync.limits import record_size
 from cogsync.migrate.checkpoint import Checkpoint
@@ -65,34 +66,26 @@ def dataset_digest(pairs: list[tuple[str, str | None]] | tuple[tuple[str, str | 
 
 
 class _Progress:
-    """A progress bar on a terminal, plain log lines otherwise."""
+    """The run's progress: a rich bar on a terminal, plain log lines otherwise."""
 
     def __init__(self, stats: MigrationStats, out: TextIO) -> None:
         self.stats = stats
-        self.out = out
-        self.tty = out.isatty()
-        self._lock = threading.Lock()
-        self._last = 0.0
+        self.display = ProgressDisplay(out)
 
     def message(self, text: str) -> None:
-        with self._lock:
-            self.out.write(("\r\033[K" if self.tty else "") + text + "\n")
-            self.out.flush()
+        self.display.message(text)
 
     def tick(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if not force and now - self._last < (0.1 if self.tty else 2.0):
-                return
-            self._last = now
-            if self.tty:
-                total = max(self.stats.identities_total, 1)
-                filled = int(30 * self.stats.identities / total)
-                bar = "#" * filled + "-" * (30 - filled)
-                self.out.write(f"\r[{bar}] {self.stats.line()}")
-            else:
-                self.out.write(f"migrate: {self.stats.line()}\n")
-            self.out.flush()
+        stats = self.stats
+        detail = stats.line()
+        if self.display.tty:  # the bar counts identities; the line says the rest
+            detail = detail.split(", ", 1)[1]
+        self.display.update(
+            "migrate", stats.identities, stats.identities_total, detail, force=force
+        )
+
+    def close(self) -> None:
+        self.display.close()
 
 
 class Migrator:
@@ -156,11 +149,12 @@ class Migrator:
             self.checkpoint.start_run()
         try:
             self._each_identity(self._migrate_identity, identities)
+            self.progress.tick(force=True)
         finally:
+            self.progress.close()
             self.checkpoint.save(force=True)
         if not self.dry_run and self.stats.errors == 0:
             self.checkpoint.finish_run()
-        self.progress.tick(force=True)
         return self.stats.errors
 
     def _migrate_identity(self, identity_id: str) -> None:
@@ -287,7 +281,10 @@ class Migrator:
                     self.progress.message(f"differs: {identity_id}/{dataset.name}: {problem}")
                     self._add(differ=1)
 
-        self._each_identity(check, self._identities())
+        try:
+            self._each_identity(check, self._identities())
+        finally:
+            self.progress.close()
         self.progress.message(f"verify: {checked[0]} datasets compared, {self.stats.differ} differ")
         return self.stats.differ
 

@@ -531,6 +531,10 @@ class SQLiteStore:
 
     # -- whole store --------------------------------------------------------------------
 
+    def data_version(self) -> int:
+        """SQLite's ``data_version``: it changes when another connection commits to the file."""
+        return int(self._rows("PRAGMA data_version")[0][0])
+
     def has_unsynced_changes(self) -> bool:
         """True if any owner has dirty records or pending dataset deletions."""
         rows = self._rows(

@@ -137,3 +137,33 @@ async def test_push_sync_outlives_expired_credentials_without_losing_a_change(
             await asyncio.wait_for(arrived.wait(), timeout=10)
             assert await listening.get("theme") == "dark"
             assert b._push.connections == 2  # the change came with the reconnect's catch-up
+
+
+async def test_push_sync_limited_to_some_datasets(server: EmbeddedServer, tmp_path: Path) -> None:
+    logins = await logins_for(server, "jo")
+    heard: list[str] = []
+    connected, arrived = asyncio.Event(), asyncio.Event()
+
+    def on_change(name: str, result: SyncResult) -> None:
+        heard.append(name)
+        connected.set()
+        if result.pulled:
+            arrived.set()
+
+    async with (
+        AsyncClient(server.config, db_path=tmp_path / "a.db", logins=logins) as a,
+        AsyncClient(server.config, db_path=tmp_path / "b.db", logins=logins) as b,
+    ):
+        await (await b.dataset("watched")).put("x", "0")
+        await (await b.dataset("ignored")).put("x", "0")
+        await b.start_push_sync(on_change, datasets=["watched"])
+        await asyncio.wait_for(connected.wait(), 10)  # the catch-up sync covers "watched" only
+        assert heard == ["watched"]
+        for name in ("ignored", "watched"):
+            ds = await a.dataset(name)
+            await ds.put("y", "1")
+            await ds.synchronize()
+        await asyncio.wait_for(arrived.wait(), 10)
+        await asyncio.sleep(0.5)
+        assert set(heard) == {"watched"}
+        assert await (await b.dataset("ignored")).get("y") is None

@@ -1,0 +1,227 @@
+"""The live side of a client: status tracking, change events and the device-file watcher.
+
+`LiveState` is told about every local write and every sync, keeps the `StatusBoard`
+current, emits `ChangeEvent`s, and (for stores that expose SQLite's ``data_version``)
+polls the device file about twice a second to notice writes by other processes, reporting
+them as ``"process"`` changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from cogsync.dataset import LocalView
+from cogsync.engine import commands
+from cogsync.events import ChangeEvent, Listeners, Origin
+from cogsync.exceptions import (
+    CogsyncError,
+    ConflictError,
+    LimitExceededError,
+    NotAuthorizedError,
+    OfflineError,
+    ServerError,
+)
+from cogsync.models import Record
+from cogsync.status import ClientStatus, DatasetStatus, StatusBoard
+
+__all__ = ["LiveState", "SyncObserver"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Fingerprint = dict[str, dict[str, tuple[str | None, int, bool]]]
+SyncObserver = Callable[[commands.Command[Any], Any], Any]
+
+
+@runtime_checkable
+class _Versioned(Protocol):
+    def data_version(self) -> int: ...
+
+
+def _fingerprint(records: dict[str, Record]) -> dict[str, tuple[str | None, int, bool]]:
+    return {k: (r.value, r.sync_count, r.dirty) for k, r in records.items()}
+
+
+def _server_answered(error: CogsyncError) -> bool | None:
+    """Whether ``error`` shows the server reachable (None: it says nothing about that)."""
+    if isinstance(error, OfflineError):
+        return False
+    if isinstance(error, NotAuthorizedError | ServerError | ConflictError | LimitExceededError):
+        return True
+    return None
+
+
+class _PulledKeys:
+    """Collects the keys a sync pulled that another device wrote (a driver observer)."""
+
+    def __init__(self, device_id: str | None) -> None:
+        self.keys: set[str] = set()
+        self._device_id = device_id
+
+    def __call__(self, command: commands.Command[Any], result: Any) -> None:
+        if isinstance(command, commands.ListRecords):
+            self.keys.update(r.key for r in result.records if r.last_modified_by != self._device_id)
+
+
+class LiveState:
+    """Status and change events of one client.
+
+    Args:
+        local: the client's view of its store (owner resolution, store thread).
+        device_id: this device's id (records it pushed itself are no remote change).
+        poll_interval: seconds between two ``data_version`` checks.
+    """
+
+    def __init__(
+        self, local: LocalView, *, device_id: str | None = None, poll_interval: float = 0.5
+    ) -> None:
+        self._device_id = device_id
+        self.board = StatusBoard()
+        self.changes: Listeners[ChangeEvent] = Listeners()
+        self._local = local
+        self._poll_interval = poll_interval
+        self._versioned = isinstance(local.store, _Versioned)
+        self._version: int | None = None
+        self._seen: Fingerprint = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start watching the device file for other processes' writes (if it can be)."""
+        if self._versioned and self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(
+                self._watch(), name="cogsync-file-watch"
+            )
+
+    async def aclose(self) -> None:
+        """Stop watching and deliver the events already emitted."""
+        task, self._watcher = self._watcher, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.changes.aclose()
+        await self.board.listeners.aclose()
+
+    # ---- what happened ------------------------------------------------------------------
+    async def local_write(self, name: str, keys: tuple[str, ...]) -> None:
+        """This client wrote ``keys`` of dataset ``name``."""
+        self._emit(name, keys, "local")
+        await self._refresh(name, keys)
+
+    async def track(self, name: str, sync: Callable[[SyncObserver], Awaitable[T]]) -> T:
+        """Run ``sync(observer)`` for dataset ``name``, keeping status and events current."""
+        pulled = _PulledKeys(self._device_id)
+        self.board.sync_started(name)
+        try:
+            result = await sync(pulled)
+        except CogsyncError as exc:
+            self.board.sync_failed(name, exc, online=_server_answered(exc))
+            raise
+        except BaseException:
+            self.board.sync_failed(name, None, online=None)
+            raise
+        finally:
+            with contextlib.suppress(CogsyncError):
+                await self._refresh(name)
+            if pulled.keys:
+                self._emit(name, tuple(sorted(pulled.keys)), "remote")
+        self.board.sync_succeeded(name)
+        return result
+
+    def set_online(self, online: bool) -> None:
+        """Record whether the server is reachable."""
+        self.board.set_online(online)
+
+    # ---- reading ------------------------------------------------------------------------
+    async def status(self) -> ClientStatus:
+        """The client's status, with counts read from the store now."""
+        counts = await self._local.read(self._counts_blocking)
+        return self.board.snapshot(counts)
+
+    async def dataset_status(self, name: str) -> DatasetStatus:
+        """One dataset's status, with counts read from the store now."""
+        pending, sync_count = await self._local.read(self._count_blocking, name)
+        self.board.set_counts(name, pending, sync_count)
+        return self.board.dataset(name)
+
+    def _counts_blocking(self, owner: str) -> dict[str, tuple[int, int]]:
+        store = self._local.store
+        return {
+            s.name: (len(store.dirty_records(owner, s.name)), s.last_sync_count)
+            for s in store.list_datasets(owner)
+        }
+
+    def _count_blocking(self, owner: str, name: str) -> tuple[int, int]:
+        store = self._local.store
+        state = store.get_dataset(owner, name)
+        sync_count = 0 if state is None else state.last_sync_count
+        return len(store.dirty_records(owner, name)), sync_count
+
+    # ---- internals ----------------------------------------------------------------------
+    def _emit(self, name: str, keys: tuple[str, ...], origin: Origin) -> None:
+        if self.changes:
+            self.changes.emit(ChangeEvent(name, keys, origin))
+
+    async def _refresh(self, name: str, keys: tuple[str, ...] = ()) -> None:
+        """Re-read the counts of ``name``; keep the watcher's picture of it current (only
+        ``keys`` of it, when given)."""
+        pending, sync_count = await self._local.read(self._refresh_blocking, name, keys)
+        self.board.set_counts(name, pending, sync_count)
+
+    def _refresh_blocking(self, owner: str, name: str, keys: tuple[str, ...]) -> tuple[int, int]:
+        store = self._local.store
+        if self._versioned and self._version is not None and self._unchanged(store):
+            if not keys:  # nobody else wrote: keep the picture current
+                self._seen[name] = _fingerprint(store.get_records(owner, name))
+            seen = self._seen.setdefault(name, {})
+            for key in keys:
+                record = store.get_record(owner, name, key)
+                if record is None:
+                    seen.pop(key, None)
+                else:
+                    seen.update(_fingerprint({key: record}))
+        return self._count_blocking(owner, name)
+
+    def _unchanged(self, store: object) -> bool:
+        assert isinstance(store, _Versioned)
+        return store.data_version() == self._version
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                changed = await self._local.read(self._poll_blocking)
+            except CogsyncError as exc:
+                log.warning("cannot check the device file for other writers: %s", exc)
+                changed = {}
+            for name, keys in changed.items():
+                self._emit(name, keys, "process")
+                with contextlib.suppress(CogsyncError):
+                    await self._refresh(name)
+            await asyncio.sleep(self._poll_interval)
+
+    def _poll_blocking(self, owner: str) -> dict[str, tuple[str, ...]]:
+        store = self._local.store
+        assert isinstance(store, _Versioned)
+        version = store.data_version()
+        if version == self._version:
+            return {}
+        first = self._version is None
+        self._version = version
+        now: Fingerprint = {
+            s.name: _fingerprint(store.get_records(owner, s.name))
+            for s in store.list_datasets(owner)
+        }
+        before, self._seen = self._seen, now
+        if first:
+            return {}
+        changed: dict[str, tuple[str, ...]] = {}
+        for name in sorted(before.keys() | now.keys()):
+            old, new = before.get(name, {}), now.get(name, {})
+            keys = tuple(sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k)))
+            if keys or (name in before) != (name in now):
+                changed[name] = keys
+        return changed

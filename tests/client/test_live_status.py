@@ -1,0 +1,153 @@
+"""Status and change events: pending counts, last errors, and the origin of every change."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import cogsync
+from cogsync import AsyncClient, ChangeEvent, Client, ClientStatus
+from cogsync.server.runner import EmbeddedServer
+from cogsync.testing.servers import developer_logins
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[EmbeddedServer]:
+    async with EmbeddedServer(tmp_path / "server", port=0) as srv:
+        yield srv
+
+
+async def _next(events: list[ChangeEvent], ready: asyncio.Event, timeout: float = 10.0) -> None:
+    await asyncio.wait_for(ready.wait(), timeout)
+    ready.clear()
+
+
+async def test_pending_changes_exact_before_and_after_sync_and_failure(
+    server: EmbeddedServer, tmp_path: Path
+) -> None:
+    logins = await developer_logins(server, "pat")
+    async with AsyncClient(server.config, db_path=tmp_path / "d.db", logins=logins) as client:
+        status = await client.status()
+        assert status.online is None and not status.auto_sync and dict(status.datasets) == {}
+        prefs = await client.dataset("prefs")
+        await prefs.put_all({"a": "1", "b": "2", "c": "3"})
+        await prefs.remove("c")  # never synced: nothing left to push for it
+        assert (await prefs.status()).pending_changes == 2
+        await prefs.synchronize()
+        after = await prefs.status()
+        assert after.pending_changes == 0 and not after.syncing
+        assert after.last_synced_at is not None and after.last_error is None
+        assert after.sync_count >= 1
+        assert (await client.status()).online is True
+
+        await prefs.put("a", "changed")
+        await prefs.put("d", "4")
+        await prefs.remove("b")  # synced: its removal must be pushed
+        assert (await client.status()).datasets["prefs"].pending_changes == 3
+
+    dead_url = "http://127.0.0.1:9/"
+    dead = dataclasses.replace(
+        server.config, graphql_url=dead_url, realtime_url=dead_url, identity_endpoint=dead_url
+    )
+    async with AsyncClient(dead, db_path=tmp_path / "d.db", logins=logins) as client:
+        prefs = await client.dataset("prefs")
+        with pytest.raises(cogsync.OfflineError) as failure:
+            await prefs.synchronize()
+        failed = await prefs.status()
+        assert failed.pending_changes == 3 and not failed.syncing
+        assert failed.last_error is failure.value
+        assert (await client.status()).online is False
+
+
+async def test_events_local_and_remote_with_streams(server: EmbeddedServer, tmp_path: Path) -> None:
+    logins = await developer_logins(server, "eve")
+    async with (
+        AsyncClient(server.config, db_path=tmp_path / "a.db", logins=logins) as a,
+        AsyncClient(server.config, db_path=tmp_path / "b.db", logins=logins) as b,
+    ):
+        heard: list[ChangeEvent] = []
+        ready = asyncio.Event()
+
+        def listener(event: ChangeEvent) -> None:
+            heard.append(event)
+            ready.set()
+
+        subscription = b.on_change(listener)
+        stream = b.changes()
+        mine = await b.dataset("notes")
+        await mine.put("x", "1")
+        await _next(heard, ready)
+        assert heard == [ChangeEvent("notes", ("x",), "local")]
+        assert await anext(stream) == heard[0]
+
+        theirs = await a.dataset("notes")
+        await theirs.put_all({"y": "2", "z": "3"})
+        await theirs.synchronize()
+        await mine.synchronize()
+        await _next(heard, ready)
+        assert heard[-1] == ChangeEvent("notes", ("y", "z"), "remote")
+        assert await anext(stream) == heard[-1]
+
+        subscription.cancel()
+        await mine.put("w", "4")
+        assert await anext(stream) == ChangeEvent("notes", ("w",), "local")
+        await asyncio.sleep(0.1)
+        assert len(heard) == 2
+        await stream.aclose()
+
+
+_OTHER_PROCESS = """
+import sys
+from cogsync import Client
+with Client(db_path=sys.argv[1]) as client:
+    client.dataset("shared").put_all({"from-a": "process", "other": "1"})
+"""
+
+
+async def test_write_from_another_process_is_a_process_event(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    async with AsyncClient(db_path=db) as client:
+        shared = await client.dataset("shared")
+        await shared.put("mine", "1")
+        stream = client.changes()
+        await asyncio.sleep(0.7)  # the watcher has seen the file once
+        await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-c", _OTHER_PROCESS, str(db)], check=True
+        )
+        event = await asyncio.wait_for(anext(stream), 10)
+        assert event == ChangeEvent("shared", ("from-a", "other"), "process")
+        assert (await shared.status()).pending_changes == 3
+        await shared.put("mine", "2")
+        assert await asyncio.wait_for(anext(stream), 10) == ChangeEvent(
+            "shared", ("mine",), "local"
+        )
+
+
+def test_blocking_client_status_and_callbacks_off_loop(tmp_path: Path) -> None:
+    seen: list[tuple[ChangeEvent, str]] = []
+    statuses: list[ClientStatus] = []
+    done = threading.Event()
+
+    def on_change(event: ChangeEvent) -> None:
+        seen.append((event, threading.current_thread().name))
+        done.set()
+
+    with Client(db_path=tmp_path / "d.db") as client:
+        client.on_change(on_change)
+        client.on_status(statuses.append)
+        ds = client.dataset("prefs")
+        ds.put("k", "v")
+        assert done.wait(10)
+        assert seen[0][0] == ChangeEvent("prefs", ("k",), "local")
+        assert seen[0][1] != "cogsync-loop"
+        assert ds.status().pending_changes == 1
+        status = client.status()
+        assert status.datasets["prefs"].pending_changes == 1 and status.online is None
+    assert statuses and statuses[-1].datasets["prefs"].pending_changes == 1
