@@ -313,7 +313,10 @@ class _Fuzzer:
             ),
             session=botocore.session.get_session(),
         )
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True),  # each input on its own connection
+            timeout=aiohttp.ClientTimeout(total=20),
+        )
 
     def signed(self, body: bytes) -> dict[str, str]:
         assert self.signer is not None

@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import socket
 import tempfile
 import threading
 import time
@@ -39,7 +40,7 @@ from cogsync.client import AsyncClient
 from cogsync.config import Config
 from cogsync.dataset import AsyncDataset
 from cogsync.engine.conflicts import last_writer_wins
-from cogsync.exceptions import CogsyncError
+from cogsync.exceptions import CogsyncError, ConfigError
 from cogsync.models import (
     PushResult,
     RecordPage,
@@ -169,6 +170,22 @@ class _RecordingBackend:
         await self.inner.close()
 
 
+def _listening_port() -> int:
+    """A free port below the kernel's ephemeral range (not handed to outgoing sockets)."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(1000):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return 0
+
+
 class _Worker:
     """One server and the shared pieces every scenario of this worker uses.
 
@@ -180,7 +197,8 @@ class _Worker:
     def __init__(self, data: Path, seed: int, report: ScenarioReport) -> None:
         self.data, self.report = data, report
         self.rng = random.Random(f"{seed}:worker")
-        self.server = EmbeddedServer(data / "server")
+        # A port below the ephemeral range: after a restart no outgoing socket holds it.
+        self.server = EmbeddedServer(data / "server", port=_listening_port())
         self.server_loop = asyncio.new_event_loop()
         self.server_thread = threading.Thread(
             target=self.server_loop.run_forever, name="reliability-server", daemon=True
@@ -209,7 +227,14 @@ class _Worker:
             await asyncio.sleep(self.rng.uniform(0.0, 0.5))  # land among running scenarios
             await self.on_server_loop(self.server.stop())
             await asyncio.sleep(self.rng.uniform(0.0, 0.1))
-            await self.on_server_loop(self.server.start())
+            for attempt in range(100):  # the port may be briefly taken by an outgoing socket
+                try:
+                    await self.on_server_loop(self.server.start())
+                    break
+                except ConfigError:
+                    if attempt == 99:
+                        raise
+                    await asyncio.sleep(0.1)
             self.report.server_restarts += 1
 
     async def stop(self) -> None:
