@@ -118,8 +118,10 @@ class ScenarioReport:
     device_restarts: int = 0
     server_restarts: int = 0
     requests: int = 0
+    longest_restart: float = 0.0
     faults: Counter[str] = dataclasses.field(default_factory=Counter)
-    examples: list[str] = dataclasses.field(default_factory=list)
+    examples: list[str] = dataclasses.field(default_factory=list)  # lost or duplicated
+    stuck_examples: list[str] = dataclasses.field(default_factory=list)
 
     def merge(self, other: ScenarioReport) -> None:
         """Add ``other``'s counts to these."""
@@ -129,6 +131,8 @@ class ScenarioReport:
                 mine.update(theirs)
             elif isinstance(mine, list):
                 mine.extend(theirs[: max(0, 10 - len(mine))])
+            elif item.name == "longest_restart":
+                self.longest_restart = max(mine, theirs)
             else:
                 setattr(self, item.name, mine + theirs)
 
@@ -225,6 +229,7 @@ class _Worker:
         """Stop the server (cutting every connection) and start it on the same directory."""
         async with self.restarting:
             await asyncio.sleep(self.rng.uniform(0.0, 0.5))  # land among running scenarios
+            started = time.monotonic()
             await self.on_server_loop(self.server.stop())
             await asyncio.sleep(self.rng.uniform(0.0, 0.1))
             for attempt in range(100):  # the port may be briefly taken by an outgoing socket
@@ -236,6 +241,8 @@ class _Worker:
                         raise
                     await asyncio.sleep(0.1)
             self.report.server_restarts += 1
+            took = time.monotonic() - started
+            self.report.longest_restart = max(self.report.longest_restart, took)
 
     async def stop(self) -> None:
         await self.on_server_loop(self.server.stop())
@@ -292,9 +299,9 @@ class _Device:
             self.client = None
 
     async def sync(self, *, until_done: bool = False) -> None:
-        """One sync (retried for up to a minute while the server restarts if ``until_done``)."""
+        """One sync (retried for up to 3 minutes while the server restarts if ``until_done``)."""
         report = self.scenario.worker.report
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while True:
             assert self.dataset is not None
             report.syncs += 1
@@ -341,7 +348,7 @@ class _Scenario:
 
     async def run(self) -> list[str]:
         """Run the plan, converge, and return the oracle's complaints (lost writes)."""
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while not self.identity_id:
             try:
                 self.identity_id = await self.identity.get_identity_id()
@@ -431,7 +438,7 @@ class _Scenario:
         return check_lost(self.writes, states, dirty, server)
 
     async def server_state(self) -> tuple[dict[str, str], int]:
-        for _ in range(200):
+        for _ in range(3600):
             storage = self.worker.server.storage
             if storage is not None:
                 with contextlib.suppress(Exception):
@@ -475,10 +482,13 @@ async def _run_worker(
             directory.mkdir()
             scenario = _Scenario(worker, plan, directory, seed)
             try:
-                problems = await asyncio.wait_for(scenario.run(), 120)
+                problems = await asyncio.wait_for(scenario.run(), 600)
             except Exception as exc:  # a scenario that cannot finish is reported, not hidden
                 report.stuck += 1
-                report.examples.append(f"scenario {index} (seed {seed}) did not finish: {exc!r}")
+                if len(report.stuck_examples) < 10:
+                    report.stuck_examples.append(
+                        f"scenario {index} (seed {seed}) did not finish: {exc!r}"
+                    )
                 return
             finally:
                 for path in directory.iterdir():

@@ -88,7 +88,8 @@ class SuiteResult:
             f"  scenarios: {s.writes} acknowledged writes, {s.syncs} syncs ({s.failed_syncs} "
             f"failed on a fault), {s.conflicts} conflicts resolved",
             f"  faults: {s.requests} requests relayed, {faults}; {s.server_restarts} server "
-            f"restarts, {s.device_restarts} app restarts mid-scenario",
+            f"restarts (longest {s.longest_restart:.1f} s), {s.device_restarts} app restarts "
+            "mid-scenario",
             f"  SIGKILLs: {phases}; {k.acknowledged} acknowledged writes checked; the write in "
             f"flight landed whole {k.in_flight_landed} times",
             "  fuzz, per class (inputs / server errors / answers slower than "
@@ -101,10 +102,11 @@ class SuiteResult:
                     f"    {name:<22} {f.inputs[name]:>6} {f.errors[name]:>6} "
                     f"{f.slow[name]:>6} {f.noisy[name]:>6} {mean:>8.1f}"
                 )
-        examples = s.examples + k.examples + [f"fuzz {c}: {e}" for c, e in f.examples.items()]
+        examples = s.examples + k.examples + s.stuck_examples[:3]
+        examples += [f"fuzz {c}: {e}" for c, e in f.examples.items()]
         examples += [f"fuzz {c} (4xx, logged): {e}" for c, e in f.noise_examples.items()]
         if examples:
-            examples = [e if len(e) < 600 else e[:600] + "..." for e in examples[:20]]
+            examples = [e if len(e) < 600 else e[:600] + "..." for e in examples[:30]]
             lines += ["", "Failures and log noise (first of each kind):"]
             lines += [f"  {e}" for e in examples]
         missed = self.missed()
