@@ -1,0 +1,140 @@
+"""The reliability suite (``benchmarks/reliability.py``): a smoke run in the default suite,
+the full run under ``-m slow``, and checks that its oracle catches what it should."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from reliability_suite.fuzz import CLASSES
+from reliability_suite.oracle import Write, allowed_outcomes, check_duplicates
+from reliability_suite.scenarios import run_scenarios
+from reliability_suite.suite import Options, run_suite
+
+from cogsync.engine.conflicts import remote_wins
+from cogsync.exceptions import OfflineError
+from cogsync.models import PatchOp, RecordPatch
+from cogsync.server.changes import ChangeEntry
+from cogsync.store.base import LocalStore
+from cogsync.store.memory import MemoryStore
+from cogsync.store.sqlite import SQLiteStore
+from cogsync.testing.fakes import MemoryBackend, MemoryServer
+from cogsync.testing.stateful import Device, FlakyBackend, remote_values
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+# Deeply nested JSON bodies get a 500 from today's server (json.loads raises RecursionError,
+# which the request parser does not turn into a 400); the fix is under way in the server.
+# The smoke run leaves that class out so the default suite stays green meanwhile; the full
+# run (-m slow, and `python benchmarks/reliability.py`) still sends it and counts its errors.
+KNOWN_SERVER_FAILURES = ("json-deep",)
+
+
+def _write(device: str, seq: int, value: str | None, ms: int | None) -> Write:
+    stamp = None if ms is None else T0 + timedelta(milliseconds=ms)
+    return Write(device, seq, "k", value, stamp, T0 + timedelta(milliseconds=ms or seq * 10))
+
+
+def test_the_newest_head_wins() -> None:
+    writes = [_write("a", 0, "a0", 10), _write("b", 1, "b1", 20), _write("a", 2, "a2", 5)]
+    # a2 is a's last word on k: a0 is superseded by it even though a0 was stamped later
+    assert allowed_outcomes(writes, "k") == {"b1"}
+    assert allowed_outcomes([*writes, _write("a", 3, None, 30)], "k") == {None}
+
+
+def test_a_local_cancel_never_brings_back_the_devices_own_value() -> None:
+    writes = [_write("b", 0, "b0", 5), _write("a", 1, "a1", 10), _write("a", 2, None, None)]
+    allowed = allowed_outcomes(writes, "k")
+    assert "a1" not in allowed
+    assert allowed == {"b0", None}
+
+
+def _patch(value: str | None) -> RecordPatch:
+    op = PatchOp.REPLACE if value is not None else PatchOp.REMOVE
+    return RecordPatch(op, "k", value, 0, T0)
+
+
+def _entry(seq: int, request_id: str) -> ChangeEntry:
+    return ChangeEntry(seq, "id", "notes", seq, False, ("k",), request_id, T0)
+
+
+def test_duplicates_are_found_in_the_change_log() -> None:
+    sent = {"r1": [_patch("v1")], "r2": [_patch("v1")], "r3": [_patch(None)], "r4": [_patch(None)]}
+    assert check_duplicates([_entry(1, "r1")], sent, {"notes": 1}) == []
+    assert check_duplicates([_entry(1, "r1"), _entry(2, "r2")], sent, {"notes": 2})
+    assert check_duplicates([_entry(1, "r1"), _entry(2, "r1")], sent, {"notes": 2})
+    assert check_duplicates([_entry(1, "r3"), _entry(2, "r4")], sent, {"notes": 2})
+    assert check_duplicates([_entry(1, "r1")], sent, {"notes": 2})  # a batch counted twice
+
+
+def test_the_oracle_catches_a_resolver_that_drops_newer_local_writes() -> None:
+    report = run_scenarios(3, range(40), concurrency=8, restart_every=0, resolver=remote_wins)
+    assert report.scenarios == 40
+    assert report.lost > 0, "remote_wins drops newer local edits: the oracle must see it"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a pulled record skipped by the revision guard is forgotten once lastSyncCount "
+    "has moved past it and the app removes its own never-synced edit of that key",
+)
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_a_device_never_loses_a_record_it_skipped_while_the_app_wrote(
+    kind: str, tmp_path: Path
+) -> None:
+    # Found by the reliability suite (seed 194346075, scenario 1119), minimised here.
+    def store(device_id: str) -> LocalStore:
+        if kind == "memory":
+            return MemoryStore(device_id=device_id)
+        return SQLiteStore(tmp_path / f"{device_id}.db", device_id=device_id)
+
+    server = MemoryServer()
+    network = FlakyBackend(MemoryBackend(server, "id"))
+    a = Device(store("a"), network, "id")
+    b = Device(store("b"), MemoryBackend(server, "id"), "id")
+    b.write("notes", {"k": "from b"}, T0)
+    await b.sync("notes")  # the server holds k = "from b" at sync count 1
+
+    async def app_writes_then_network_drops() -> None:
+        a.write("notes", {"k": "from a"}, T0 + timedelta(seconds=1))
+        network.offline = True
+
+    # A's sync pulls k = "from b"; the app's write of k wins the revision guard, so the
+    # pulled record is skipped, yet lastSyncCount moves to 1; then the push fails.
+    network.before["list_records"] = app_writes_then_network_drops
+    with pytest.raises(OfflineError):
+        await a.sync("notes")
+    # The app removes its own edit: never synced (sync count 0), it is deleted outright.
+    a.write("notes", {"k": None}, T0 + timedelta(seconds=2))
+    network.offline = False
+    await a.sync("notes")
+    await b.sync("notes")
+    server_values = await remote_values(b.backend, "notes")
+    # Today: A holds {} and believes it is up to date; B and the server hold "from b".
+    assert a.values("notes") == b.values("notes") == server_values
+
+
+def test_smoke_run() -> None:
+    options = Options(
+        seed=20260101,
+        scenarios=50,
+        kills=5,
+        fuzz=200,
+        workers=1,
+        concurrency=10,
+        restart_every=20,
+        fuzz_classes=tuple(c for c in CLASSES if c not in KNOWN_SERVER_FAILURES),
+    )
+    result = run_suite(options)
+    assert result.missed() == [], result.table()
+
+
+@pytest.mark.slow
+def test_full_run() -> None:
+    result = run_suite(Options(seed=20260102))
+    assert result.missed() == [], result.table()
