@@ -78,11 +78,6 @@ def test_the_oracle_catches_a_resolver_that_drops_newer_local_writes() -> None:
     assert report.lost > 0, "remote_wins drops newer local edits: the oracle must see it"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a pulled record skipped by the revision guard is forgotten once lastSyncCount "
-    "has moved past it and the app removes its own never-synced edit of that key",
-)
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 async def test_a_device_never_loses_a_record_it_skipped_while_the_app_wrote(
     kind: str, tmp_path: Path
@@ -115,7 +110,7 @@ async def test_a_device_never_loses_a_record_it_skipped_while_the_app_wrote(
     await a.sync("notes")
     await b.sync("notes")
     server_values = await remote_values(b.backend, "notes")
-    # Today: A holds {} and believes it is up to date; B and the server hold "from b".
+    # The skipped record kept lastSyncCount below it, so A pulled it again.
     assert a.values("notes") == b.values("notes") == server_values
 
 
