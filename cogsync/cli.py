@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -17,11 +18,14 @@ from typing import Any
 
 from cogsync.changes.cli import add_parser as _add_changes
 from cogsync.exceptions import CogsyncError, ConfigError
+from cogsync.server.log_format import LOG_FORMATS, LOG_LEVELS, configure_logging
 from cogsync.server.realtime_limits import add_realtime_arguments, realtime_limits_from_args
 from cogsync.server.serve_options import add_options as add_serve_options
 from cogsync.server.serve_options import server_kwargs as serve_option_kwargs
 
 __all__ = ["build_parser", "main"]
+
+_log = logging.getLogger("cogsync.serve")
 
 _SubParsers = Any  # argparse's private _SubParsersAction
 
@@ -76,6 +80,19 @@ def _add_serve(subparsers: _SubParsers) -> None:
     parser.add_argument(
         "--keepalive", type=float, default=60.0, help="seconds between real-time ka messages"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve GET /metrics on this port instead of the main one",
+    )
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="log threshold (default info)"
+    )
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default="text", help="log lines as text or JSON"
+    )
     _add_limit_flags(parser)
     add_serve_options(parser)  # --sync-trigger, --trust-identity-pool, --trusted-pool-jwks
     add_realtime_arguments(parser)
@@ -112,8 +129,11 @@ def _run_serve(args: argparse.Namespace) -> int:
     from cogsync.server.identity import load_jwks
     from cogsync.server.runner import EmbeddedServer
 
+    configure_logging(args.log_level, args.log_format)
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0 (any free port) to 65535, not {args.port}")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise ConfigError(f"--metrics-port must be 0 to 65535, not {args.metrics_port}")
     if not args.keepalive >= 1.0:  # also refuses nan
         raise ConfigError(f"--keepalive must be at least 1 second, not {args.keepalive}")
     if len(args.oidc_issuer) != len(args.jwks_file):
@@ -137,6 +157,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         realtime=realtime_limits_from_args(args),
         config_out=args.config_out,
         server_limits=_limits_from_flags(args),
+        metrics_port=args.metrics_port,
         **serve_option_kwargs(args),
     )
     asyncio.run(_serve_until_signal(server))
@@ -151,15 +172,17 @@ async def _serve_until_signal(server: Any) -> None:
             loop.add_signal_handler(sig, stop.set)
     async with server:
         config = server.config
-        print(f"cogsync serve: listening on {server.url}", flush=True)
-        print(f"  GraphQL:          {config.graphql_url}")
-        print(f"  real-time:        {config.realtime_url}")
-        print(f"  identity API:     {config.identity_endpoint}")
-        print(f"  identity pool:    {config.identity_pool_id}")
-        print(f"  client config:    {server.config_out or server.data_dir / 'cogsync.json'}")
-        print(f"  admin credentials: {server.data_dir / 'admin.json'}", flush=True)
+        _log.info("listening on %s", server.url)
+        _log.info("GraphQL: %s", config.graphql_url)
+        _log.info("real-time: %s", config.realtime_url)
+        _log.info("identity API: %s", config.identity_endpoint)
+        _log.info("identity pool: %s", config.identity_pool_id)
+        _log.info("client config: %s", server.config_out or server.data_dir / "cogsync.json")
+        _log.info("admin credentials: %s", server.data_dir / "admin.json")
+        if server.metrics_port is not None:
+            _log.info("metrics: http://%s:%d/metrics", server.host, server.metrics_port)
         await stop.wait()
-        print("cogsync serve: stopping", flush=True)
+        _log.info("stopping")
 
 
 def _add_demo(subparsers: _SubParsers) -> None:

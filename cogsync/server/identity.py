@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import serialization
 
 from cogsync.exceptions import ConfigError, UsageError
 from cogsync.server.access import Authenticator
+from cogsync.server.access_log import IDENTITY, OPERATION, OUTCOME
 from cogsync.server.connections import read_body
 from cogsync.server.credentials import IdentityDatabase
 from cogsync.server.trusted_pools import TrustedPools
@@ -146,6 +147,8 @@ class IdentityApi:
                     "UnknownOperationException",
                     f"X-Amz-Target {target[:80]!r} is not an AWSCognitoIdentityService operation",
                 )
+            known = name in self._admin_operations or name in self._operations
+            request[OPERATION] = name if known else "unknown"
             params = _parse_params(body)
             if name in self._admin_operations:
                 await self._require_admin(request, body)
@@ -157,9 +160,13 @@ class IdentityApi:
                     "UnknownOperationException", f"operation {name[:80]!r} is not supported"
                 )
             result = await asyncio.to_thread(operation, params)
+            identity = result.get("IdentityId", params.get("IdentityId"))
+            if isinstance(identity, str):
+                request[IDENTITY] = identity
         except RequestRefused as exc:
             # AppSync's UnauthorizedException is NotAuthorizedException in Cognito Identity.
             error_type = exc.error_type.replace("UnauthorizedException", "NotAuthorizedException")
+            request[OUTCOME] = error_type
             return aws_error_response(RequestRefused(error_type, exc.message, exc.status))
         return web.json_response(result, content_type=AWS_JSON)
 

@@ -275,12 +275,12 @@ def test_cogsync_serve_command(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "cogsync.json"
     command = [sys.executable, "-m", "cogsync.cli", "serve", "--port", "0", "--data", str(data)]
     process = subprocess.Popen(
-        [*command, "--config-out", str(out), "--no-guests"], stdout=subprocess.PIPE, text=True
+        [*command, "--config-out", str(out), "--no-guests"], stderr=subprocess.PIPE, text=True
     )
     try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert first.startswith("cogsync serve: listening on http://127.0.0.1:")
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        assert "cogsync.serve: listening on http://127.0.0.1:" in first
         config = Config.load(out)
         assert config.graphql_url == first.split()[-1] + "/graphql"
         client = boto3.client(
@@ -297,8 +297,8 @@ def test_cogsync_serve_command(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
-        if process.stdout is not None:
-            process.stdout.close()
+        if process.stderr is not None:
+            process.stderr.close()
     bad = subprocess.run(
         [*command, "--oidc-issuer", "https://issuer.example"],
         capture_output=True,
