@@ -98,6 +98,25 @@ def _run_config_from_stack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_backup(subparsers: _SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "backup",
+        help="copy a cogsync serve data directory consistently (safe while it serves)",
+        description="SQLite online backup of DIR's databases into the new directory OUT.",
+    )
+    parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="data directory")
+    parser.add_argument("out", type=Path, metavar="OUT", help="new directory for the copy")
+    parser.set_defaults(func=_run_backup)
+
+
+def _run_backup(args: argparse.Namespace) -> int:
+    from cogsync.server.backup import backup_data_dir
+
+    for path in backup_data_dir(args.data, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
 _SUBCOMMANDS: tuple[Callable[[_SubParsers], None], ...] = (
     _add_serve,
     _add_demo,
@@ -105,6 +124,7 @@ _SUBCOMMANDS: tuple[Callable[[_SubParsers], None], ...] = (
     _add_inspect,
     _add_config,
     _add_changes,
+    _add_backup,
 )
 
 
