@@ -84,6 +84,8 @@ class EmbeddedServer:
             (``--trust-identity-pool``).
         metrics_port: serve ``GET /metrics`` on this port (0: any free one) instead of on
             the main port (``--metrics-port``).
+        shutdown_timeout: seconds `stop` lets running requests finish before cancelling
+            them (``--shutdown-timeout``).
 
     Attributes (after start):
         port: the port listened on.
@@ -119,6 +121,7 @@ class EmbeddedServer:
         server_limits: ServerLimits = DEFAULT_SERVER_LIMITS,
         trusted_pools: TrustedPools | None = None,
         metrics_port: int | None = None,
+        shutdown_timeout: float = 30.0,
     ) -> None:
         del refused  # custom services refuse with RequestRefused
         self.server_limits = server_limits.fitted_to(limits)
@@ -134,6 +137,7 @@ class EmbeddedServer:
         self._service = service
         self.metrics = ServerMetrics()
         self.metrics_port = metrics_port
+        self.shutdown_timeout = shutdown_timeout
         self._metrics_runner: web.AppRunner | None = None
         self.storage: ServerStorage | None = None
         self.sync_service: SyncService | None = None
@@ -214,7 +218,12 @@ class EmbeddedServer:
             if self.metrics_port is None:
                 app.add_routes(self.metrics.routes())
             idle = self.server_limits.idle_timeout
-            runner = web.AppRunner(app, access_log=None, keepalive_timeout=idle)
+            runner = web.AppRunner(
+                app,
+                access_log=None,
+                keepalive_timeout=idle,
+                shutdown_timeout=self.shutdown_timeout,
+            )
             await runner.setup()
             assert runner.server is not None
             factory = app[CONNECTIONS].protocol_factory(runner.server)
@@ -345,7 +354,10 @@ class EmbeddedServer:
             self.storage = None
 
     async def stop(self) -> None:
-        """Close every connection, stop listening and close the databases."""
+        """Stop gracefully: stop accepting (``/ready`` fails from now on), close WebSockets
+        with code 1001 so clients reconnect elsewhere, let running requests finish (up to
+        ``shutdown_timeout`` seconds; a push cut short is then not applied or, if its
+        transaction committed, replayed to the client's retry), then close the databases."""
         runner, self._runner = self._runner, None
         listener, self._listener = self._listener, None
         metrics_runner, self._metrics_runner = self._metrics_runner, None

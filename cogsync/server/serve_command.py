@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         config_out=settings.config_out,
         server_limits=settings.server_limits(),
         metrics_port=settings.metrics_port,
+        shutdown_timeout=settings.shutdown_timeout,
         **server_kwargs(settings),
     )
     asyncio.run(_serve_until_signal(server))

@@ -61,6 +61,7 @@ class _BaseServeSettings(BaseSettings):
     oidc_client_id: list[str] = []
     allow_http_issuer: bool = False
     keepalive: float = Field(60.0, ge=1.0, allow_inf_nan=False)
+    shutdown_timeout: float = Field(30.0, ge=0.0, allow_inf_nan=False)
     metrics_port: int | None = Field(None, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["text", "json"] = "text"
@@ -141,6 +142,11 @@ _MAIN = (
         switch=True,
     ),
     Setting("keepalive", "seconds between real-time ka messages", "SECONDS"),
+    Setting(
+        "shutdown_timeout",
+        "seconds running requests may take to finish after SIGTERM",
+        "SECONDS",
+    ),
     Setting("metrics_port", "serve GET /metrics on this port, not the main one", "PORT"),
     Setting("log_level", "log threshold", choices=LOG_LEVELS),
     Setting("log_format", "log lines as text or JSON", choices=LOG_FORMATS),
