@@ -62,7 +62,10 @@ class EmbeddedServer:
         allow_guests: issue identities without logins.
         developer_provider: the developer provider name for
             GetOpenIdTokenForDeveloperIdentity.
-        oidc_issuers: OIDC issuer URL -> JWKS document, for ID-token logins.
+        oidc_issuers: OIDC issuer URL -> JWKS document (None: OIDC discovery), for
+            ID-token logins.
+        oidc_refresh_interval: least seconds between key-set refetches of a discovered
+            issuer caused by unknown key ids (``--oidc-refresh-interval``).
         oidc_client_ids: app client ids an ID token's ``aud`` must name (empty: any).
         limits: per-identity limits (Cognito Sync's by default).
         hooks: operator hooks (sync trigger).
@@ -107,7 +110,7 @@ class EmbeddedServer:
         region: str = "us-east-1",
         allow_guests: bool = True,
         developer_provider: str = "login.cogsync.dev",
-        oidc_issuers: Mapping[str, Mapping[str, Any]] | None = None,
+        oidc_issuers: Mapping[str, Mapping[str, Any] | None] | None = None,
         oidc_client_ids: Sequence[str] = (),
         limits: Limits = DEFAULT_LIMITS,
         hooks: ServerHooks | None = None,
@@ -122,6 +125,7 @@ class EmbeddedServer:
         trusted_pools: TrustedPools | None = None,
         metrics_port: int | None = None,
         shutdown_timeout: float = 30.0,
+        oidc_refresh_interval: float = 60.0,
     ) -> None:
         del refused  # custom services refuse with RequestRefused
         self.server_limits = server_limits.fitted_to(limits)
@@ -129,6 +133,7 @@ class EmbeddedServer:
         self.data_dir, self.host, self.port, self.region = Path(data_dir), host, port, region
         self.allow_guests, self.developer_provider = allow_guests, developer_provider
         self.oidc_issuers = dict(oidc_issuers or {})
+        self.oidc_refresh_interval = oidc_refresh_interval
         self.oidc_client_ids = tuple(oidc_client_ids)
         self.limits, self.hooks, self.clock = limits, hooks, clock
         self.keepalive_interval, self.credential_lifetime = keepalive_interval, credential_lifetime
@@ -194,6 +199,7 @@ class EmbeddedServer:
                     allow_guests=self.allow_guests,
                     developer_provider=self.developer_provider,
                     oidc_issuers=self.oidc_issuers,
+                    oidc_refresh_interval=self.oidc_refresh_interval,
                     oidc_client_ids=self.oidc_client_ids,
                     credential_lifetime=self.credential_lifetime,
                     on_merge=self._merge if self.storage is not None else None,

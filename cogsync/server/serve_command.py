@@ -43,7 +43,6 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cogsync serve`` with parsed ``args``; returns the exit status."""
-    from cogsync.server.identity import load_jwks
     from cogsync.server.runner import EmbeddedServer
 
     settings = load_settings(args)
@@ -51,17 +50,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(render_settings(settings))
         return 0
     configure_logging(settings.log_level, settings.log_format)
-    if settings.jwks_file and len(settings.oidc_issuer) != len(settings.jwks_file):
-        raise ConfigError("give one --jwks-file for each --oidc-issuer, in the same order")
-    for issuer in settings.oidc_issuer:
-        if not issuer.startswith("https://"):
-            raise ConfigError(f"--oidc-issuer {issuer!r} must be an https:// URL")
-    if settings.oidc_issuer and not settings.jwks_file:
-        raise ConfigError("--oidc-issuer needs --jwks-file (one per issuer)")
-    issuers = {
-        issuer: load_jwks(str(path))
-        for issuer, path in zip(settings.oidc_issuer, settings.jwks_file, strict=True)
-    }
+    issuers = _issuers(settings)
     server = EmbeddedServer(
         settings.data,
         host=settings.host,
@@ -69,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         allow_guests=not settings.no_guests,
         developer_provider=settings.developer_provider,
         oidc_issuers=issuers,
+        oidc_refresh_interval=settings.oidc_refresh_interval,
         oidc_client_ids=settings.oidc_client_id,
         keepalive_interval=settings.keepalive,
         realtime=settings.realtime_limits(),
@@ -80,6 +70,26 @@ def run(args: argparse.Namespace) -> int:
     )
     asyncio.run(_serve_until_signal(server))
     return 0
+
+
+def _issuers(settings: Any) -> dict[str, dict[str, Any] | None]:
+    """Issuer URL -> its JWKS file's document, or None (OIDC discovery) without files."""
+    from cogsync.server.identity import load_jwks
+    from cogsync.server.oidc_keys import check_issuer_url
+
+    for issuer in settings.oidc_issuer:
+        check_issuer_url(issuer, allow_http=settings.allow_http_issuer)
+    if not settings.jwks_file:
+        return dict.fromkeys(settings.oidc_issuer)
+    if len(settings.oidc_issuer) != len(settings.jwks_file):
+        raise ConfigError(
+            "give one --jwks-file for each --oidc-issuer, in the same order (or none: "
+            "OIDC discovery)"
+        )
+    return {
+        issuer: load_jwks(str(path))
+        for issuer, path in zip(settings.oidc_issuer, settings.jwks_file, strict=True)
+    }
 
 
 async def _serve_until_signal(server: Any) -> None:

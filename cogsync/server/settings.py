@@ -60,6 +60,7 @@ class _BaseServeSettings(BaseSettings):
     jwks_file: list[Path] = []
     oidc_client_id: list[str] = []
     allow_http_issuer: bool = False
+    oidc_refresh_interval: float = Field(60.0, ge=0.0, allow_inf_nan=False)
     keepalive: float = Field(60.0, ge=1.0, allow_inf_nan=False)
     shutdown_timeout: float = Field(30.0, ge=0.0, allow_inf_nan=False)
     metrics_port: int | None = Field(None, ge=0, le=65535)
@@ -136,6 +137,11 @@ _MAIN = (
     ),
     Setting("jwks_file", "JWKS file of the matching --oidc-issuer (offline)", "FILE", True),
     Setting("oidc_client_id", "accept only ID tokens issued to this app client id", "ID", True),
+    Setting(
+        "oidc_refresh_interval",
+        "least seconds between key refetches of a discovered issuer on unknown key ids",
+        "SECONDS",
+    ),
     Setting(
         "allow_http_issuer",
         "allow http:// OIDC issuers (loopback issuers are always allowed)",

@@ -299,8 +299,9 @@ def test_cogsync_serve_command(tmp_path: Path) -> None:
         assert process.wait(timeout=10) == 0
         if process.stderr is not None:
             process.stderr.close()
-    bad = subprocess.run(
-        [*command, "--oidc-issuer", "https://issuer.example"],
+    unpaired = ("--oidc-issuer", "https://a.example", "--oidc-issuer", "https://b.example")
+    bad = subprocess.run(  # alone, an issuer uses OIDC discovery; with files, one per issuer
+        [*command, *unpaired, "--jwks-file", str(tmp_path / "a.json")],
         capture_output=True,
         text=True,
         timeout=30,
