@@ -26,6 +26,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ __all__ = ["COGNITO_PROVIDER", "IdentityApi", "IdentitySettings", "load_jwks"]
 
 COGNITO_PROVIDER = "cognito-identity.amazonaws.com"
 """The logins key of a token signed by this server (as with Amazon Cognito)."""
+
+_log = logging.getLogger(__name__)
 
 _TARGET_PREFIX = "AWSCognitoIdentityService."
 _IDENTITY_ID_RE = re.compile(r"[\w-]+:[0-9a-f-]+")
@@ -422,7 +425,10 @@ class IdentityApi:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             key = keys.key_for(kid if isinstance(kid, str) else None)
-        except (jwt.PyJWTError, KeyUnavailable) as exc:
+        except KeyUnavailable as exc:
+            _log.warning("login with an ID token of %s refused: %s", issuer, exc)
+            raise _not_authorized(f"Invalid login token: no key of {issuer} signed it") from exc
+        except jwt.PyJWTError as exc:
             raise _not_authorized(f"Invalid login token: no key of {issuer} signed it") from exc
         audience = list(self._settings.oidc_client_ids) or None
         claims = self._decode(token, key.key, issuer=issuer, audience=audience)

@@ -105,6 +105,7 @@ class DiscoveredKeys:
         self._client: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
         self._last_refresh = -float("inf")
+        self._last_failure = -float("inf")  # a failed discovery is retried after the interval
         self.fetches = 0  # key-set fetches caused by unknown key ids
 
     def _discover(self) -> jwt.PyJWKClient:
@@ -125,7 +126,11 @@ class DiscoveredKeys:
         with self._lock:  # one fetch at a time
             try:
                 if self._client is None:
+                    if self._clock() - self._last_failure < self.refresh_interval:
+                        raise KeyUnavailable(f"OIDC discovery of {self.issuer} failed lately")
+                    self._last_failure = self._clock()
                     self._client = self._discover()
+                    self._last_failure = -float("inf")
                 keys = self._client.get_signing_keys()
                 match = _match(keys, kid)
                 now = self._clock()

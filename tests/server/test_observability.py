@@ -130,3 +130,36 @@ async def test_servers_keep_their_own_registries(tmp_path: Path) -> None:
         await new_identity(one)
         assert (await _scrape(one.url + "/metrics"))["cogsync_identities"][()] == 1
         assert (await _scrape(two.url + "/metrics"))["cogsync_identities"][()] == 0
+
+
+def test_serve_writes_json_log_lines_with_the_access_fields(tmp_path: Path) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    command = [
+        *(sys.executable, "-m", "cogsync", "serve", "--port", "0", "--log-format", "json"),
+        *("--data", str(tmp_path / "data"), "--config-out", str(tmp_path / "c.json")),
+    ]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    with process.stderr:
+        first = json.loads(process.stderr.readline())
+        assert first["logger"] == "cogsync.serve" and first["level"] == "info"
+        url = first["message"].split()[-1]
+        with urllib.request.urlopen(url + "/health?token=secret", timeout=30) as answer:
+            assert answer.status == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        lines = [json.loads(line) for line in process.stderr.read().splitlines()]
+    access = [line for line in lines if line["logger"] == "cogsync.access"]
+    assert len(access) == 1
+    assert {k: access[0][k] for k in ("method", "path", "status")} == {
+        "method": "GET",
+        "path": "/health",
+        "status": 200,
+    }
+    assert "secret" not in json.dumps(lines)
+    assert lines[-1]["message"] == "stopped"

@@ -93,12 +93,17 @@ async def test_key_rotation_at_the_issuer_needs_no_restart(issuer: Issuer, tmp_p
         assert bob != alice and issuer.jwks_fetches == 2  # cached
 
 
-async def test_a_down_issuer_refuses_logins_and_the_server_stays_up(tmp_path: Path) -> None:
+async def test_a_down_issuer_refuses_logins_and_the_server_stays_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     dead = "http://127.0.0.1:9"  # discard port: nothing answers
     async with EmbeddedServer(tmp_path / "data", oidc_issuers={dead: None}) as srv:
         token = jwt.encode({"iss": dead, "sub": "x", "exp": 2**31}, "k" * 32, algorithm="HS256")
-        with pytest.raises(ClientError, match="NotAuthorizedException"):
-            await asyncio.to_thread(_get_id, srv, "127.0.0.1:9", token)
+        for _ in range(2):  # the second fails fast: no new discovery within the interval
+            with pytest.raises(ClientError, match="NotAuthorizedException"):
+                await asyncio.to_thread(_get_id, srv, "127.0.0.1:9", token)
+    assert "OIDC discovery at http://127.0.0.1:9" in caplog.text
+    assert "failed lately" in caplog.text
 
 
 @pytest.mark.parametrize(
