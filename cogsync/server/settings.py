@@ -200,7 +200,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     for setting in SETTINGS:
         target = parser if setting in _MAIN else limits
         default = _default(setting.name)
-        shown = f" (default {default}; env {setting.env})"
+        known = "(default" in setting.help  # the realtime helps name theirs
+        shown = f" (env {setting.env})" if known else f" (default {default}; env {setting.env})"
         common: dict[str, Any] = {"default": argparse.SUPPRESS, "help": setting.help + shown}
         if setting.switch:
             target.add_argument(setting.flag, action="store_true", **common)
