@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -105,10 +106,11 @@ def run(label: str, extra: list[str], connections: int, subscriptions: int) -> N
         out = Path(tmp) / "cogsync.json"
         command = [sys.executable, "-m", "cogsync.cli", "serve", "--port", "0"]
         command += ["--data", str(Path(tmp) / "data"), "--config-out", str(out), *extra]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         try:
-            assert process.stdout is not None
-            process.stdout.readline()
+            assert process.stderr is not None
+            process.stderr.readline()  # "listening on ..."
+            threading.Thread(target=process.stderr.read, daemon=True).start()  # keep draining
             config = Config.load(out)
             asyncio.run(flood(config, 1, 1))  # warm up: imports, first connection, schema
             before = rss_mb(process.pid)

@@ -60,19 +60,23 @@ async def _server(data: Path) -> AsyncIterator[tuple[Config, dict[str, str]]]:
     code = "import sys; from cogsync.cli import main; sys.exit(main(sys.argv[1:]))"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, "serve", "--port", "0", "--data", str(data),
-        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    drain: asyncio.Task[bytes] | None = None
     try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert proc.stderr is not None
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
         if "listening" not in line:
             raise RuntimeError(f"cogsync serve did not start: {line!r}")
+        drain = asyncio.ensure_future(proc.stderr.read())  # the access log must not block it
         config = Config.load(data / "cogsync.json")
         admin = json.loads((data / "admin.json").read_text())
         yield config, admin
     finally:
         proc.terminate()
         await proc.wait()
+        if drain is not None:
+            await drain
 
 
 async def _raw_gql_pull(config: Config, identity: CognitoIdentity) -> float:

@@ -7,159 +7,18 @@ Each subcommand is added by a ``_add_<name>(subparsers)`` function listed in
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from cogsync.changes.cli import add_parser as _add_changes
-from cogsync.exceptions import CogsyncError, ConfigError
-from cogsync.server.realtime_limits import add_realtime_arguments, realtime_limits_from_args
-from cogsync.server.serve_options import add_options as add_serve_options
-from cogsync.server.serve_options import server_kwargs as serve_option_kwargs
+from cogsync.exceptions import CogsyncError
+from cogsync.server.serve_command import add_parser as _add_serve
 
 __all__ = ["build_parser", "main"]
 
 _SubParsers = Any  # argparse's private _SubParsersAction
-
-
-def _add_serve(subparsers: _SubParsers) -> None:
-    parser = subparsers.add_parser(
-        "serve",
-        help="run the sync server (GraphQL + real-time + Cognito Identity API)",
-        description=(
-            "Run the embedded cogsync server. It writes the client config (--config-out) "
-            "and DIR/admin.json (admin credentials for its Cognito Identity API) on start; "
-            "a restart on the same --data keeps identities, credentials and data."
-        ),
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 = any)")
-    parser.add_argument("--data", type=Path, default=Path("cogsync-data"), help="data directory")
-    parser.add_argument(
-        "--config-out",
-        type=Path,
-        default=Path("cogsync.json"),
-        help="where to write the client config (default cogsync.json)",
-    )
-    parser.add_argument("--no-guests", action="store_true", help="refuse identities without logins")
-    parser.add_argument(
-        "--developer-provider",
-        default="login.cogsync.dev",
-        help="developer provider name for GetOpenIdTokenForDeveloperIdentity",
-    )
-    parser.add_argument(
-        "--oidc-issuer",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="accept ID tokens of this issuer (repeatable; pair each with --jwks-file)",
-    )
-    parser.add_argument(
-        "--jwks-file",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE",
-        help="JWKS of the matching --oidc-issuer",
-    )
-    parser.add_argument(
-        "--oidc-client-id",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="accept only ID tokens issued to this app client id (repeatable; recommended)",
-    )
-    parser.add_argument(
-        "--keepalive", type=float, default=60.0, help="seconds between real-time ka messages"
-    )
-    _add_limit_flags(parser)
-    add_serve_options(parser)  # --sync-trigger, --trust-identity-pool, --trusted-pool-jwks
-    add_realtime_arguments(parser)
-    parser.set_defaults(func=_run_serve)
-
-
-def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
-    """One ``--<field>`` flag per `ServerLimits` field (docs/server-limits.md)."""
-    from dataclasses import fields
-
-    from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, LIMIT_HELP
-
-    group = parser.add_argument_group("limits (see docs/server-limits.md)")
-    for spec in fields(DEFAULT_SERVER_LIMITS):
-        default = getattr(DEFAULT_SERVER_LIMITS, spec.name)
-        group.add_argument(
-            "--" + spec.name.replace("_", "-"),
-            type=type(default),
-            default=default,
-            metavar="N",
-            help=f"{LIMIT_HELP[spec.name]} (default {default})",
-        )
-
-
-def _limits_from_flags(args: argparse.Namespace) -> Any:
-    from dataclasses import fields
-
-    from cogsync.server.bounds import ServerLimits
-
-    return ServerLimits(**{f.name: getattr(args, f.name) for f in fields(ServerLimits)})
-
-
-def _run_serve(args: argparse.Namespace) -> int:
-    from cogsync.server.identity import load_jwks
-    from cogsync.server.runner import EmbeddedServer
-
-    if not 0 <= args.port <= 65535:
-        raise ConfigError(f"--port must be 0 (any free port) to 65535, not {args.port}")
-    if not args.keepalive >= 1.0:  # also refuses nan
-        raise ConfigError(f"--keepalive must be at least 1 second, not {args.keepalive}")
-    if len(args.oidc_issuer) != len(args.jwks_file):
-        raise ConfigError("give one --jwks-file for each --oidc-issuer, in the same order")
-    issuers = {
-        issuer: load_jwks(str(path))
-        for issuer, path in zip(args.oidc_issuer, args.jwks_file, strict=True)
-    }
-    for issuer in issuers:
-        if not issuer.startswith("https://"):
-            raise ConfigError(f"--oidc-issuer {issuer!r} must be an https:// URL")
-    server = EmbeddedServer(
-        args.data,
-        host=args.host,
-        port=args.port,
-        allow_guests=not args.no_guests,
-        developer_provider=args.developer_provider,
-        oidc_issuers=issuers,
-        oidc_client_ids=args.oidc_client_id,
-        keepalive_interval=args.keepalive,
-        realtime=realtime_limits_from_args(args),
-        config_out=args.config_out,
-        server_limits=_limits_from_flags(args),
-        **serve_option_kwargs(args),
-    )
-    asyncio.run(_serve_until_signal(server))
-    return 0
-
-
-async def _serve_until_signal(server: Any) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    async with server:
-        config = server.config
-        print(f"cogsync serve: listening on {server.url}", flush=True)
-        print(f"  GraphQL:          {config.graphql_url}")
-        print(f"  real-time:        {config.realtime_url}")
-        print(f"  identity API:     {config.identity_endpoint}")
-        print(f"  identity pool:    {config.identity_pool_id}")
-        print(f"  client config:    {server.config_out or server.data_dir / 'cogsync.json'}")
-        print(f"  admin credentials: {server.data_dir / 'admin.json'}", flush=True)
-        await stop.wait()
-        print("cogsync serve: stopping", flush=True)
 
 
 def _add_demo(subparsers: _SubParsers) -> None:
@@ -239,6 +98,25 @@ def _run_config_from_stack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_backup(subparsers: _SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "backup",
+        help="copy a cogsync serve data directory consistently (safe while it serves)",
+        description="SQLite online backup of DIR's databases into the new directory OUT.",
+    )
+    parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="data directory")
+    parser.add_argument("out", type=Path, metavar="OUT", help="new directory for the copy")
+    parser.set_defaults(func=_run_backup)
+
+
+def _run_backup(args: argparse.Namespace) -> int:
+    from cogsync.server.backup import backup_data_dir
+
+    for path in backup_data_dir(args.data, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
 _SUBCOMMANDS: tuple[Callable[[_SubParsers], None], ...] = (
     _add_serve,
     _add_demo,
@@ -246,6 +124,7 @@ _SUBCOMMANDS: tuple[Callable[[_SubParsers], None], ...] = (
     _add_inspect,
     _add_config,
     _add_changes,
+    _add_backup,
 )
 
 

@@ -1,17 +1,37 @@
-"""`Config`: where a client finds its identity pool and GraphQL endpoints (``cogsync.json``)."""
+"""`Config`: where a client finds its identity pool and GraphQL endpoints (``cogsync.json``).
+
+``cogsync.json`` is validated by a pydantic model (`_ConfigFile`, strict: no coercion) and
+its errors become the one-line `ConfigError`s below.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from cogsync.exceptions import ConfigError
 
 __all__ = ["Config"]
 
 _REQUIRED = ("region", "identity_pool_id", "graphql_url", "realtime_url")
+
+_Text = Annotated[str, StringConstraints(min_length=1)]
+
+
+class _ConfigFile(BaseModel):
+    """The keys of ``cogsync.json`` (others are ignored, for newer writers)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    region: _Text
+    identity_pool_id: _Text
+    graphql_url: _Text
+    realtime_url: _Text
+    identity_endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,22 +58,18 @@ class Config:
         """Build a config from a mapping with the keys of ``cogsync.json``."""
         if not isinstance(data, dict):
             raise ConfigError("a cogsync config must be a JSON object")
-        missing = [k for k in _REQUIRED if not isinstance(data.get(k), str) or not data.get(k)]
-        if missing:
-            raise ConfigError(
-                f"cogsync config lacks {', '.join(missing)}: run `cogsync serve` or "
-                "`cogsync config from-stack STACK` to write one"
-            )
-        endpoint = data.get("identity_endpoint")
-        if endpoint is not None and not isinstance(endpoint, str):
-            raise ConfigError("identity_endpoint must be a URL string or null")
-        return cls(
-            region=data["region"],
-            identity_pool_id=data["identity_pool_id"],
-            graphql_url=data["graphql_url"],
-            realtime_url=data["realtime_url"],
-            identity_endpoint=endpoint,
-        )
+        try:
+            valid = _ConfigFile.model_validate(data)
+        except ValidationError as exc:
+            wrong = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            missing = [k for k in _REQUIRED if k in wrong]
+            if missing:
+                raise ConfigError(
+                    f"cogsync config lacks {', '.join(missing)}: run `cogsync serve` or "
+                    "`cogsync config from-stack STACK` to write one"
+                ) from None
+            raise ConfigError("identity_endpoint must be a URL string or null") from None
+        return cls(**valid.model_dump())
 
     @classmethod
     def load(cls, path: str | Path) -> Config:

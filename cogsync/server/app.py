@@ -20,16 +20,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from cogsync.server.access import Authenticator
+from cogsync.server.access_log import IDENTITY, OPERATION, OUTCOME, access_middleware
 from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
 from cogsync.server.connections import CONNECTIONS, ConnectionGuard, read_body
 from cogsync.server.credentials import IdentityDatabase
 from cogsync.server.identity import IdentityApi, IdentitySettings
+from cogsync.server.metrics import ServerMetrics
 from cogsync.server.querylimits import check_answer_size
 from cogsync.server.realtime import RealtimeEndpoint
 from cogsync.server.realtime_limits import RealtimeLimits
@@ -115,13 +118,41 @@ async def _error_middleware(
         return _error_for(request, RequestRefused("InternalFailure", failed, 500))
 
 
+_FIELD = re.compile(r"(?:mutation|query)?[^{]*\{\s*(?:\w+\s*:\s*)?(\w+)")
+_OPERATIONS = frozenset(
+    {"serverInfo", "listDatasets", "listRecords", "pushRecords", "deleteDataset"}
+)
+
+
+def _operation(query: str) -> str:
+    """The first top-level field of ``query`` (a bounded label for metrics and logs)."""
+    match = _FIELD.match(query)
+    name = match.group(1) if match else ""
+    return name if name in _OPERATIONS else "other"
+
+
+def _pushed_records(variables: object) -> int:
+    """How many records a pushRecords request's input variable carries."""
+    values = variables.values() if isinstance(variables, dict) else ()
+    for value in values:
+        if isinstance(value, dict) and isinstance(value.get("records"), list):
+            return len(value["records"])
+    return 0
+
+
 class _GraphQLEndpoint:
     def __init__(
-        self, authenticator: Authenticator, service: GraphQLService, limits: ServerLimits
+        self,
+        authenticator: Authenticator,
+        service: GraphQLService,
+        limits: ServerLimits,
+        metrics: ServerMetrics | None,
     ) -> None:
         self._authenticator, self._service, self._limits = authenticator, service, limits
+        self._metrics = metrics
 
     async def handle(self, request: web.Request) -> web.Response:
+        request[OPERATION] = "graphql"
         try:
             body = await read_body(request)
             record = await self._authenticator.verify_request(request, body, service="appsync")
@@ -132,10 +163,17 @@ class _GraphQLEndpoint:
                     "GetCredentialsForIdentity",
                     403,
                 )
+            request[IDENTITY] = record.identity_id
             query, variables, operation_name = parse_graphql_request(body)
         except RequestRefused as exc:
+            request[OUTCOME] = exc.error_type
             return appsync_error_response(exc)
+        request[OPERATION] = _operation(query)
         result = await self._service.execute(record.identity_id, query, variables, operation_name)
+        errors = result.get("errors")
+        request[OUTCOME] = str(errors[0].get("errorType", "error")) if errors else "ok"
+        if not errors and request[OPERATION] == "pushRecords" and self._metrics is not None:
+            self._metrics.push_accepted(_pushed_records(variables))
         text = await asyncio.get_running_loop().run_in_executor(None, json.dumps, result)
         try:
             check_answer_size(len(text), self._limits.max_response_bytes)  # ASCII JSON
@@ -153,6 +191,7 @@ def create_app(
     *,
     settings: ServerSettings | None = None,
     clock: Callable[[], float],
+    metrics: ServerMetrics | None = None,
 ) -> web.Application:
     """Build the aiohttp application.
 
@@ -161,15 +200,17 @@ def create_app(
         service: executes GraphQL operations for an identity.
         settings: server behaviour; defaults apply when None.
         clock: returns the current time in epoch seconds (injectable for tests).
+        metrics: where to count requests (``GET /metrics`` is added by the caller).
     """
     settings = settings or ServerSettings()
     guard = ConnectionGuard(settings.limits)
     app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=[guard.middleware, _error_middleware]
+        client_max_size=settings.max_body_bytes,
+        middlewares=[access_middleware(metrics), guard.middleware, _error_middleware],
     )
     app[CONNECTIONS] = guard
     identity = IdentityApi(db, settings.identity, clock)
-    graphql = _GraphQLEndpoint(Authenticator(db, clock), service, settings.limits)
+    graphql = _GraphQLEndpoint(Authenticator(db, clock), service, settings.limits, metrics)
     realtime = RealtimeEndpoint(
         db,
         service,

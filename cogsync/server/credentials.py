@@ -264,6 +264,12 @@ class IdentityDatabase:
             self._db.execute("DELETE FROM identities WHERE identity_id = ?", (identity_id,))
         self._revoked(identity_id)
 
+    def identity_count(self) -> int:
+        """How many identities the pool holds."""
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM identities").fetchone()
+        return int(row[0])
+
     def list_identities(
         self, limit: int, after: int = 0
     ) -> tuple[list[IdentityRecord], int | None]:

@@ -16,7 +16,8 @@ Logins accepted:
   claim: ``["unauthenticated"]`` for a guest (such a token is never a login),
   ``["authenticated", <provider>...]`` otherwise;
 - ``<issuer without https://>``: an OIDC ID token (e.g. a Cognito user pool's) verified
-  against the issuer's configured JWKS.
+  against the issuer's configured JWKS, or its keys found by OIDC discovery
+  (`cogsync.server.oidc_keys`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,8 +38,10 @@ from cryptography.hazmat.primitives import serialization
 
 from cogsync.exceptions import ConfigError, UsageError
 from cogsync.server.access import Authenticator
+from cogsync.server.access_log import IDENTITY, OPERATION, OUTCOME
 from cogsync.server.connections import read_body
 from cogsync.server.credentials import IdentityDatabase
+from cogsync.server.oidc_keys import DiscoveredKeys, IssuerKeys, KeyUnavailable, StaticKeys
 from cogsync.server.trusted_pools import TrustedPools
 from cogsync.server.wire import AWS_JSON, RequestRefused, aws_error_response, decode_json
 
@@ -45,6 +49,8 @@ __all__ = ["COGNITO_PROVIDER", "IdentityApi", "IdentitySettings", "load_jwks"]
 
 COGNITO_PROVIDER = "cognito-identity.amazonaws.com"
 """The logins key of a token signed by this server (as with Amazon Cognito)."""
+
+_log = logging.getLogger(__name__)
 
 _TARGET_PREFIX = "AWSCognitoIdentityService."
 _IDENTITY_ID_RE = re.compile(r"[\w-]+:[0-9a-f-]+")
@@ -60,7 +66,10 @@ class IdentitySettings:
             identity without a linked login gets credentials or tokens.
         developer_provider: the developer provider name accepted by
             GetOpenIdTokenForDeveloperIdentity.
-        oidc_issuers: issuer URL (``https://...``) -> its JWKS document.
+        oidc_issuers: issuer URL (``https://...``) -> its JWKS document, or None to find
+            its keys by OIDC discovery (refetched on an unknown key id).
+        oidc_refresh_interval: least seconds between two key-set refetches of a discovered
+            issuer caused by unknown key ids.
         oidc_client_ids: the app client ids an ID token's ``aud`` must name (as an
             identity pool's provider client ids); empty accepts any audience.
         credential_lifetime: seconds temporary credentials stay valid.
@@ -73,7 +82,8 @@ class IdentitySettings:
 
     allow_guests: bool = True
     developer_provider: str = "login.cogsync.dev"
-    oidc_issuers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    oidc_issuers: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    oidc_refresh_interval: float = 60.0
     oidc_client_ids: tuple[str, ...] = ()
     credential_lifetime: float = 3600.0
     token_lifetime: float = 900.0
@@ -117,13 +127,15 @@ class IdentityApi:
         key = serialization.load_pem_private_key(db.signing_key_pem, password=None)
         self._private_key = key
         self._public_key = key.public_key()
-        self._issuers: dict[str, tuple[str, jwt.PyJWKSet]] = {}
+        self._issuers: dict[str, tuple[str, IssuerKeys]] = {}
         for issuer, jwks in settings.oidc_issuers.items():
-            try:
-                keyset = jwt.PyJWKSet.from_dict(dict(jwks))
-            except jwt.PyJWTError as exc:
-                raise ConfigError(f"JWKS for issuer {issuer} is unusable: {exc}") from exc
-            self._issuers[issuer.removeprefix("https://").rstrip("/")] = (issuer, keyset)
+            keys: IssuerKeys
+            if jwks is None:
+                keys = DiscoveredKeys(issuer, refresh_interval=settings.oidc_refresh_interval)
+            else:
+                keys = StaticKeys(issuer, dict(jwks))
+            provider = issuer.split("://", 1)[-1].rstrip("/")
+            self._issuers[provider] = (issuer, keys)
         self._operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "GetId": self._get_id,
             "GetCredentialsForIdentity": self._get_credentials,
@@ -146,6 +158,8 @@ class IdentityApi:
                     "UnknownOperationException",
                     f"X-Amz-Target {target[:80]!r} is not an AWSCognitoIdentityService operation",
                 )
+            known = name in self._admin_operations or name in self._operations
+            request[OPERATION] = name if known else "unknown"
             params = _parse_params(body)
             if name in self._admin_operations:
                 await self._require_admin(request, body)
@@ -157,9 +171,13 @@ class IdentityApi:
                     "UnknownOperationException", f"operation {name[:80]!r} is not supported"
                 )
             result = await asyncio.to_thread(operation, params)
+            identity = result.get("IdentityId", params.get("IdentityId"))
+            if isinstance(identity, str):
+                request[IDENTITY] = identity
         except RequestRefused as exc:
             # AppSync's UnauthorizedException is NotAuthorizedException in Cognito Identity.
             error_type = exc.error_type.replace("UnauthorizedException", "NotAuthorizedException")
+            request[OUTCOME] = error_type
             return aws_error_response(RequestRefused(error_type, exc.message, exc.status))
         return web.json_response(result, content_type=AWS_JSON)
 
@@ -403,11 +421,14 @@ class IdentityApi:
         return identity_id
 
     def _verify_oidc_token(self, provider: str, token: str) -> str:
-        issuer, keyset = self._issuers[provider]
+        issuer, keys = self._issuers[provider]
         try:
             kid = jwt.get_unverified_header(token).get("kid")
-            key = keyset[kid] if kid is not None else keyset.keys[0]
-        except (jwt.PyJWTError, KeyError, IndexError) as exc:
+            key = keys.key_for(kid if isinstance(kid, str) else None)
+        except KeyUnavailable as exc:
+            _log.warning("login with an ID token of %s refused: %s", issuer, exc)
+            raise _not_authorized(f"Invalid login token: no key of {issuer} signed it") from exc
+        except jwt.PyJWTError as exc:
             raise _not_authorized(f"Invalid login token: no key of {issuer} signed it") from exc
         audience = list(self._settings.oidc_client_ids) or None
         claims = self._decode(token, key.key, issuer=issuer, audience=audience)

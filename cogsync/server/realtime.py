@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 from aiohttp import WSMsgType, web
 
 from cogsync.server.access import Authenticator
+from cogsync.server.access_log import IDENTITY, OPERATION
 from cogsync.server.credentials import IdentityDatabase
 from cogsync.server.realtime_limits import RealtimeLimits
 from cogsync.server.realtime_registry import IdentityRegistry
@@ -160,10 +161,12 @@ class RealtimeEndpoint:
         self.max_message_bytes = max_message_bytes
         self.connections: set[_Connection] = set()
         self.identities: IdentityRegistry[_Connection] = IdentityRegistry(self.limits)
+        self.running = False
 
     async def start(self) -> None:
         """Listen for revoked credentials (from any thread) to end their subscriptions."""
         self.identities.listen(self._db)
+        self.running = True
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Upgrade ``request`` to a WebSocket and serve it until it closes."""
@@ -173,20 +176,29 @@ class RealtimeEndpoint:
         if not ws.can_prepare(request).ok:
             upgrade = "this endpoint takes a WebSocket upgrade"
             return appsync_error_response(RequestRefused("BadRequestException", upgrade, 400))
+        request[OPERATION] = "realtime"
         await ws.prepare(request)
         connection = _Connection(self, ws)
         self.connections.add(connection)
         try:
             await connection.serve(request)
         finally:
+            if connection.identity_id is not None:
+                request[IDENTITY] = connection.identity_id
             self.connections.discard(connection)
             if connection.identity_id is not None:
                 self.identities.release(connection, connection.identity_id)
             await connection.shutdown()
         return ws
 
+    @property
+    def subscription_count(self) -> int:
+        """Subscriptions open or starting on every connection."""
+        return sum(c.subscription_count for c in self.connections)
+
     async def close_all(self) -> None:
         """Stop listening for revocations and close every open connection (shutdown)."""
+        self.running = False
         self.identities.stop_listening()
         for connection in list(self.connections):
             await connection.close()

@@ -1,7 +1,7 @@
 """`RealtimeLimits`: how long and how much the real-time endpoint of `cogsync serve` serves.
 
 Set them with ``EmbeddedServer(realtime=RealtimeLimits(...))`` or the ``cogsync serve
---realtime-*`` flags (`add_realtime_arguments`, `realtime_limits_from_args`). Defaults:
+--realtime-*`` settings (`cogsync.server.settings`). Defaults:
 
 ======================================  =========  =========================================
 setting (flag)                          default    why
@@ -27,13 +27,12 @@ identity can hold on the server; the excess is refused with an AppSync-shaped er
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass, fields
 
 from cogsync.exceptions import ConfigError
 
-__all__ = ["RealtimeLimits", "add_realtime_arguments", "realtime_limits_from_args"]
+__all__ = ["REALTIME_HELP", "RealtimeLimits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +85,7 @@ _MINIMA: dict[str, float] = {
     "check_interval": 0.01,
 }
 
-_HELP = {
+REALTIME_HELP = {
     "max_lifetime": "seconds a connection may stay open (default 86400, as AppSync)",
     "init_timeout": "seconds a connection has to send connection_init (default 10)",
     "connections_per_identity": "open connections per identity (default 20)",
@@ -102,23 +101,3 @@ def _at_least(value: float, minimum: float) -> bool:
 
 def _flag(name: str) -> str:
     return "--realtime-" + name.replace("_", "-")
-
-
-def add_realtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``--realtime-*`` flags of `RealtimeLimits` to ``cogsync serve``."""
-    for spec in fields(RealtimeLimits):
-        whole = isinstance(spec.default, int)
-        parser.add_argument(
-            _flag(spec.name),
-            dest=f"realtime_{spec.name}",
-            type=int if whole else float,
-            default=spec.default,
-            metavar="N" if whole else "SECONDS",
-            help=_HELP[spec.name],
-        )
-
-
-def realtime_limits_from_args(args: argparse.Namespace) -> RealtimeLimits:
-    """The `RealtimeLimits` of parsed ``--realtime-*`` flags; raises `ConfigError`."""
-    values = {spec.name: getattr(args, f"realtime_{spec.name}") for spec in fields(RealtimeLimits)}
-    return RealtimeLimits(**values)

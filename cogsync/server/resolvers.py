@@ -167,6 +167,8 @@ class _Hub:
 
     def __init__(self) -> None:
         self._queues: dict[str, set[asyncio.Queue[object]]] = {}
+        self.sent = 0  # notifications queued for a subscriber
+        self.dropped = 0  # notifications a stalled subscriber lost
 
     def register(self, identity_id: str) -> asyncio.Queue[object]:
         queue: asyncio.Queue[object] = asyncio.Queue(_QUEUE_SIZE)
@@ -186,7 +188,9 @@ class _Hub:
         for queue in list(self._queues.get(identity_id, ())):
             if queue.full():  # a stalled subscriber loses its oldest pokes, never blocks others
                 queue.get_nowait()
+                self.dropped += 1
             queue.put_nowait(event)
+            self.sent += 1
 
     def close(self) -> None:
         for queues in list(self._queues.values()):

@@ -26,12 +26,14 @@ from cogsync.config import Config
 from cogsync.exceptions import ConfigError
 from cogsync.limits import DEFAULT_LIMITS, Limits
 from cogsync.server.admin import admin_routes
-from cogsync.server.app import ServerSettings, create_app
+from cogsync.server.app import REALTIME, ServerSettings, create_app
 from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
 from cogsync.server.connections import CONNECTIONS
 from cogsync.server.credentials import AdminCredentials, IdentityDatabase
+from cogsync.server.health import probe_routes, writable
 from cogsync.server.hooks import ServerHooks
 from cogsync.server.identity import IdentitySettings
+from cogsync.server.metrics import ServerMetrics
 from cogsync.server.realtime_limits import RealtimeLimits
 from cogsync.server.resolvers import SyncService
 from cogsync.server.storage import ServerStorage
@@ -60,7 +62,10 @@ class EmbeddedServer:
         allow_guests: issue identities without logins.
         developer_provider: the developer provider name for
             GetOpenIdTokenForDeveloperIdentity.
-        oidc_issuers: OIDC issuer URL -> JWKS document, for ID-token logins.
+        oidc_issuers: OIDC issuer URL -> JWKS document (None: OIDC discovery), for
+            ID-token logins.
+        oidc_refresh_interval: least seconds between key-set refetches of a discovered
+            issuer caused by unknown key ids (``--oidc-refresh-interval``).
         oidc_client_ids: app client ids an ID token's ``aud`` must name (empty: any).
         limits: per-identity limits (Cognito Sync's by default).
         hooks: operator hooks (sync trigger).
@@ -80,11 +85,17 @@ class EmbeddedServer:
             ``docs/server-limits.md``).
         trusted_pools: identity pools whose OpenID tokens prove a migrated identity
             (``--trust-identity-pool``).
+        metrics_port: serve ``GET /metrics`` on this port (0: any free one) instead of on
+            the main port (``--metrics-port``).
+        shutdown_timeout: seconds `stop` lets running requests finish before cancelling
+            them (``--shutdown-timeout``).
 
     Attributes (after start):
         port: the port listened on.
         config: the client `Config` for this server.
         admin_credentials: the admin key (as in ``admin.json``).
+        metrics: the server's `ServerMetrics` (its own Prometheus registry).
+        metrics_port: the port of ``GET /metrics`` when served apart.
         storage: the `ServerStorage` (None with a custom ``service``).
         sync_service: the `SyncService` (None with a custom ``service``).
         identity_db: the `IdentityDatabase`.
@@ -99,7 +110,7 @@ class EmbeddedServer:
         region: str = "us-east-1",
         allow_guests: bool = True,
         developer_provider: str = "login.cogsync.dev",
-        oidc_issuers: Mapping[str, Mapping[str, Any]] | None = None,
+        oidc_issuers: Mapping[str, Mapping[str, Any] | None] | None = None,
         oidc_client_ids: Sequence[str] = (),
         limits: Limits = DEFAULT_LIMITS,
         hooks: ServerHooks | None = None,
@@ -112,6 +123,9 @@ class EmbeddedServer:
         refused: type[Exception] | None = None,
         server_limits: ServerLimits = DEFAULT_SERVER_LIMITS,
         trusted_pools: TrustedPools | None = None,
+        metrics_port: int | None = None,
+        shutdown_timeout: float = 30.0,
+        oidc_refresh_interval: float = 60.0,
     ) -> None:
         del refused  # custom services refuse with RequestRefused
         self.server_limits = server_limits.fitted_to(limits)
@@ -119,12 +133,17 @@ class EmbeddedServer:
         self.data_dir, self.host, self.port, self.region = Path(data_dir), host, port, region
         self.allow_guests, self.developer_provider = allow_guests, developer_provider
         self.oidc_issuers = dict(oidc_issuers or {})
+        self.oidc_refresh_interval = oidc_refresh_interval
         self.oidc_client_ids = tuple(oidc_client_ids)
         self.limits, self.hooks, self.clock = limits, hooks, clock
         self.keepalive_interval, self.credential_lifetime = keepalive_interval, credential_lifetime
         self.realtime = realtime or RealtimeLimits()
         self.config_out = Path(config_out) if config_out is not None else None
         self._service = service
+        self.metrics = ServerMetrics()
+        self.metrics_port = metrics_port
+        self.shutdown_timeout = shutdown_timeout
+        self._metrics_runner: web.AppRunner | None = None
         self.storage: ServerStorage | None = None
         self.sync_service: SyncService | None = None
         self._serving_loop: asyncio.AbstractEventLoop | None = None
@@ -180,6 +199,7 @@ class EmbeddedServer:
                     allow_guests=self.allow_guests,
                     developer_provider=self.developer_provider,
                     oidc_issuers=self.oidc_issuers,
+                    oidc_refresh_interval=self.oidc_refresh_interval,
                     oidc_client_ids=self.oidc_client_ids,
                     credential_lifetime=self.credential_lifetime,
                     on_merge=self._merge if self.storage is not None else None,
@@ -189,7 +209,8 @@ class EmbeddedServer:
                 limits=self.server_limits,
                 realtime=self.realtime,
             )
-            app = create_app(db, service, settings=settings, clock=self.clock)
+            app = create_app(db, service, settings=settings, clock=self.clock, metrics=self.metrics)
+            self._watch(app, db)
             if self.storage is not None:
                 app.add_routes(
                     admin_routes(
@@ -199,8 +220,16 @@ class EmbeddedServer:
                         developer_provider=self.developer_provider,
                     )
                 )
+            app.add_routes(probe_routes(self._not_ready))
+            if self.metrics_port is None:
+                app.add_routes(self.metrics.routes())
             idle = self.server_limits.idle_timeout
-            runner = web.AppRunner(app, access_log=None, keepalive_timeout=idle)
+            runner = web.AppRunner(
+                app,
+                access_log=None,
+                keepalive_timeout=idle,
+                shutdown_timeout=self.shutdown_timeout,
+            )
             await runner.setup()
             assert runner.server is not None
             factory = app[CONNECTIONS].protocol_factory(runner.server)
@@ -222,6 +251,8 @@ class EmbeddedServer:
         self._runner, self._listener = runner, listener
         if self.port == 0:
             self.port = int(listener.sockets[0].getsockname()[1])
+        if self.metrics_port is not None:
+            await self._serve_metrics_apart()
         self._config = Config(
             region=db.region,
             identity_pool_id=db.pool_id,
@@ -236,6 +267,53 @@ class EmbeddedServer:
             if isinstance(exc, ConfigError):
                 raise
             raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from exc
+
+    def _watch(self, app: web.Application, db: IdentityDatabase) -> None:
+        """Point the scrape-time metrics at this run's objects."""
+        sources, realtime = self.metrics.sources, app[REALTIME]
+        sources.open_connections = lambda: len(realtime.connections)
+        sources.open_subscriptions = lambda: realtime.subscription_count
+        sources.identities = db.identity_count
+        sources.database_bytes = self._database_bytes
+        if self.sync_service is not None:
+            hub = self.sync_service.hub
+            sources.notifications_sent = lambda: hub.sent
+            sources.notifications_dropped = lambda: hub.dropped
+
+    def _database_bytes(self) -> int:
+        total = 0
+        for name in ("identity.db", "sync.db"):
+            for suffix in ("", "-wal"):
+                path = self.data_dir / (name + suffix)
+                total += path.stat().st_size if path.exists() else 0
+        return total
+
+    async def _serve_metrics_apart(self) -> None:
+        app = web.Application()
+        app.add_routes(self.metrics.routes())
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host or None, self.metrics_port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            await self.stop()
+            raise ConfigError(
+                f"cannot listen on {self.host}:{self.metrics_port} for metrics: {exc.strerror}"
+            ) from exc
+        self._metrics_runner = runner
+        if self.metrics_port == 0:
+            self.metrics_port = int(runner.addresses[0][1])
+
+    def _not_ready(self) -> str | None:
+        """Why the server cannot take traffic now (None: ready); for ``GET /ready``."""
+        runner = self._runner
+        if runner is None or self._db is None:
+            return "the server is starting or stopping"
+        if not runner.app[REALTIME].running:
+            return "the real-time hub is not running"
+        return writable(self.data_dir)
 
     def _build_service(self) -> GraphQLService:
         if self._service is not None:
@@ -282,9 +360,15 @@ class EmbeddedServer:
             self.storage = None
 
     async def stop(self) -> None:
-        """Close every connection, stop listening and close the databases."""
+        """Stop gracefully: stop accepting (``/ready`` fails from now on), close WebSockets
+        with code 1001 so clients reconnect elsewhere, let running requests finish (up to
+        ``shutdown_timeout`` seconds; a push cut short is then not applied or, if its
+        transaction committed, replayed to the client's retry), then close the databases."""
         runner, self._runner = self._runner, None
         listener, self._listener = self._listener, None
+        metrics_runner, self._metrics_runner = self._metrics_runner, None
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         if listener is not None:
             listener.close()  # stop accepting; the runner then closes every connection
         if runner is not None:

@@ -1,55 +1,33 @@
 """The ``cogsync serve`` options for apps moving off Cognito: the sync trigger
-(``--sync-trigger``) and trusted identity pools (``--trust-identity-pool``), added to the
-serve parser by `add_options` and turned into `EmbeddedServer` arguments by
-`server_kwargs`."""
+(``--sync-trigger``) and trusted identity pools (``--trust-identity-pool``), turned into
+`EmbeddedServer` arguments by `server_kwargs` (the settings live in
+`cogsync.server.settings`)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-__all__ = ["add_options", "server_kwargs"]
+__all__ = ["server_kwargs"]
 
 
-def add_options(parser: argparse.ArgumentParser) -> None:
-    """Add the options to the ``serve`` parser."""
-    parser.add_argument(
-        "--sync-trigger",
-        metavar="MODULE:FUNCTION",
-        help="call FUNCTION(identity_id, dataset_name, patches) with every pushed batch "
-        "(Cognito Events' successor; raise cogsync.server.hooks.SyncRejected to refuse)",
-    )
-    parser.add_argument(
-        "--trust-identity-pool",
-        action="append",
-        default=[],
-        metavar="POOL_ID",
-        help="accept that Cognito identity pool's OpenID tokens as proof of a migrated "
-        "identity (repeatable)",
-    )
-    parser.add_argument(
-        "--trusted-pool-jwks",
-        action="append",
-        default=[],
-        metavar="FILE_OR_URL",
-        help="keys of each --trust-identity-pool's issuer, in order (default: Cognito "
-        "Identity's public keys, https://cognito-identity.amazonaws.com/.well-known/jwks_uri)",
-    )
+def server_kwargs(args: argparse.Namespace | Any) -> dict[str, Any]:
+    """`EmbeddedServer` keyword arguments for the options given (ConfigError if unusable).
 
-
-def server_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """`EmbeddedServer` keyword arguments for the options given (ConfigError if unusable)."""
+    ``args`` is a `ServeSettings` or parsed flags (a flag not given may be absent).
+    """
     from cogsync.server.hooks import ServerHooks, load_sync_trigger
     from cogsync.server.trusted_pools import load_trusted_pools
 
+    trigger = getattr(args, "sync_trigger", None)
+    pools = getattr(args, "trust_identity_pool", None) or []
+    jwks = getattr(args, "trusted_pool_jwks", None) or []
     kwargs: dict[str, Any] = {}
-    if args.sync_trigger:
-        kwargs["hooks"] = ServerHooks(sync_trigger=load_sync_trigger(args.sync_trigger))
-    if args.trust_identity_pool:
-        kwargs["trusted_pools"] = load_trusted_pools(
-            args.trust_identity_pool, args.trusted_pool_jwks
-        )
-    elif args.trusted_pool_jwks:
+    if trigger:
+        kwargs["hooks"] = ServerHooks(sync_trigger=load_sync_trigger(trigger))
+    if pools:
+        kwargs["trusted_pools"] = load_trusted_pools(pools, jwks)
+    elif jwks:
         from cogsync.exceptions import ConfigError
 
         raise ConfigError("--trusted-pool-jwks needs --trust-identity-pool")

@@ -39,9 +39,9 @@ def served(tmp_path: Path) -> Iterator[Config]:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert "listening on" in first, first + process.stderr.read()  # type: ignore[union-attr]
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        assert "listening on" in first, first + process.stderr.read()
         yield Config.load(config_path)
     finally:
         process.send_signal(signal.SIGTERM)

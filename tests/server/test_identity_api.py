@@ -275,12 +275,12 @@ def test_cogsync_serve_command(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "cogsync.json"
     command = [sys.executable, "-m", "cogsync.cli", "serve", "--port", "0", "--data", str(data)]
     process = subprocess.Popen(
-        [*command, "--config-out", str(out), "--no-guests"], stdout=subprocess.PIPE, text=True
+        [*command, "--config-out", str(out), "--no-guests"], stderr=subprocess.PIPE, text=True
     )
     try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert first.startswith("cogsync serve: listening on http://127.0.0.1:")
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        assert "cogsync.serve: listening on http://127.0.0.1:" in first
         config = Config.load(out)
         assert config.graphql_url == first.split()[-1] + "/graphql"
         client = boto3.client(
@@ -297,10 +297,11 @@ def test_cogsync_serve_command(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
-        if process.stdout is not None:
-            process.stdout.close()
-    bad = subprocess.run(
-        [*command, "--oidc-issuer", "https://issuer.example"],
+        if process.stderr is not None:
+            process.stderr.close()
+    unpaired = ("--oidc-issuer", "https://a.example", "--oidc-issuer", "https://b.example")
+    bad = subprocess.run(  # alone, an issuer uses OIDC discovery; with files, one per issuer
+        [*command, *unpaired, "--jwks-file", str(tmp_path / "a.json")],
         capture_output=True,
         text=True,
         timeout=30,

@@ -291,11 +291,11 @@ async def test_cogsync_serve_flags_set_the_realtime_limits(tmp_path: Path) -> No
         *("--realtime-connections-per-identity", "1", "--realtime-init-timeout", "0.5"),
         *("--realtime-check-interval", "0.05"),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
-        assert process.stdout is not None
-        first = await asyncio.to_thread(process.stdout.readline)
-        assert first.startswith("cogsync serve: listening on")
+        assert process.stderr is not None
+        first = await asyncio.to_thread(process.stderr.readline)
+        assert "cogsync.serve: listening on" in first
         admin = json.loads((tmp_path / "data" / "admin.json").read_text())
         keys = SimpleNamespace(
             access_key_id=admin["access_key_id"], secret_access_key=admin["secret_access_key"]
@@ -311,5 +311,5 @@ async def test_cogsync_serve_flags_set_the_realtime_limits(tmp_path: Path) -> No
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
-        if process.stdout is not None:
-            process.stdout.close()
+        if process.stderr is not None:
+            process.stderr.close()

@@ -83,12 +83,16 @@ async def _serve(data: Path, port: int) -> asyncio.subprocess.Process:
     code = "import sys; from cogsync.cli import main; sys.exit(main(sys.argv[1:]))"
     args = ["serve", "--port", str(port), "--data", str(data)]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, *args, stdout=asyncio.subprocess.PIPE
+        sys.executable, "-c", code, *args, stderr=asyncio.subprocess.PIPE
     )
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    assert proc.stderr is not None
+    line = await asyncio.wait_for(proc.stderr.readline(), 30)
     assert b"listening" in line, line
+    _DRAINS.add(asyncio.ensure_future(proc.stderr.read()))  # log lines must not fill the pipe
     return proc
+
+
+_DRAINS: set[asyncio.Future[bytes]] = set()
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:
