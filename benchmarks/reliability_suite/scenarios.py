@@ -212,6 +212,7 @@ class _Worker:
         self.boto: Any = None
         self.identities: dict[str, dict[str, Sequence[RecordPatch]]] = {}  # id -> pushes
         self.sync_counts: dict[str, int] = {}
+        self.scenario_of: dict[str, int] = {}  # identity -> scenario index
         self.resolver: Callable[..., Any] = last_writer_wins
         self.restarting = asyncio.Lock()
         self.restarts: set[asyncio.Task[None]] = set()
@@ -357,6 +358,7 @@ class _Scenario:
                     raise
                 await asyncio.sleep(0.1)
         self.worker.identities[self.identity_id] = self.sent
+        self.worker.scenario_of[self.identity_id] = self.plan.index
         for device in self.devices:
             await device.link.start()
             await device.open()
@@ -514,7 +516,8 @@ async def _run_worker(
         problems = check_duplicates(log, sent, counts)
         if problems:
             report.duplicated += 1
-            report.examples.append(f"identity {identity_id} (seed {seed}) duplicated: {problems}")
+            index = worker.scenario_of.get(identity_id)
+            report.examples.append(f"scenario {index} (seed {seed}) duplicated: {problems}")
     await worker.stop()
     report.requests = worker.counts.requests
     report.faults = worker.counts.faults

@@ -16,6 +16,7 @@ from reliability_suite.oracle import Write, allowed_outcomes, check_duplicates
 from reliability_suite.scenarios import run_scenarios
 from reliability_suite.suite import Options, run_suite
 
+from cogsync.client import AsyncClient
 from cogsync.engine.conflicts import remote_wins
 from cogsync.exceptions import OfflineError
 from cogsync.models import PatchOp, RecordPatch
@@ -112,6 +113,23 @@ async def test_a_device_never_loses_a_record_it_skipped_while_the_app_wrote(
     server_values = await remote_values(b.backend, "notes")
     # The skipped record kept lastSyncCount below it, so A pulled it again.
     assert a.values("notes") == b.values("notes") == server_values
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AsyncClient(device_id=...) pushes under that id, but the store stamps local "
+    "writes with its own generated id, so last-writer-wins breaks same-millisecond ties "
+    "differently on the device and on the server",
+)
+async def test_local_writes_carry_the_device_id_the_client_pushes_under(tmp_path: Path) -> None:
+    # Found by the reliability suite (seed 461265782, scenario 5686): two devices wrote one
+    # key in the same millisecond; the later device's write lost the tie it should win.
+    async with AsyncClient(None, db_path=tmp_path / "a.db", device_id="dev1") as client:
+        notes = await client.dataset("notes")
+        await notes.put("k", "v")
+        record = await notes.record("k")
+        assert record is not None
+        assert record.last_modified_by == client.device_id == "dev1"
 
 
 def test_smoke_run() -> None:
