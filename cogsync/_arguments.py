@@ -42,13 +42,29 @@ def check_arguments(
             raise UsageError(f"{name} must be a non-empty str")
 
 
-def open_store(db_path: str | os.PathLike[str] | None, limits: Limits) -> LocalStore:
-    """Open the device file at ``db_path`` with SQLite (`ConfigError` if it cannot be)."""
+def open_store(
+    db_path: str | os.PathLike[str] | None,
+    limits: Limits,
+    device_id: str | None = None,
+    store: LocalStore | None = None,
+) -> LocalStore:
+    """``store``, or the device file at ``db_path`` opened with SQLite (`ConfigError` if not).
+
+    An explicit ``device_id`` becomes the file's device id, so local writes carry the id
+    pushes are made under; a given ``store`` must already have it.
+    """
+    if store is not None:
+        if device_id and device_id != store.device_id():
+            raise ConfigError(
+                f"device_id {device_id!r} differs from the given store's "
+                f"{store.device_id()!r}: create the store with that device id"
+            )
+        return store
     from cogsync.store.sqlite import SQLiteStore
 
     if db_path is None:
         raise ConfigError("Client needs db_path=... (the device's SQLite file)")
     try:
-        return SQLiteStore(Path(db_path), limits=limits)
+        return SQLiteStore(Path(db_path), limits=limits, device_id=device_id)
     except (sqlite3.Error, OSError) as exc:
         raise ConfigError(f"cannot open the device file {db_path}: {exc}") from exc

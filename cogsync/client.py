@@ -108,7 +108,7 @@ class AsyncClient(AsyncClosing):
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         check_arguments(config, db_path, logins, identity_id, device_id)
-        self._store: LocalStore = store if store is not None else open_store(db_path, limits)
+        self._store: LocalStore = open_store(db_path, limits, device_id, store)
         self._config = config
         self._thread = StoreThread()
         self._device_id = device_id or self._store.device_id()

@@ -20,6 +20,7 @@ becomes a `RequestRefused`, never an unexpected exception.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
@@ -127,6 +128,9 @@ class GraphQLService(Protocol):
         ...
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def decode_json(
     data: str | bytes,
     *,
@@ -140,8 +144,12 @@ def decode_json(
         RequestRefused: ``error_type`` with "<what> is not valid JSON ..." and ``status``.
     """
     try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        decoded = json.loads(data)
+        if _SURROGATE_ESCAPE.search(data if isinstance(data, bytes) else data.encode()):
+            # A lone surrogate escape decodes to text no file or answer can hold.
+            json.dumps(decoded, ensure_ascii=False).encode()
+        return decoded
+    except (ValueError, UnicodeError) as exc:
         raise RequestRefused(error_type, f"{what} is not valid JSON", status) from exc
     except RecursionError as exc:
         message = f"{what} is not valid JSON: it nests arrays or objects too deeply"

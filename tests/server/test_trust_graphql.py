@@ -201,3 +201,19 @@ async def test_deeply_nested_json_on_the_websocket_is_an_error_message(
             refused = await receive(ws)
             assert refused["type"] == "connection_error", refused
             assert "too deeply" in refused["payload"]["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("text", ["\\ud800", "x\\udfff", "\\uDBFF"])
+async def test_a_lone_surrogate_escape_is_a_400_not_a_server_error(
+    server: EmbeddedServer, text: str
+) -> None:
+    # Found by the reliability suite's fuzz: the text decoded but could not be stored.
+    _, creds = await new_identity(server)
+    document = "mutation D($n: String!) { deleteDataset(datasetName: $n) { datasetName } }"
+    body = ('{"query": "' + document + '", "variables": {"n": "' + text + '"}}').encode()
+    status, raw = await signed_post(server, creds, body)
+    assert status == 400, raw[:300]
+    assert json.loads(raw)["errors"][0]["errorType"] == "BadRequestException"
+    escaped_pair = b'{"query": "query { __typename }", "variables": {"n": "\\ud83d\\ude00"}}'
+    status, raw = await signed_post(server, creds, escaped_pair)
+    assert status == 200, raw[:300]

@@ -115,12 +115,6 @@ async def test_a_device_never_loses_a_record_it_skipped_while_the_app_wrote(
     assert a.values("notes") == b.values("notes") == server_values
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AsyncClient(device_id=...) pushes under that id, but the store stamps local "
-    "writes with its own generated id, so last-writer-wins breaks same-millisecond ties "
-    "differently on the device and on the server",
-)
 async def test_local_writes_carry_the_device_id_the_client_pushes_under(tmp_path: Path) -> None:
     # Found by the reliability suite (seed 461265782, scenario 5686): two devices wrote one
     # key in the same millisecond; the later device's write lost the tie it should win.
