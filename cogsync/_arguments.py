@@ -50,21 +50,31 @@ def open_store(
 ) -> LocalStore:
     """``store``, or the device file at ``db_path`` opened with SQLite (`ConfigError` if not).
 
-    An explicit ``device_id`` becomes the file's device id, so local writes carry the id
-    pushes are made under; a given ``store`` must already have it.
+    An explicit ``device_id`` is recorded in a new file, so local writes carry the id pushes
+    are made under; an existing file or a given ``store`` must already have it.
     """
     if store is not None:
-        if device_id and device_id != store.device_id():
-            raise ConfigError(
-                f"device_id {device_id!r} differs from the given store's "
-                f"{store.device_id()!r}: create the store with that device id"
-            )
+        _check_device_id(store, device_id)
         return store
     from cogsync.store.sqlite import SQLiteStore
 
     if db_path is None:
         raise ConfigError("Client needs db_path=... (the device's SQLite file)")
     try:
-        return SQLiteStore(Path(db_path), limits=limits, device_id=device_id)
+        opened = SQLiteStore(Path(db_path), limits=limits, device_id=device_id)
     except (sqlite3.Error, OSError) as exc:
         raise ConfigError(f"cannot open the device file {db_path}: {exc}") from exc
+    try:
+        _check_device_id(opened, device_id)
+    except ConfigError:
+        opened.close()
+        raise
+    return opened
+
+
+def _check_device_id(store: LocalStore, device_id: str | None) -> None:
+    if device_id and device_id != store.device_id():
+        raise ConfigError(
+            f"device_id {device_id!r} differs from the device file's own "
+            f"{store.device_id()!r}: pass that id, or none, or a new file"
+        )

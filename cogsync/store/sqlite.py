@@ -84,8 +84,8 @@ class SQLiteStore:
     Args:
         db_path: the file; created (with a new device id) if missing, upgraded if old.
         limits: the limits `write_local` and `create_dataset` enforce.
-        device_id: the device id the file records and stamps local writes with; None
-            keeps an existing file's own (a new file gets a random one).
+        device_id: the device id to record when the file is created (local writes are
+            stamped with it); an existing file keeps its own.
         read_only: open an existing file without changing it (no upgrade; writes raise
             `UsageError`), as ``cogsync inspect`` does.
 
@@ -118,9 +118,8 @@ class SQLiteStore:
                 conn.execute("PRAGMA synchronous = FULL")
                 with self._write():
                     migrate(self._db)
-                    verb = "REPLACE" if device_id else "IGNORE"  # an explicit id overrides
                     conn.execute(
-                        f"INSERT OR {verb} INTO meta (key, value) VALUES ('device_id', ?)",
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('device_id', ?)",
                         (device_id or str(uuid.uuid4()),),
                     )
             self._device_id: str = self._meta("device_id") or ""

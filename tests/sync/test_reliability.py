@@ -18,7 +18,7 @@ from reliability_suite.suite import Options, run_suite
 
 from cogsync.client import AsyncClient
 from cogsync.engine.conflicts import remote_wins
-from cogsync.exceptions import OfflineError
+from cogsync.exceptions import ConfigError, OfflineError
 from cogsync.models import PatchOp, RecordPatch
 from cogsync.server.changes import ChangeEntry
 from cogsync.store.base import LocalStore
@@ -145,3 +145,12 @@ def test_smoke_run() -> None:
 def test_full_run() -> None:
     result = run_suite(Options(seed=20260102))
     assert result.missed() == [], result.table()
+
+
+async def test_a_device_id_the_file_does_not_have_is_refused(tmp_path: Path) -> None:
+    async with AsyncClient(None, db_path=tmp_path / "a.db", device_id="dev1"):
+        pass
+    async with AsyncClient(None, db_path=tmp_path / "a.db") as again:
+        assert again.device_id == "dev1"
+    with pytest.raises(ConfigError, match="dev1"):
+        AsyncClient(None, db_path=tmp_path / "a.db", device_id="dev2")
