@@ -9,17 +9,15 @@ keys it has not seen: ``GET /<access key id>`` answers ``{"identityId": ...}`` f
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote
 
 from cogsync.server.credentials import IdentityDatabase
+from tests.aws.local_http import LocalHttpServer, send_json
 
 
-class IdentityResolver:
+class IdentityResolver(LocalHttpServer):
     """An HTTP server on 127.0.0.1 (port 0) answering access key id -> identity id.
 
     Args:
@@ -39,35 +37,9 @@ class IdentityResolver:
                 if record is None or record.is_admin or (expires or 0) < time.time():
                     self.send_error(404, "no identity has this access key")
                     return
-                body = json.dumps({"identityId": record.identity_id}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, {"identityId": record.identity_id})
 
             def log_message(self, format: str, *args: object) -> None:
                 """Quiet: the tests read `asked` instead."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The base URL the launcher's ``--identity-resolver`` takes."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> IdentityResolver:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        super().__init__(Handler)

@@ -11,13 +11,13 @@ exception is a failed invocation (``X-Amz-Function-Error: Unhandled`` and the ru
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote
+
+from tests.aws.local_http import LocalHttpServer, send_json
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -33,7 +33,7 @@ class Invocation:
     event: dict[str, Any]
 
 
-class LambdaEndpoint:
+class LambdaEndpoint(LocalHttpServer):
     """An HTTP server on 127.0.0.1 (port 0) running ``handler`` for every invocation.
 
     Args:
@@ -60,37 +60,9 @@ class LambdaEndpoint:
                 except Exception as exc:  # the function's own failure, as Lambda reports it
                     failed = "Unhandled"
                     answer = {"errorMessage": str(exc), "errorType": type(exc).__name__}
-                body = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                if failed:
-                    self.send_header("X-Amz-Function-Error", failed)
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, answer, {"X-Amz-Function-Error": failed} if failed else None)
 
             def log_message(self, format: str, *args: object) -> None:
                 """Quiet: the tests read `invocations` instead."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Server)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The base URL the launcher's ``--lambda-endpoint`` takes."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> LambdaEndpoint:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        super().__init__(Server)
