@@ -21,13 +21,18 @@ def _login(server: EmbeddedServer, user: str, duration: int | None = None) -> di
     )
 
 
+_FIRST_TOKEN_SECONDS = 5
+
+
 async def test_expired_token_is_replaced_and_sync_carries_on(tmp_path: Path) -> None:
     async with EmbeddedServer(tmp_path / "server", port=0, credential_lifetime=2) as server:
         calls: list[int] = []
 
         async def logins() -> dict[str, str]:
-            calls.append(1)  # the first token lives one second, later ones an hour
-            duration = 1 if len(calls) == 1 else None
+            # The first token lives a few seconds (long enough for a slow first sync,
+            # which refetches the short-lived credentials on every request), later ones an hour.
+            calls.append(1)
+            duration = _FIRST_TOKEN_SECONDS if len(calls) == 1 else None
             return await asyncio.to_thread(_login, server, "gil", duration)
 
         async with AsyncClient(server.config, db_path=tmp_path / "d.db", logins=logins) as c:
@@ -36,7 +41,7 @@ async def test_expired_token_is_replaced_and_sync_carries_on(tmp_path: Path) -> 
             assert calls == []  # nothing is called before the server is needed
             await ds.synchronize()
             assert len(calls) == 1
-            await asyncio.sleep(2.5)  # the token and the credentials have expired
+            await asyncio.sleep(_FIRST_TOKEN_SECONDS + 0.5)  # token and credentials have expired
             await ds.put("b", "2")
             await ds.synchronize()
             assert len(calls) == 2
