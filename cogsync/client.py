@@ -471,7 +471,7 @@ class AsyncClient(AsyncClosing):
             self._live.set_online(False)
 
     async def _on_remote_change(self, name: str, sync_count: int, deleted: bool) -> None:
-        if self._push_datasets is not None and name not in self._push_datasets:
+        if self._closing or (self._push_datasets is not None and name not in self._push_datasets):
             return
         if not deleted and sync_count <= self._live.board.dataset(name).sync_count:
             return  # this device's own push, already applied
