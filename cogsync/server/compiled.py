@@ -80,54 +80,32 @@ def _client_shapes() -> frozenset[str]:
 # -- variables -------------------------------------------------------------------------
 
 
-def _leaf_input(type_: GraphQLScalarType | GraphQLEnumType) -> _Convert:
-    if isinstance(type_, GraphQLEnumType):
-        names = {name: type_.coerce_input_value(name) for name in type_.values}
+_EXACT = {"String": str, "ID": str, "Int": int, "Boolean": bool}
 
-        def enum(value: Any) -> Any:
-            if type(value) is not str or value not in names:
-                raise _Declined
-            return names[value]
 
-        return enum
-    if type_.name in ("String", "ID"):
-
-        def string(value: Any) -> Any:
-            if type(value) is not str:
-                raise _Declined
-            return value
-
-        return string
-    if type_.name == "Int":
-
-        def integer(value: Any) -> Any:
-            if type(value) is not int or not _MIN_INT <= value <= _MAX_INT:
-                raise _Declined
-            return value
-
-        return integer
-    if type_.name == "Boolean":
-        return lambda value: value if type(value) is bool else _decline()
-    coerce = type_.coerce_input_value
-
-    def scalar(value: Any) -> Any:
-        try:
-            result = coerce(value)
-        except Exception as exc:
-            raise _Declined from exc
-        if result is Undefined:
-            raise _Declined
-        return result
-
-    return scalar
+def _exact_input(exact: type, non_null: bool) -> _Convert:
+    """A String, ID, Int or Boolean: exactly that JSON type (None if nullable), as is."""
+    if exact is int and non_null:
+        return lambda v: v if type(v) is int and _MIN_INT <= v <= _MAX_INT else _decline()
+    if exact is int:
+        return lambda v: (
+            v if v is None or (type(v) is int and _MIN_INT <= v <= _MAX_INT) else _decline()
+        )
+    if non_null:
+        return lambda value: value if type(value) is exact else _decline()
+    return lambda value: value if value is None or type(value) is exact else _decline()
 
 
 def _input(type_: GraphQLInputType) -> _Convert:
-    """The strict coercion of a value of ``type_`` (None handled by the caller)."""
-    if isinstance(type_, GraphQLNonNull):
-        inner = _input(type_.of_type)
-        return lambda value: _decline() if value is None else inner(value)
-    convert = _nullable_input(type_)
+    """The strict coercion of a value of ``type_``, None included."""
+    non_null = isinstance(type_, GraphQLNonNull)
+    nullable = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    exact = _EXACT.get(nullable.name) if isinstance(nullable, GraphQLScalarType) else None
+    if exact is not None:
+        return _exact_input(exact, non_null)
+    convert = _nullable_input(nullable)
+    if non_null:
+        return lambda value: _decline() if value is None else convert(value)
     return lambda value: None if value is None else convert(value)
 
 
@@ -143,30 +121,43 @@ def _nullable_input(type_: GraphQLInputType) -> _Convert:
         return items
     if isinstance(type_, GraphQLInputObjectType):
         return _input_object(type_)
-    assert isinstance(type_, GraphQLScalarType | GraphQLEnumType)
-    return _leaf_input(type_)
+    if isinstance(type_, GraphQLEnumType):
+        names = {name: type_.coerce_input_value(name) for name in type_.values}
+        return lambda value: names[value] if type(value) is str and value in names else _decline()
+    assert isinstance(type_, GraphQLScalarType)
+    coerce = type_.coerce_input_value
+
+    def scalar(value: Any) -> Any:
+        try:
+            result = coerce(value)
+        except Exception as exc:
+            raise _Declined from exc
+        if result is Undefined:
+            raise _Declined
+        return result
+
+    return scalar
 
 
 def _input_object(type_: GraphQLInputObjectType) -> _Convert:
     if type_.is_one_of or type_.out_type is not GraphQLInputObjectType.out_type:
         raise _Declined
-    fields = []
+    fields = {}
     for name, field in type_.fields.items():
         if field.default_value is not Undefined:
             raise _Declined  # not in the client's documents: keep graphql-core's rules
-        required = isinstance(field.type, GraphQLNonNull)
-        fields.append((name, field.out_name or name, required, _input(field.type)))
-    known = frozenset(type_.fields)
+        fields[name] = (field.out_name or name, _input(field.type))
+    required = {n for n, f in type_.fields.items() if isinstance(f.type, GraphQLNonNull)}
 
     def input_object(value: Any) -> Any:
-        if type(value) is not dict or not known.issuperset(value):
+        if type(value) is not dict or not value.keys() >= required:
             raise _Declined
         coerced = {}
-        for name, out_name, required, convert in fields:
-            if name in value:
-                coerced[out_name] = convert(value[name])
-            elif required:
+        for name, field_value in value.items():
+            field = fields.get(name)
+            if field is None:
                 raise _Declined
+            coerced[field[0]] = field[1](field_value)
         return coerced
 
     return input_object

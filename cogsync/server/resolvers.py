@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -168,9 +168,16 @@ class _Subscription:
             await aclose()
 
 
-def _record_size(budget: ResponseBudget, record: Record) -> int:
-    texts = {"key": record.key, "value": record.value, "lastModifiedBy": record.last_modified_by}
-    return budget.text_size(texts)
+def _records_size(budget: ResponseBudget, records: Sequence[Record]) -> int:
+    """`ResponseBudget.text_size` of each record's key, value and device id, summed."""
+    selected, size = budget.selected, len(records)
+    if "key" in selected:
+        size += sum(len(r.key) for r in records)
+    if "value" in selected:
+        size += sum(len(r.value) for r in records if r.value is not None)
+    if "lastModifiedBy" in selected:
+        size += sum(len(r.last_modified_by) for r in records if r.last_modified_by is not None)
+    return size
 
 
 class _Root:
@@ -237,7 +244,7 @@ class _Root:
             limit=args.get("limit"),
         )
         budget = self._budget
-        page = await self._read(read, lambda p: sum(_record_size(budget, r) for r in p.records))
+        page = await self._read(read, lambda p: _records_size(budget, p.records))
         return {
             "datasetName": page.dataset_name,
             "syncCount": page.sync_count,
@@ -269,7 +276,7 @@ class _Root:
             trigger=self._service.hooks.sync_trigger,
         )
         self._service.publish(change)
-        self._budget.charge(sum(_record_size(self._budget, r) for r in change.records))
+        self._budget.charge(_records_size(self._budget, change.records))
         return _dataset_change(change, with_records=True)
 
     async def deleteDataset(

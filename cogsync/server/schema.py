@@ -58,7 +58,7 @@ directive @aws_auth(cognito_groups: [String]) on FIELD_DEFINITION
 """AppSync's built-in scalars and directives, declared for graphql-core."""
 
 
-# A page's records mostly share a few times (one per pushed batch): format each once.
+# A page's records, and a push's, mostly share a few times: convert each once.
 _format_datetime = lru_cache(maxsize=4096)(format_datetime)
 
 
@@ -70,11 +70,14 @@ def _serialize_datetime(value: Any) -> str:
     return _format_datetime(value)
 
 
+_parse_datetime = lru_cache(maxsize=4096)(parse_datetime)
+
+
 def _parse_datetime_value(value: Any) -> datetime:
     if not isinstance(value, str):
         raise GraphQLError(f"AWSDateTime must be a string: {DATETIME_HINT}")
     try:
-        return parse_datetime(value)
+        return _parse_datetime(value)
     except ValueError as exc:
         raise GraphQLError(str(exc)) from exc
 
