@@ -26,6 +26,7 @@ from cogsync.server.wire import RequestRefused, graphql_error
 
 __all__ = ["error_type", "format_error", "response"]
 
+# Resolver failures are logged under the resolvers' logger, where operators look for them.
 logger = logging.getLogger("cogsync.server.resolvers")
 
 _LIMIT_NAMES: dict[type[LimitExceededError], str] = {
