@@ -2,10 +2,12 @@
 
 Run: ``python benchmarks/server_requests.py [--rounds N]``.
 
-Starts two `EmbeddedServer`s, each in its own process on 127.0.0.1: one answering the
+Starts `EmbeddedServer`s, each in its own process on 127.0.0.1: one answering the
 client's documents by their compiled operations (the default), one running every
-document through graphql-core (``compiled_documents=False``, the code before the compiled
-path). Both get the same requests, in interleaved rounds (the order alternates):
+document through graphql-core (``compiled_documents=False``), and with
+``--baseline-ref REF`` the server of that git ref (e.g. the code before this work, which
+also gzips answers to loopback clients). All get the same requests, in interleaved
+rounds (the order rotates):
 
 * a listRecords page of 1,024 records of 1 KB (the whole of a full dataset);
 * a 1 MB pushRecords rewriting those 1,024 records;
@@ -14,9 +16,9 @@ path). Both get the same requests, in interleaved rounds (the order alternates):
 Values are random and incompressible, and every request body is built and signed before
 its clock starts; the client is raw aiohttp (no cogsync client code). Each row gives the
 median round-trip time and the median server CPU (all the server's threads, from
-``/proc/PID/task/*/schedstat``) per request, and the ratio compiled / graphql-core.
-The documents are the client's own (`cogsync.remote.operations`), sent stripped as the
-client sends them. Answers are not compressed (loopback).
+``/proc/PID/task/*/schedstat``) per request, and the ratios of the compiled server to
+the others. The documents are the client's own (`cogsync.remote.operations`), sent
+stripped as the client sends them; the client accepts gzip, as the cogsync client does.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ import asyncio
 import base64
 import io
 import json
-import multiprocessing
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from multiprocessing.connection import Connection
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,6 @@ from graphql import strip_ignored_characters
 
 from cogsync.models import PROTOCOL_VERSION
 from cogsync.remote.operations import LIST_RECORDS, PUSH_RECORDS
-from cogsync.server.runner import EmbeddedServer
 
 RECORDS = 1024
 KEY_BYTES = 5  # "k0000"
@@ -52,25 +54,19 @@ VALUE_BYTES = 1024 - KEY_BYTES  # a full 1 MB dataset of keys and values
 KINDS = ("listRecords page, 1,024 x 1 KB", "pushRecords, 1 MB", "listRecords, empty delta")
 
 
-def _serve(data_dir: str, compiled: bool, conn: Connection) -> None:
-    """The server process: start, report its config, serve until told to stop."""
+_CHILD = """
+import asyncio, json, sys
+from cogsync.server.runner import EmbeddedServer
 
-    async def main() -> None:
-        async with EmbeddedServer(
-            data_dir, compiled_documents=compiled, compression="never"
-        ) as srv:
-            config = srv.config
-            conn.send(
-                (
-                    config.graphql_url,
-                    config.identity_endpoint,
-                    config.region,
-                    config.identity_pool_id,
-                )
-            )
-            await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+async def main():
+    async with EmbeddedServer(sys.argv[1], **json.loads(sys.argv[2])) as srv:
+        c = srv.config
+        urls = [c.graphql_url, c.identity_endpoint, c.region, c.identity_pool_id]
+        print(json.dumps(urls), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
-    asyncio.run(main())
+asyncio.run(main())
+"""
 
 
 def _cpu_ns(pid: int) -> int | None:
@@ -88,15 +84,21 @@ def _cpu_ns(pid: int) -> int | None:
 class Server:
     """One server process and a signed client for one identity on it."""
 
-    def __init__(self, name: str, compiled: bool, folder: Path) -> None:
+    def __init__(
+        self, name: str, folder: Path, code: Path, kwargs: dict[str, Any] | None = None
+    ) -> None:
         self.name = name
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self.process = context.Process(
-            target=_serve, args=(str(folder / name), compiled, child), daemon=True
+        env = {**os.environ, "PYTHONPATH": str(code)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(folder / name), json.dumps(kwargs or {})],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=folder,  # not the project's root: PYTHONPATH picks the code
+            text=True,
         )
-        self.process.start()
-        self.url, identity_url, self.region, pool = self._conn.recv()
+        assert self.process.stdout is not None
+        self.url, identity_url, self.region, pool = json.loads(self.process.stdout.readline())
         client = boto3.client(
             "cognito-identity",
             endpoint_url=identity_url,
@@ -113,14 +115,18 @@ class Server:
 
     def signed(self, body: bytes) -> dict[str, str]:
         request = AWSRequest(
-            "POST", self.url, data=body, headers={"content-type": "application/json"}
+            "POST",
+            self.url,
+            data=body,
+            headers={"content-type": "application/json", "accept-encoding": "gzip"},
         )
         SigV4Auth(self.credentials, "appsync", self.region).add_auth(request)
         return dict(request.headers)
 
     def stop(self) -> None:
-        self._conn.send("stop")
-        self.process.join(30)
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(30)
 
 
 def _body(query: str, variables: dict[str, Any]) -> bytes:
@@ -160,13 +166,16 @@ async def _post(
 ) -> tuple[float, int | None, dict[str, Any]]:
     """POST a signed body: (seconds, server CPU ns or None, answer)."""
     headers = server.signed(body)
-    pid = server.process.pid or 0
+    pid = server.process.pid
     before_cpu = _cpu_ns(pid)
     start = time.perf_counter()
     async with session.post(server.url, data=io.BytesIO(body), headers=headers) as answer:
         raw = await answer.read()
+        encoding = answer.headers.get("Content-Encoding")
     elapsed = time.perf_counter() - start
     after_cpu = _cpu_ns(pid)
+    if encoding is not None:  # the client's own cost, not counted
+        raw = zlib.decompress(raw, wbits=zlib.MAX_WBITS | 32)
     cpu = after_cpu - before_cpu if before_cpu is not None and after_cpu is not None else None
     data: dict[str, Any] = json.loads(raw)
     if data.get("errors"):
@@ -181,7 +190,8 @@ async def _round(
     times: dict[tuple[str, str], list[float]],
     cpus: dict[tuple[str, str], list[int]],
 ) -> None:
-    order = servers if number % 2 == 0 else servers[::-1]
+    shift = number % len(servers)
+    order = servers[shift:] + servers[:shift]
     for kind in KINDS:
         for server in order:
             if kind.startswith("push"):
@@ -217,8 +227,13 @@ async def _run(servers: list[Server], rounds: int) -> None:
     _table(servers, times, cpus, rounds)
 
 
-def _median_ms(values: list[float] | list[int], scale: float) -> float | None:
-    return statistics.median(values) * scale if values else None
+def _cell(times: list[float], cpus: list[int]) -> str:
+    elapsed = statistics.median(times) * 1e3
+    return f"{elapsed:.1f} ({statistics.median(cpus) / 1e6:.1f})" if cpus else f"{elapsed:.1f}"
+
+
+def _ratio(new: list[float] | list[int], old: list[float] | list[int]) -> str:
+    return f"{statistics.median(new) / statistics.median(old):.2f}x" if new and old else "n/a"
 
 
 def _table(
@@ -227,35 +242,52 @@ def _table(
     cpus: dict[tuple[str, str], list[int]],
     rounds: int,
 ) -> None:
-    core, compiled = (s.name for s in servers)
-    print(f"\nmedians of {rounds} interleaved rounds; ms per request (server CPU ms per request)\n")
-    print(f"| request | {core} | {compiled} | time ratio | CPU ratio |")
-    print("| --- | --- | --- | --- | --- |")
+    names = [s.name for s in servers]
+    fast, baselines = names[-1], names[:-1]
+    print(f"\nmedians of {rounds} interleaved rounds; ms per request (server CPU ms per request)")
+    ratios = [f"{fast} / {b}: time, CPU" for b in baselines]
+    print(f"\n| request | {' | '.join(names)} | {' | '.join(ratios)} |")
+    print("| --- " * (1 + len(names) + len(ratios)) + "|")
     for kind in KINDS:
-        t_core = _median_ms(times[(kind, core)], 1e3)
-        t_fast = _median_ms(times[(kind, compiled)], 1e3)
-        c_core = _median_ms(cpus[(kind, core)], 1e-6)
-        c_fast = _median_ms(cpus[(kind, compiled)], 1e-6)
-        assert t_core is not None and t_fast is not None
-        cells = [f"{t_core:.1f}", f"{t_fast:.1f}"]
-        if c_core is not None and c_fast is not None:
-            cells = [f"{t_core:.1f} ({c_core:.1f})", f"{t_fast:.1f} ({c_fast:.1f})"]
-            cpu_ratio = f"{c_fast / c_core:.2f}x"
-        else:
-            cpu_ratio = "n/a"
-        print(f"| {kind} | {cells[0]} | {cells[1]} | {t_fast / t_core:.2f}x | {cpu_ratio} |")
+        cells = [_cell(times[(kind, n)], cpus[(kind, n)]) for n in names]
+        for base in baselines:
+            time_ratio = _ratio(times[(kind, fast)], times[(kind, base)])
+            cells.append(f"{time_ratio}, {_ratio(cpus[(kind, fast)], cpus[(kind, base)])}")
+        print(f"| {kind} | {' | '.join(cells)} |")
+
+
+def _export(ref: str, folder: Path) -> Path:
+    """The project's code at git ``ref``, exported into ``folder``."""
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, "cogsync"], capture_output=True, check=True
+    )
+    target = folder / "baseline-code"
+    target.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (15)")
+    parser.add_argument(
+        "--baseline-ref",
+        metavar="REF",
+        help="also run the server of this git ref (e.g. the commit before the compiled path)",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        servers = [
-            Server("graphql-core", False, Path(folder)),
-            Server("compiled", True, Path(folder)),
-        ]
+    code = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        servers: list[Server] = []
         try:
+            if args.baseline_ref:
+                servers.append(
+                    Server(args.baseline_ref, folder, _export(args.baseline_ref, folder))
+                )
+            servers.append(Server("graphql-core", folder, code, {"compiled_documents": False}))
+            servers.append(Server("compiled", folder, code))
             asyncio.run(_run(servers, args.rounds))
         finally:
             for server in servers:
