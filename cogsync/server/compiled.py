@@ -263,12 +263,14 @@ class CompiledOperation:
     _non_null: bool
     _complete: _Convert
 
-    def arguments(self, variables: Mapping[str, Any] | None, operation_name: object) -> Any:
+    def arguments(
+        self, variables: Mapping[str, Any] | None, operation_name: object
+    ) -> dict[str, Any] | None:
         """The resolver's keyword arguments, or None: let graphql-core coerce ``variables``."""
         if operation_name is not None and operation_name != self.operation_name:
             return None
         given = variables or {}
-        arguments = {}
+        arguments: dict[str, Any] = {}
         try:
             for variable, argument, required, convert in self._variables:
                 if variable in given:

@@ -1,8 +1,10 @@
 """`SyncService`: executes the sync protocol's GraphQL operations for one caller at a time.
 
 The HTTP and WebSocket front-ends authenticate the caller and hand over the identity id;
-this module parses, validates and executes the GraphQL document with graphql-core against
-`ServerStorage`, and answers in AppSync's shape::
+this module checks the GraphQL document and executes it against `ServerStorage`, with
+graphql-core or, for the client's own documents, their compiled operations
+(`cogsync.server.compiled`, the same answers byte for byte), and answers in AppSync's
+shape (`cogsync.server.answers`)::
 
     {"data": ..., "errors": [{"message", "errorType", "errorInfo", "path", "locations"}]}
 
@@ -12,13 +14,14 @@ Rules:
   arguments; a subscription for another identity is refused.
 * Storage calls run on one worker thread (one writer); the event loop never blocks on SQLite.
 * A document is parsed, bounded (`cogsync.server.querylimits`) and validated on a worker
-  thread, so a heavy request never stalls the event loop; the bytes its resolvers read
+  thread, so a heavy request never stalls the event loop, once per text
+  (`cogsync.server.documents` remembers the outcome); the bytes its resolvers read
   are charged to a `ResponseBudget` on the storage thread, so an answer past
   ``max_response_bytes`` is refused before it is built.
 * A change is published to subscribers only after its transaction committed, and carries
   no record values (``records`` is null for subscribers).
-* Errors say what was wrong and what to do; unexpected failures are logged here and reach
-  the client only as a generic ``InternalFailure``.
+* Errors say what was wrong and what to do; unexpected failures are logged and reach the
+  client only as a generic ``InternalFailure``.
 """
 
 from __future__ import annotations
