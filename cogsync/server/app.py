@@ -18,12 +18,15 @@ unexpected exception becomes an ``InternalFailure`` answer, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
+import orjson
 from aiohttp import web
 
 from cogsync.server.access import Authenticator
@@ -46,10 +49,13 @@ from cogsync.server.wire import (
 )
 
 __all__ = [
+    "COMPRESSION_MODES",
     "MAX_BODY_BYTES",
     "REALTIME",
+    "Compression",
     "GraphQLService",
     "ServerSettings",
+    "compresses",
     "create_app",
 ]
 
@@ -63,6 +69,10 @@ _log = logging.getLogger(__name__)
 
 _COMPRESS_ABOVE = 1024  # bytes; smaller answers are sent as they are
 
+Compression = Literal["auto", "always", "never"]
+"""When GraphQL answers are compressed (``cogsync serve --compression``)."""
+COMPRESSION_MODES: tuple[Compression, ...] = ("auto", "always", "never")
+
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
@@ -74,6 +84,9 @@ class ServerSettings:
         max_body_bytes: the largest HTTP body accepted.
         limits: bounds on connections, request reads, documents and answers.
         realtime: lifetimes and per-identity caps of real-time connections.
+        compression: when GraphQL answers above 1 KB are compressed (gzip or deflate, if
+            the client accepts one): ``always``; ``never``; ``auto``, except to loopback
+            peers (a local link is faster than compressing).
     """
 
     identity: IdentitySettings = field(default_factory=IdentitySettings)
@@ -81,6 +94,7 @@ class ServerSettings:
     max_body_bytes: int = MAX_BODY_BYTES
     limits: ServerLimits = DEFAULT_SERVER_LIMITS
     realtime: RealtimeLimits = field(default_factory=RealtimeLimits)
+    compression: Compression = "auto"
 
 
 def _error_for(request: web.Request, refusal: RequestRefused) -> web.Response:
@@ -140,15 +154,42 @@ def _pushed_records(variables: object) -> int:
     return 0
 
 
+def _loopback(peer: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def compresses(compression: Compression, size: int, peer: str | None) -> bool:
+    """Whether an answer of ``size`` bytes to ``peer`` is offered compressed."""
+    if compression == "never" or size <= _COMPRESS_ABOVE:
+        return False
+    return compression == "always" or not _loopback(peer)
+
+
+def _encoded(answer: dict[str, Any]) -> bytes | None:
+    """``answer`` as compact UTF-8 JSON; None for what orjson refuses (lone surrogates,
+    integers past 64 bits), which `json` then encodes as ASCII."""
+    try:
+        return orjson.dumps(answer)
+    except TypeError:  # orjson.JSONEncodeError
+        return None
+
+
 class _GraphQLEndpoint:
     def __init__(
         self,
         authenticator: Authenticator,
         service: GraphQLService,
-        limits: ServerLimits,
+        settings: ServerSettings,
         metrics: ServerMetrics | None,
     ) -> None:
-        self._authenticator, self._service, self._limits = authenticator, service, limits
+        self._authenticator, self._service = authenticator, service
+        self._limits, self._compression = settings.limits, settings.compression
         self._metrics = metrics
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -174,13 +215,16 @@ class _GraphQLEndpoint:
         request[OUTCOME] = str(errors[0].get("errorType", "error")) if errors else "ok"
         if not errors and request[OPERATION] == "pushRecords" and self._metrics is not None:
             self._metrics.push_accepted(_pushed_records(variables))
-        text = await asyncio.get_running_loop().run_in_executor(None, json.dumps, result)
+        answer = _encoded(result)
+        if answer is None:
+            loop = asyncio.get_running_loop()
+            answer = (await loop.run_in_executor(None, json.dumps, result)).encode("ascii")
         try:
-            check_answer_size(len(text), self._limits.max_response_bytes)  # ASCII JSON
+            check_answer_size(len(answer), self._limits.max_response_bytes)
         except RequestRefused as exc:
             return web.json_response(graphql_failure(exc))
-        response = web.json_response(text=text)
-        if (response.content_length or 0) > _COMPRESS_ABOVE:
+        response = web.Response(body=answer, content_type="application/json", charset="utf-8")
+        if compresses(self._compression, len(answer), request.remote):
             response.enable_compression()  # gzip/deflate when the client accepts it, as AppSync
         return response
 
@@ -210,7 +254,7 @@ def create_app(
     )
     app[CONNECTIONS] = guard
     identity = IdentityApi(db, settings.identity, clock)
-    graphql = _GraphQLEndpoint(Authenticator(db, clock), service, settings.limits, metrics)
+    graphql = _GraphQLEndpoint(Authenticator(db, clock), service, settings, metrics)
     realtime = RealtimeEndpoint(
         db,
         service,

@@ -1,8 +1,10 @@
 """`SyncService`: executes the sync protocol's GraphQL operations for one caller at a time.
 
 The HTTP and WebSocket front-ends authenticate the caller and hand over the identity id;
-this module parses, validates and executes the GraphQL document with graphql-core against
-`ServerStorage`, and answers in AppSync's shape::
+this module checks the GraphQL document and executes it against `ServerStorage`, with
+graphql-core or, for the client's own documents, their compiled operations
+(`cogsync.server.compiled`, the same answers byte for byte), and answers in AppSync's
+shape (`cogsync.server.answers`)::
 
     {"data": ..., "errors": [{"message", "errorType", "errorInfo", "path", "locations"}]}
 
@@ -12,63 +14,45 @@ Rules:
   arguments; a subscription for another identity is refused.
 * Storage calls run on one worker thread (one writer); the event loop never blocks on SQLite.
 * A document is parsed, bounded (`cogsync.server.querylimits`) and validated on a worker
-  thread, so a heavy request never stalls the event loop; the bytes its resolvers read
+  thread, so a heavy request never stalls the event loop, once per text
+  (`cogsync.server.documents` remembers the outcome); the bytes its resolvers read
   are charged to a `ResponseBudget` on the storage thread, so an answer past
   ``max_response_bytes`` is refused before it is built.
 * A change is published to subscribers only after its transaction committed, and carries
   no record values (``records`` is null for subscribers).
-* Errors say what was wrong and what to do; unexpected failures are logged here and reach
-  the client only as a generic ``InternalFailure``.
+* Errors say what was wrong and what to do; unexpected failures are logged and reach the
+  client only as a generic ``InternalFailure``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from graphql import (
-    DocumentNode,
     ExecutionResult,
-    GraphQLError,
     GraphQLResolveInfo,
     OperationType,
     execute,
     get_operation_ast,
     subscribe,
-    validate,
 )
 
 from cogsync._callbacks import maybe_await
-from cogsync.exceptions import (
-    ConflictError,
-    DatasetLimitExceededError,
-    DatasetSizeLimitExceededError,
-    LimitExceededError,
-    RecordLimitExceededError,
-    UsageError,
-)
 from cogsync.models import PROTOCOL_VERSION, PatchOp, Record, RecordPatch
+from cogsync.server.answers import format_error, response
 from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
-from cogsync.server.hooks import ServerHooks, SyncRejected
-from cogsync.server.querylimits import (
-    ResponseBudget,
-    answer_too_large,
-    check_document,
-    parse_bounded,
-    syntax_refusal,
-)
+from cogsync.server.compiled import CompiledOperation
+from cogsync.server.documents import CheckedDocument, DocumentCache, Outcome
+from cogsync.server.hooks import ServerHooks
+from cogsync.server.querylimits import ResponseBudget, answer_too_large
 from cogsync.server.schema import load_schema
 from cogsync.server.storage import DatasetChange, ServerStorage
-from cogsync.server.wire import (
-    RequestRefused,
-    Variables,
-    graphql_error,
-    graphql_failure,
-)
+from cogsync.server.wire import RequestRefused, Variables, graphql_failure
 
 __all__ = ["SubscriptionRefused", "SyncService"]
 
@@ -79,11 +63,6 @@ if TYPE_CHECKING:
     Info = GraphQLResolveInfo[Any]
 _QUEUE_SIZE = 1000
 _CLOSED = object()
-_LIMIT_NAMES: dict[type[LimitExceededError], str] = {
-    DatasetLimitExceededError: "datasets",
-    RecordLimitExceededError: "records",
-    DatasetSizeLimitExceededError: "bytes",
-}
 
 
 SubscriptionRefused = RequestRefused
@@ -109,57 +88,6 @@ def _record(record: Record) -> dict[str, Any]:
         "lastModifiedBy": record.last_modified_by,
         "deviceLastModifiedDate": record.device_last_modified_date,
     }
-
-
-def _error_type(exc: BaseException) -> tuple[str, dict[str, Any] | None] | None:
-    """AppSync's errorType and errorInfo for an expected error; None if unexpected."""
-    if isinstance(exc, RequestRefused):
-        return exc.error_type, None
-    if isinstance(exc, ConflictError):
-        return "ConflictException", {
-            "key": exc.key,
-            "current": exc.current,
-            "expected": exc.expected,
-        }
-    if isinstance(exc, LimitExceededError):
-        name = next((n for t, n in _LIMIT_NAMES.items() if isinstance(exc, t)), "records")
-        return "LimitExceededException", {
-            "limit": name,
-            "max": exc.limit,
-            "attempted": exc.attempted,
-        }
-    if isinstance(exc, SyncRejected):
-        return "InvalidParameterException", {"rejectedBy": "syncTrigger"}
-    if isinstance(exc, UsageError):
-        return "InvalidParameterException", None
-    return None
-
-
-def _format_error(error: GraphQLError) -> dict[str, Any]:
-    original = error.original_error
-    mapped = _error_type(original) if original is not None else None
-    message = error.message
-    if mapped is None and error.path is None:
-        mapped = ("ValidationError", None)  # variables, operation selection, coercion
-    if mapped is None:
-        logger.error("GraphQL resolver failed at %s: %s", error.path, error, exc_info=original)
-        mapped = ("InternalFailure", None)
-        message = "the server failed to handle this request; retry later (see the server log)"
-    locations = error.locations
-    return graphql_error(
-        mapped[0],
-        message,
-        mapped[1],
-        list(error.path) if error.path is not None else None,
-        [{"line": loc.line, "column": loc.column} for loc in locations] if locations else None,
-    )
-
-
-def _response(result: ExecutionResult) -> dict[str, Any]:
-    response: dict[str, Any] = {"data": result.data}
-    if result.errors:
-        response["errors"] = [_format_error(e) for e in result.errors]
-    return response
 
 
 class _Hub:
@@ -234,7 +162,7 @@ class _Subscription:
         return self
 
     async def __anext__(self) -> dict[str, Any]:
-        return _response(await self._stream.__anext__())
+        return response(await self._stream.__anext__())
 
     async def aclose(self) -> None:
         self._source.close()
@@ -243,9 +171,16 @@ class _Subscription:
             await aclose()
 
 
-def _record_size(budget: ResponseBudget, record: Record) -> int:
-    texts = {"key": record.key, "value": record.value, "lastModifiedBy": record.last_modified_by}
-    return budget.text_size(texts)
+def _records_size(budget: ResponseBudget, records: Sequence[Record]) -> int:
+    """`ResponseBudget.text_size` of each record's key, value and device id, summed."""
+    selected, size = budget.selected, len(records)
+    if "key" in selected:
+        size += sum(len(r.key) for r in records)
+    if "value" in selected:
+        size += sum(len(r.value) for r in records if r.value is not None)
+    if "lastModifiedBy" in selected:
+        size += sum(len(r.last_modified_by) for r in records if r.last_modified_by is not None)
+    return size
 
 
 class _Root:
@@ -312,7 +247,7 @@ class _Root:
             limit=args.get("limit"),
         )
         budget = self._budget
-        page = await self._read(read, lambda p: sum(_record_size(budget, r) for r in p.records))
+        page = await self._read(read, lambda p: _records_size(budget, p.records))
         return {
             "datasetName": page.dataset_name,
             "syncCount": page.sync_count,
@@ -344,7 +279,7 @@ class _Root:
             trigger=self._service.hooks.sync_trigger,
         )
         self._service.publish(change)
-        self._budget.charge(sum(_record_size(self._budget, r) for r in change.records))
+        self._budget.charge(_records_size(self._budget, change.records))
         return _dataset_change(change, with_records=True)
 
     async def deleteDataset(
@@ -377,6 +312,9 @@ class SyncService:
         storage: the store; the service runs every call of it on one worker thread.
         hooks: the operator's hooks (sync trigger).
         server_limits: the bounds on documents and answers.
+        compiled_documents: answer the client's own documents by their compiled
+            operations (`cogsync.server.compiled`; same answers, less CPU); False runs
+            every document through graphql-core (to compare).
     """
 
     def __init__(
@@ -385,12 +323,15 @@ class SyncService:
         *,
         hooks: ServerHooks | None = None,
         server_limits: ServerLimits = DEFAULT_SERVER_LIMITS,
+        compiled_documents: bool = True,
     ) -> None:
         self.storage = storage
         self.hooks = hooks or ServerHooks()
         self.server_limits = server_limits
+        self.compiled_documents = compiled_documents
         self.hub = _Hub()
         self.schema = load_schema()
+        self.documents = DocumentCache(self.schema, server_limits)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="cogsync-storage")
         self._documents = ThreadPoolExecutor(2, thread_name_prefix="cogsync-graphql")
 
@@ -420,30 +361,14 @@ class SyncService:
         self._executor.shutdown(wait=True)
         self._documents.shutdown(wait=True)
 
-    def _check(self, query: object) -> tuple[DocumentNode, ResponseBudget] | list[dict[str, Any]]:
-        """The parsed, bounded, validated document and its answer's budget, or the errors."""
-        if not isinstance(query, str):
-            return [graphql_error("BadRequestException", "query must be a GraphQL document string")]
-        limits = self.server_limits
-        try:
-            document = parse_bounded(query, limits)
-            selected = check_document(document, limits)
-        except GraphQLError as exc:
-            refusal = syntax_refusal(exc)
-            return [graphql_error(refusal.error_type, refusal.message)]
-        except RequestRefused as exc:
-            return [graphql_error(exc.error_type, exc.message)]
-        errors = validate(self.schema, document)
-        if errors:
-            return [_format_error(e) for e in errors]
-        return document, ResponseBudget(limits.max_response_bytes, selected)
-
-    async def _document(
-        self, query: object
-    ) -> tuple[DocumentNode, ResponseBudget] | list[dict[str, Any]]:
-        """`_check` on a worker thread: a heavy document never stalls the event loop."""
+    async def _document(self, query: object) -> Outcome:
+        """The checked document: remembered, or checked on a worker thread (a heavy
+        document never stalls the event loop)."""
+        outcome = self.documents.get(query) if isinstance(query, str) else None
+        if outcome is not None:
+            return outcome
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._documents, self._check, query)
+        return await loop.run_in_executor(self._documents, self.documents.check, query)
 
     async def execute(
         self, identity_id: str, query: str, variables: Variables, operation_name: str | None
@@ -453,33 +378,65 @@ class SyncService:
             checked = await self._document(query)
             if isinstance(checked, list):
                 return {"data": None, "errors": checked}
-            document, budget = checked
             _check_request(variables, operation_name)
-            operation = get_operation_ast(document, operation_name)
-            if operation is not None and operation.operation is OperationType.SUBSCRIPTION:
-                raise RequestRefused(
-                    "BadRequestException",
-                    "subscriptions are not served over HTTP: open them on the real-time "
-                    "WebSocket endpoint",
-                )
-            result = await maybe_await(
-                execute(
-                    self.schema,
-                    document,
-                    root_value=_Root(self, identity_id, budget),
-                    variable_values=variables,
-                    operation_name=operation_name,
-                )
-            )
+            budget = ResponseBudget(self.server_limits.max_response_bytes, checked.selected)
+            root = _Root(self, identity_id, budget)
+            compiled = checked.compiled if self.compiled_documents else None
+            arguments = compiled.arguments(variables, operation_name) if compiled else None
+            if compiled is not None and arguments is not None:
+                result = await self._run_compiled(compiled, root, arguments, checked, variables)
+            else:
+                result = await self._run(checked, root, variables, operation_name)
             if budget.exceeded:
                 return graphql_failure(answer_too_large(budget.limit))
-            return _response(result)
+            return response(result)
         except RequestRefused as exc:
             return graphql_failure(exc)
         except Exception:
             logger.exception("GraphQL request failed")
             failed = "the server failed to handle this request"
             return graphql_failure(RequestRefused("InternalFailure", failed))
+
+    async def _run(
+        self, checked: CheckedDocument, root: object, variables: Variables, name: str | None
+    ) -> ExecutionResult:
+        """Execute a query or mutation with graphql-core."""
+        operation = get_operation_ast(checked.document, name)
+        if operation is not None and operation.operation is OperationType.SUBSCRIPTION:
+            raise RequestRefused(
+                "BadRequestException",
+                "subscriptions are not served over HTTP: open them on the real-time "
+                "WebSocket endpoint",
+            )
+        result: ExecutionResult = await maybe_await(
+            execute(
+                self.schema,
+                checked.document,
+                root_value=root,
+                variable_values=variables,
+                operation_name=name,
+            )
+        )
+        return result
+
+    async def _run_compiled(
+        self,
+        compiled: CompiledOperation,
+        root: _Root,
+        arguments: dict[str, Any],
+        checked: CheckedDocument,
+        variables: Variables,
+    ) -> ExecutionResult:
+        """Call the resolver directly and complete its value without graphql-core."""
+        try:
+            value = await getattr(root, compiled.field)(None, **arguments)
+        except Exception as exc:
+            return compiled.failure(exc)
+        result = compiled.complete(value)
+        if result is None:  # a value the compiled path does not vouch for
+            resolved = {compiled.field: value}
+            result = await self._run(checked, resolved, variables, compiled.operation_name)
+        return result
 
     async def subscribe(
         self, identity_id: str, query: str, variables: Variables, operation_name: str | None
@@ -496,7 +453,8 @@ class SyncService:
         checked = await self._document(query)
         if isinstance(checked, list):
             raise RequestRefused(checked[0]["errorType"], checked[0]["message"])
-        document, budget = checked
+        document = checked.document
+        budget = ResponseBudget(self.server_limits.max_response_bytes, checked.selected)
         if variables is not None and not isinstance(variables, dict):
             raise RequestRefused("BadRequestException", "variables must be a JSON object")
         operation = get_operation_ast(document, operation_name)
@@ -520,7 +478,7 @@ class SyncService:
             if root.source is not None:
                 root.source.close()
             errors = (result.errors if isinstance(result, ExecutionResult) else None) or []
-            formatted = [_format_error(e) for e in errors] or [
+            formatted = [format_error(e) for e in errors] or [
                 {"errorType": "BadRequestException", "message": "subscription not started"}
             ]
             raise RequestRefused(formatted[0]["errorType"], formatted[0]["message"])

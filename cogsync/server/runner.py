@@ -26,7 +26,7 @@ from cogsync.config import Config
 from cogsync.exceptions import ConfigError
 from cogsync.limits import DEFAULT_LIMITS, Limits
 from cogsync.server.admin import admin_routes
-from cogsync.server.app import REALTIME, ServerSettings, create_app
+from cogsync.server.app import REALTIME, Compression, ServerSettings, create_app
 from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
 from cogsync.server.connections import CONNECTIONS
 from cogsync.server.credentials import AdminCredentials, IdentityDatabase
@@ -89,6 +89,10 @@ class EmbeddedServer:
             the main port (``--metrics-port``).
         shutdown_timeout: seconds `stop` lets running requests finish before cancelling
             them (``--shutdown-timeout``).
+        compression: when GraphQL answers are compressed: ``auto`` (not to loopback
+            peers), ``always`` or ``never`` (``--compression``; see `ServerSettings`).
+        compiled_documents: answer the client's own documents by their compiled
+            operations (the default); False runs them through graphql-core (to compare).
 
     Attributes (after start):
         port: the port listened on.
@@ -126,6 +130,8 @@ class EmbeddedServer:
         metrics_port: int | None = None,
         shutdown_timeout: float = 30.0,
         oidc_refresh_interval: float = 60.0,
+        compression: Compression = "auto",
+        compiled_documents: bool = True,
     ) -> None:
         del refused  # custom services refuse with RequestRefused
         self.server_limits = server_limits.fitted_to(limits)
@@ -143,6 +149,7 @@ class EmbeddedServer:
         self.metrics = ServerMetrics()
         self.metrics_port = metrics_port
         self.shutdown_timeout = shutdown_timeout
+        self.compression, self.compiled_documents = compression, compiled_documents
         self._metrics_runner: web.AppRunner | None = None
         self.storage: ServerStorage | None = None
         self.sync_service: SyncService | None = None
@@ -208,6 +215,7 @@ class EmbeddedServer:
                 keepalive_interval=self.keepalive_interval,
                 limits=self.server_limits,
                 realtime=self.realtime,
+                compression=self.compression,
             )
             app = create_app(db, service, settings=settings, clock=self.clock, metrics=self.metrics)
             self._watch(app, db)
@@ -322,7 +330,10 @@ class EmbeddedServer:
             self.data_dir / "sync.db", self.limits, retention=self.server_limits
         )
         self.sync_service = SyncService(
-            self.storage, hooks=self.hooks, server_limits=self.server_limits
+            self.storage,
+            hooks=self.hooks,
+            server_limits=self.server_limits,
+            compiled_documents=self.compiled_documents,
         )
         return self.sync_service
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -58,19 +58,26 @@ directive @aws_auth(cognito_groups: [String]) on FIELD_DEFINITION
 """AppSync's built-in scalars and directives, declared for graphql-core."""
 
 
+# A page's records, and a push's, mostly share a few times: convert each once.
+_format_datetime = lru_cache(maxsize=4096)(format_datetime)
+
+
 def _serialize_datetime(value: Any) -> str:
     if isinstance(value, str):
         value = parse_datetime(value)
     if not isinstance(value, datetime):
         raise GraphQLError(f"AWSDateTime cannot represent {type(value).__name__} value")
-    return format_datetime(value)
+    return _format_datetime(value)
+
+
+_parse_datetime = lru_cache(maxsize=4096)(parse_datetime)
 
 
 def _parse_datetime_value(value: Any) -> datetime:
     if not isinstance(value, str):
         raise GraphQLError(f"AWSDateTime must be a string: {DATETIME_HINT}")
     try:
-        return parse_datetime(value)
+        return _parse_datetime(value)
     except ValueError as exc:
         raise GraphQLError(str(exc)) from exc
 

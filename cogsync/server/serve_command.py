@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         server_limits=settings.server_limits(),
         metrics_port=settings.metrics_port,
         shutdown_timeout=settings.shutdown_timeout,
+        compression=settings.compression,
         **server_kwargs(settings),
     )
     asyncio.run(_serve_until_signal(server))

@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from cogsync.exceptions import ConfigError
+from cogsync.server.app import COMPRESSION_MODES, Compression
 from cogsync.server.bounds import LIMIT_HELP, ServerLimits
 from cogsync.server.log_format import LOG_FORMATS, LOG_LEVELS
 from cogsync.server.realtime_limits import REALTIME_HELP, RealtimeLimits
@@ -66,6 +67,7 @@ class _BaseServeSettings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["text", "json"] = "text"
+    compression: Compression = "auto"
     sync_trigger: str | None = None
     trust_identity_pool: list[str] = []
     trusted_pool_jwks: list[str] = []
@@ -156,6 +158,12 @@ _MAIN = (
     Setting("metrics_port", "serve GET /metrics on this port, not the main one", "PORT"),
     Setting("log_level", "log threshold", choices=LOG_LEVELS),
     Setting("log_format", "log lines as text or JSON", choices=LOG_FORMATS),
+    Setting(
+        "compression",
+        "gzip GraphQL answers above 1 KB for clients that accept it: always, never, or "
+        "auto (not to loopback peers)",
+        choices=COMPRESSION_MODES,
+    ),
     Setting(
         "sync_trigger",
         "call FUNCTION(identity_id, dataset_name, patches) with every pushed batch "
