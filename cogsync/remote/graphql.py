@@ -38,6 +38,7 @@ from graphql.utilities import strip_ignored_characters
 
 from cogsync import _awsdatetime, exceptions
 from cogsync._closing import AsyncClosing
+from cogsync._signing import iam_auth
 from cogsync.auth.cognito import CognitoIdentity
 from cogsync.config import Config
 from cogsync.exceptions import (
@@ -277,9 +278,7 @@ class GraphQLBackend(AsyncClosing):
             return self._session
 
     def _signer(self, credentials: Credentials) -> AppSyncIAMAuthentication:
-        return AppSyncIAMAuthentication(
-            host=self._host, region_name=self._config.region, credentials=credentials
-        )
+        return iam_auth(self._host, self._config.region, credentials)
 
 
 class _StreamingTransport(AIOHTTPTransport):
