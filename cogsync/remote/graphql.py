@@ -17,6 +17,7 @@ parsed into `cogsync.models` here, and failures become cogsync errors here:
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -34,6 +35,7 @@ from gql.transport.exceptions import (
     TransportQueryError,
     TransportServerError,
 )
+from graphql import DocumentNode, parse, print_ast
 from graphql.utilities import strip_ignored_characters
 
 from cogsync import _awsdatetime, exceptions
@@ -231,7 +233,7 @@ class GraphQLBackend(AsyncClosing):
                 await client.close_async()  # type: ignore[no-untyped-call]
 
     async def _execute(self, document: str, variables: Mapping[str, Any]) -> dict[str, Any]:
-        request = GraphQLRequest(document, variable_values=dict(variables))
+        request = _Request(document, dict(variables))
         for attempt in (1, 2):
             session = await self._ready_session()
             try:
@@ -299,8 +301,13 @@ class _StreamingTransport(AIOHTTPTransport):
         if upload_files or not isinstance(request, GraphQLRequest):
             post_args: dict[str, Any] = super()._prepare_request(request, extra_args, upload_files)
             return post_args
-        payload = dict(request.payload)
-        payload["query"] = strip_ignored_characters(payload["query"])  # fewer bytes to send
+        if isinstance(request, _Request):
+            payload: dict[str, Any] = {"query": request.text}
+            if request.variable_values:
+                payload["variables"] = request.variable_values
+        else:
+            payload = dict(request.payload)
+            payload["query"] = strip_ignored_characters(payload["query"])  # fewer bytes
         body = self.json_serialize(payload)
         headers = {"content-type": "application/json"}
         if isinstance(self.auth, AppSyncIAMAuthentication):
@@ -308,6 +315,25 @@ class _StreamingTransport(AIOHTTPTransport):
         post_args = {"data": io.BytesIO(body.encode("utf-8")), "headers": headers}
         post_args.update(extra_args or {})
         return post_args
+
+
+class _Request(GraphQLRequest):
+    """A request for one of the client's few documents, each parsed and printed once.
+
+    ``text`` is the document as sent: printed from its syntax tree, ignored characters
+    stripped (the bytes gql's own payload would carry, stripped, without the per-request
+    parse and print).
+    """
+
+    def __init__(self, document: str, variables: dict[str, Any]) -> None:
+        parsed, self.text = _prepared(document)
+        super().__init__(parsed, variable_values=variables)
+
+
+@functools.lru_cache(maxsize=32)
+def _prepared(document: str) -> tuple[DocumentNode, str]:
+    parsed = parse(document)
+    return parsed, strip_ignored_characters(print_ast(parsed))
 
 
 def _stale_connection(exc: TransportError) -> bool:
