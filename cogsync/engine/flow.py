@@ -119,9 +119,7 @@ def plan_pull(
     plan = PullPlan()
     for theirs in remote:
         ours = local.get(theirs.key)
-        clean = RecordWrite(
-            replace(theirs, dirty=False), expected_revision=ours.revision if ours else 0
-        )
+        clean = RecordWrite(_clean(theirs), expected_revision=ours.revision if ours else 0)
         if ours is None:
             plan.writes.append(clean)  # tombstones too: a later put then carries their count
         elif theirs.sync_count < ours.sync_count:
@@ -140,11 +138,16 @@ def plan_pull(
     return plan
 
 
+def _clean(record: Record) -> Record:
+    """``record`` marked clean (pulled records usually are already: no copy then)."""
+    return replace(record, dirty=False) if record.dirty else record
+
+
 def _settle(conflict: Conflict, resolution: Resolution, now: datetime) -> RecordWrite:
     """The store write that settles ``conflict`` the way ``resolution`` says."""
     ours, theirs = conflict.local, conflict.remote
     if resolution.value == theirs.value:
-        return RecordWrite(replace(theirs, dirty=False), expected_revision=ours.revision)
+        return RecordWrite(_clean(theirs), expected_revision=ours.revision)
     edited = ours.device_last_modified_date
     if resolution.source == "value" or resolution.value != ours.value:
         edited = now
@@ -176,7 +179,7 @@ def _acknowledge(
         server = stored.get(mine.key) or replace(mine, sync_count=result.sync_count)
         writes.append(
             RecordWrite(
-                replace(server, dirty=False),
+                _clean(server),
                 expected_revision=local[mine.key].revision,
                 keep_sync_count_on_mismatch=True,
             )

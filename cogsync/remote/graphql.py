@@ -19,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 from botocore.credentials import Credentials
 from gql import Client, GraphQLRequest
 from gql.transport.aiohttp import AIOHTTPTransport
@@ -265,6 +267,7 @@ class GraphQLBackend(AsyncClosing):
                     url=self._config.graphql_url,
                     auth=self._signer(credentials),
                     timeout=self._timeout,  # type: ignore[arg-type]
+                    json_deserialize=orjson.loads,
                 )
                 self._client = Client(transport=self._transport, fetch_schema_from_transport=False)
                 try:
@@ -308,13 +311,22 @@ class _StreamingTransport(AIOHTTPTransport):
         else:
             payload = dict(request.payload)
             payload["query"] = strip_ignored_characters(payload["query"])  # fewer bytes
-        body = self.json_serialize(payload)
+        body = _dumps(payload)
         headers = {"content-type": "application/json"}
         if isinstance(self.auth, AppSyncIAMAuthentication):
-            headers = self.auth.get_headers(body, headers)
-        post_args = {"data": io.BytesIO(body.encode("utf-8")), "headers": headers}
+            headers = self.auth.get_headers(body, headers)  # type: ignore[arg-type]  # bytes sign
+        post_args = {"data": io.BytesIO(body), "headers": headers}
         post_args.update(extra_args or {})
         return post_args
+
+
+def _dumps(payload: dict[str, Any]) -> bytes:
+    """The UTF-8 JSON body (orjson; the standard library's escapes for what orjson refuses,
+    such as lone surrogates, so the server answers them as it always did)."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return json.dumps(payload).encode("utf-8")
 
 
 class _Request(GraphQLRequest):
@@ -413,14 +425,23 @@ def parse_datetime(value: object) -> datetime | None:
     if not isinstance(value, str):
         raise ServerError(f"expected an AWSDateTime string, got {value!r}")
     try:
-        return _awsdatetime.parse_loose(value)
+        return _parse_loose(value)
     except ValueError as exc:
         raise ServerError(f"the server sent an invalid AWSDateTime {value!r}") from exc
 
 
+# A page's records share a few time stamps (one per pushed batch): parse each once.
+_parse_loose = functools.lru_cache(maxsize=1024)(_awsdatetime.parse_loose)
+
+
 def format_datetime(value: datetime | None) -> str | None:
     """A datetime as AWSDateTime (UTC, milliseconds, ``Z``); naive means UTC, None stays None."""
-    return None if value is None else _awsdatetime.format_datetime(_awsdatetime.as_utc(value))
+    return None if value is None else _format_moment(value)
+
+
+@functools.lru_cache(maxsize=1024)  # a pushed batch shares a few edit times
+def _format_moment(value: datetime) -> str:
+    return _awsdatetime.format_datetime(_awsdatetime.as_utc(value))
 
 
 def _record(item: Mapping[str, Any], value: str | None) -> Record:
