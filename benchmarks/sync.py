@@ -108,9 +108,10 @@ class Worker:
             await b.get_identity_id()
             await b.refresh_dataset_metadata()
             profiler = _profiler(self.profile)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             results = await b.synchronize_all()
             elapsed = time.perf_counter() - started
+            self.cpu = time.process_time() - cpu
             if profiler is not None:
                 profiler.disable()
                 _print_profile(profiler)
@@ -131,7 +132,7 @@ class Worker:
     async def run(self, command: dict[str, Any]) -> dict[str, Any]:
         kind = command["cmd"]
         if kind == "full":
-            return {"s": await self._fresh_sync(self.config, self.user)}
+            return {"s": await self._fresh_sync(self.config, self.user), "cpu": self.cpu}
         if kind == "push":
             from cogsync import AsyncClient
 
@@ -140,9 +141,9 @@ class Worker:
             async with AsyncClient(self.config, db_path=path, logins=logins) as a:
                 await a.get_identity_id()
                 await _fill(a, self.values, timed=False)
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 await a.synchronize_all()
-                return {"s": time.perf_counter() - started}
+                return {"s": time.perf_counter() - started, "cpu": time.process_time() - cpu}
         if kind == "gql":
             return {"s": await _raw_gql_pull(self.config, self.user)}
         if kind in ("delta", "all"):
@@ -475,6 +476,7 @@ def main(rounds: int, ref: str | None, profile: bool, slow_rounds: int) -> int:
             notes[key] = answer["na"]
         else:
             samples.setdefault(key, []).append(answer[field])
+            print(f"  {key} {answer[field]:.4g}", file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="cogsync-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -501,9 +503,13 @@ def main(rounds: int, ref: str | None, profile: bool, slow_rounds: int) -> int:
                 )
                 add("gql", workers["cogsync"].ask(cmd="gql"), "s")
                 for name, worker in order:
-                    add(f"{name}.full", worker.ask(cmd="full"), "s")
+                    answer = worker.ask(cmd="full")
+                    add(f"{name}.full", answer, "s")
+                    add(f"{name}.full_cpu", answer, "cpu")
                 for name, worker in order:
-                    add(f"{name}.push", worker.ask(cmd="push", round=r), "s")
+                    answer = worker.ask(cmd="push", round=r)
+                    add(f"{name}.push", answer, "s")
+                    add(f"{name}.push_cpu", answer, "cpu")
                 for name, worker in order:
                     add(f"{name}.delta", worker.ask(cmd="delta", n=20), "ms")
                 for name, worker in order:
@@ -541,8 +547,12 @@ def _print_table(
         ("full first sync 20 x 1,024 x 1 KB", num("floor", "s"), num("gql", "s"),
          num("baseline.full", "s"), num("cogsync.full", "s"),
          f"{ratio('cogsync.full', 'floor')} floor", f"<= {GOALS['full']:.0f}x floor"),
+        ("  client CPU (worker process)", "", "", num("baseline.full_cpu", "s"),
+         num("cogsync.full_cpu", "s"), ratio("cogsync.full_cpu", "baseline.full_cpu"), ""),
         ("push of the same 20 MB", "", "", num("baseline.push", "s"), num("cogsync.push", "s"),
          f"{ratio('cogsync.push', 'baseline.push')} baseline", f"<= {GOALS['push']}x baseline"),
+        ("  client CPU (worker process)", "", "", num("baseline.push_cpu", "s"),
+         num("cogsync.push_cpu", "s"), ratio("cogsync.push_cpu", "baseline.push_cpu"), ""),
         ("one-record delta, dataset.synchronize", "", "", num("baseline.delta", "ms", digits=1),
          num("cogsync.delta", "ms", digits=1), ratio("cogsync.delta", "baseline.delta"),
          f"<= {GOALS['delta']:.0f} ms"),
