@@ -69,8 +69,8 @@ class Worker:
 
         self.config, admin = await self.stack.enter_async_context(_server(self.tmp / "server"))
         self.keys = admin["access_key_id"], admin["secret_access_key"]
-        self.login: Callable[..., Any] = lambda user, config=self.config: asyncio.to_thread(
-            developer_login, config, *self.keys, user
+        self.login: Callable[..., Any] = lambda user, config=None, keys=None: asyncio.to_thread(
+            developer_login, config or self.config, *(keys or self.keys), user
         )
         self.user = await self.login("u")
         self.values = [_values(d) for d in range(DATASETS)]
@@ -183,13 +183,14 @@ class Worker:
     async def _slow(self, compression: str) -> dict[str, Any]:
         if compression not in self.slow:
             try:
-                config, _ = await self.stack.enter_async_context(
+                config, admin = await self.stack.enter_async_context(
                     _server(self.tmp / f"server-{compression}", "--compression", compression)
                 )
             except RuntimeError as exc:
                 self.slow[compression] = str(exc)
             else:
-                logins = await self.login("u", config)
+                keys = admin["access_key_id"], admin["secret_access_key"]
+                logins = await self.login("u", config, keys)
                 writer = await self._client(config, logins, f"slow-{compression}")
                 await _fill(writer, self.values)
                 from tcp_proxy import TcpProxy
@@ -268,12 +269,14 @@ def _port(url: str) -> int:
 @contextlib.asynccontextmanager
 async def _server(data: Path, *flags: str) -> AsyncIterator[tuple[Any, dict[str, str]]]:
     """``cogsync serve`` in its own process (with the cogsync on PYTHONPATH)."""
+    import cogsync
     from cogsync import Config
 
     code = "import sys; from cogsync.cli import main; sys.exit(main(sys.argv[1:]))"
+    tree = Path(cogsync.__file__).resolve().parent.parent  # -c imports from the cwd first
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, "serve", "--port", "0", "--data", str(data), *flags,
-        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, cwd=tree,
     )  # fmt: skip
     drain: asyncio.Task[bytes] | None = None
     try:

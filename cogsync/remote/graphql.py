@@ -235,7 +235,8 @@ class GraphQLBackend(AsyncClosing):
                 await client.close_async()  # type: ignore[no-untyped-call]
 
     async def _execute(self, document: str, variables: Mapping[str, Any]) -> dict[str, Any]:
-        request = _Request(document, dict(variables))
+        # An absent variable is null to GraphQL: unset optional ones need no bytes.
+        request = _Request(document, {k: v for k, v in variables.items() if v is not None})
         for attempt in (1, 2):
             session = await self._ready_session()
             try:
