@@ -52,6 +52,7 @@ from cogsync.push import PushScheduler
 from cogsync.remote.base import RemoteBackend
 from cogsync.status import ClientStatus
 from cogsync.store.base import LocalStore
+from cogsync.sync_all import plan_sync_all, sync_concurrently
 from cogsync.typed.dataset import AsyncTypedDataset, AsyncTypedRecords, RecordModel, typed_view
 
 __all__ = ["AsyncClient", "ClientOptions", "DatasetsMerged", "OnChange"]
@@ -356,31 +357,25 @@ class AsyncClient(AsyncClosing):
         """Sync every local dataset and every dataset the server knows; name -> result.
 
         Up to ``concurrency`` datasets sync at once (their network, server and store work
-        overlap). Every dataset is tried even if one fails; then a `SyncAllError` is raised
-        with ``error.results`` (the datasets that synced) and ``error.errors`` (name ->
-        error); it is also an instance of the first failure's class (``except OfflineError``
-        catches an offline run).
+        overlap). A dataset the server lists at the sync count this device last stored,
+        with nothing to push, is not asked for again (see `plan_sync_all`). Every dataset
+        is tried even if one fails; then a `SyncAllError` is raised with ``error.results``
+        (the datasets that synced) and ``error.errors`` (name -> error); it is also an
+        instance of the first failure's class (``except OfflineError`` catches an offline
+        run).
         """
-        await self.refresh_dataset_metadata()
-        states = await self._local.read(self._store.list_datasets)
-        results: dict[str, SyncResult] = {}
-        errors: dict[str, Exception] = {}
-        slots = asyncio.Semaphore(max(1, concurrency))
-
-        async def one(name: str) -> None:
-            async with slots:
-                try:
-                    results[name] = await self.synchronize(name, **callbacks)
-                except Exception as exc:  # every dataset is tried; errors are reported below
-                    errors[name] = exc
-
-        await asyncio.gather(*(one(state.name) for state in states))
-        results = {s.name: results[s.name] for s in states if s.name in results}
-        if errors:
-            errors = {s.name: errors[s.name] for s in states if s.name in errors}
-            first = next(iter(errors.values()))
-            raise SyncAllError.from_failures(results, errors) from first
-        return results
+        remote = await self.refresh_dataset_metadata()
+        plan = await self._local.read(plan_sync_all, self._store, remote)
+        board = self._live.board
+        for name, sync_count in plan.settled.items():  # nothing to pull or push: no request
+            board.set_counts(name, 0, sync_count)
+            board.sync_succeeded(name)
+        return await sync_concurrently(
+            plan.names,
+            lambda name: self.synchronize(name, **callbacks),
+            concurrency,
+            {name: SyncResult(name, sync_count=n) for name, n in plan.settled.items()},
+        )
 
     async def synchronize_on_connectivity(self, name: str, **callbacks: Any) -> SyncResult | None:
         """Sync now if the server is reachable; else retry in the background until it is.

@@ -37,10 +37,18 @@ async def _call_directly(fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
 
-def _read(store: LocalStore, owner: str, name: str) -> commands.LocalSnapshot:
-    return commands.LocalSnapshot(
-        store.get_dataset(owner, name), store.get_records(owner, name), store.get_bases(owner, name)
-    )
+def _read(
+    store: LocalStore, owner: str, name: str, only: frozenset[str] | None
+) -> commands.LocalSnapshot:
+    state = store.get_dataset(owner, name)
+    if only is None:
+        records = store.get_records(owner, name)
+        return commands.LocalSnapshot(state, records, store.get_bases(owner, name))
+    records = store.get_records(owner, name, keys=only) if only else {}
+    dirty = store.dirty_records(owner, name)
+    records.update((record.key, record) for record in dirty)
+    bases = store.get_bases(owner, name) if dirty else {}
+    return commands.LocalSnapshot(state, records, bases, complete=False)
 
 
 def _apply(store: LocalStore, owner: str, command: commands.ApplySync) -> list[str]:
@@ -95,8 +103,8 @@ async def run_sync(
 
     async def execute(command: commands.Command[Any]) -> Any:
         match command:
-            case commands.ReadLocal(dataset=name):
-                return await blocking(_read, store, owner, name)
+            case commands.ReadLocal(dataset=name, only=only):
+                return await blocking(_read, store, owner, name, only)
             case commands.ApplySync():
                 return await blocking(_apply, store, owner, command)
             case commands.DropDataset(dataset=name):

@@ -55,15 +55,23 @@ def _server_answered(error: CogsyncError) -> bool | None:
 
 
 class _PulledKeys:
-    """Collects the keys a sync pulled that another device wrote (a driver observer)."""
+    """Collects the keys a sync pulled that another device wrote, and the keys it wrote to
+    the store (None once it touched the whole dataset): a driver observer."""
 
     def __init__(self, device_id: str | None) -> None:
         self.keys: set[str] = set()
+        self.written: set[str] | None = set()
         self._device_id = device_id
 
     def __call__(self, command: commands.Command[Any], result: Any) -> None:
         if isinstance(command, commands.ListRecords):
             self.keys.update(r.key for r in result.records if r.last_modified_by != self._device_id)
+        elif isinstance(command, commands.DropDataset) or (
+            isinstance(command, commands.ApplySync) and command.reset_sync_counts
+        ):
+            self.written = None
+        elif isinstance(command, commands.ApplySync) and self.written is not None:
+            self.written.update(write.record.key for write in command.writes)
 
 
 class LiveState:
@@ -110,7 +118,7 @@ class LiveState:
     async def local_write(self, name: str, keys: tuple[str, ...]) -> None:
         """This client wrote ``keys`` of dataset ``name``."""
         self._emit(name, keys, "local")
-        await self._refresh(name, keys)
+        await self._refresh(name, keys or None)
 
     async def track(self, name: str, sync: Callable[[SyncObserver], Awaitable[T]]) -> T:
         """Run ``sync(observer)`` for dataset ``name``, keeping status and events current."""
@@ -126,7 +134,8 @@ class LiveState:
             raise
         finally:
             with contextlib.suppress(CogsyncError):
-                await self._refresh(name)
+                written = pulled.written
+                await self._refresh(name, None if written is None else tuple(sorted(written)))
             if pulled.keys:
                 self._emit(name, tuple(sorted(pulled.keys)), "remote")
         self.board.sync_succeeded(name)
@@ -166,24 +175,25 @@ class LiveState:
         if self.changes:
             self.changes.emit(ChangeEvent(name, keys, origin))
 
-    async def _refresh(self, name: str, keys: tuple[str, ...] = ()) -> None:
+    async def _refresh(self, name: str, keys: tuple[str, ...] | None = None) -> None:
         """Re-read the counts of ``name``; keep the watcher's picture of it current (only
-        ``keys`` of it, when given)."""
+        ``keys`` of it, unless None)."""
         pending, sync_count = await self._local.read(self._refresh_blocking, name, keys)
         self.board.set_counts(name, pending, sync_count)
 
-    def _refresh_blocking(self, owner: str, name: str, keys: tuple[str, ...]) -> tuple[int, int]:
+    def _refresh_blocking(
+        self, owner: str, name: str, keys: tuple[str, ...] | None
+    ) -> tuple[int, int]:
         store = self._local.store
         if self._versioned and self._version is not None and self._unchanged(store):
-            if not keys:  # nobody else wrote: keep the picture current
+            if keys is None:  # nobody else wrote: keep the picture current
                 self._seen[name] = _fingerprint(store.get_records(owner, name))
-            seen = self._seen.setdefault(name, {})
-            for key in keys:
-                record = store.get_record(owner, name, key)
-                if record is None:
+            elif keys:
+                seen = self._seen.setdefault(name, {})
+                now = store.get_records(owner, name, keys=keys)
+                for key in keys:
                     seen.pop(key, None)
-                else:
-                    seen.update(_fingerprint({key: record}))
+                seen.update(_fingerprint(now))
         return self._count_blocking(owner, name)
 
     def _unchanged(self, store: object) -> bool:

@@ -50,23 +50,32 @@ class Command(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class LocalSnapshot:
-    """A dataset as stored locally: its bookkeeping row (None if absent) and every record.
+    """A dataset as stored locally: its bookkeeping row (None if absent) and its records.
 
-    ``bases`` maps the key of each dirty record whose base is known to that base: the value
-    the server held when the edit began (None: absent), see `LocalStore.get_bases`.
+    ``records`` holds every record (tombstones included) when ``complete``; otherwise only
+    the dirty ones and those asked for by key (see `ReadLocal`). ``bases`` maps the key of
+    each dirty record whose base is known to that base: the value the server held when the
+    edit began (None: absent), see `LocalStore.get_bases`.
     """
 
     state: DatasetState | None
     records: Mapping[str, Record] = field(default_factory=dict)
     bases: Mapping[str, str | None] = field(default_factory=dict)
+    complete: bool = True
 
 
 # ---- local store -----------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ReadLocal(Command[LocalSnapshot]):
-    """Read the dataset's state, records (tombstones included) and bases -> `LocalSnapshot`."""
+    """Read the dataset's state, records (tombstones included) and bases -> `LocalSnapshot`.
+
+    ``only``: None reads every record; a set of keys reads just the records among those
+    keys plus every dirty record (a sync touches no others), and the snapshot says it is
+    not ``complete``. A driver may always answer with every record.
+    """
 
     dataset: str
+    only: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

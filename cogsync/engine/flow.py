@@ -59,6 +59,7 @@ from cogsync.models import (
 __all__ = ["Flow", "plan_pull", "sync_dataset"]
 
 T = TypeVar("T")
+_DIRTY: frozenset[str] = frozenset()  # ReadLocal(only=_DIRTY): the dirty records alone
 Flow = Generator[Command[Any], Any, T]
 
 
@@ -118,9 +119,7 @@ def plan_pull(
     plan = PullPlan()
     for theirs in remote:
         ours = local.get(theirs.key)
-        clean = RecordWrite(
-            replace(theirs, dirty=False), expected_revision=ours.revision if ours else 0
-        )
+        clean = RecordWrite(_clean(theirs), expected_revision=ours.revision if ours else 0)
         if ours is None:
             plan.writes.append(clean)  # tombstones too: a later put then carries their count
         elif theirs.sync_count < ours.sync_count:
@@ -139,11 +138,16 @@ def plan_pull(
     return plan
 
 
+def _clean(record: Record) -> Record:
+    """``record`` marked clean (pulled records usually are already: no copy then)."""
+    return replace(record, dirty=False) if record.dirty else record
+
+
 def _settle(conflict: Conflict, resolution: Resolution, now: datetime) -> RecordWrite:
     """The store write that settles ``conflict`` the way ``resolution`` says."""
     ours, theirs = conflict.local, conflict.remote
     if resolution.value == theirs.value:
-        return RecordWrite(replace(theirs, dirty=False), expected_revision=ours.revision)
+        return RecordWrite(_clean(theirs), expected_revision=ours.revision)
     edited = ours.device_last_modified_date
     if resolution.source == "value" or resolution.value != ours.value:
         edited = now
@@ -175,7 +179,7 @@ def _acknowledge(
         server = stored.get(mine.key) or replace(mine, sync_count=result.sync_count)
         writes.append(
             RecordWrite(
-                replace(server, dirty=False),
+                _clean(server),
                 expected_revision=local[mine.key].revision,
                 keep_sync_count_on_mismatch=True,
             )
@@ -207,7 +211,9 @@ def sync_dataset(
         resolver answered wrongly, `OfflineError` when the server is unreachable (local
         data intact), and whatever the store, backend or callbacks raise.
     """
-    first = yield from _ask(ReadLocal(name))
+    first = yield from _ask(ReadLocal(name, only=_DIRTY))
+    if first.state is not None and first.state.deleted_pending and not first.complete:
+        first = yield from _ask(ReadLocal(name))  # deciding to drop needs every record
     snapshot: LocalSnapshot | None = first
     state = first.state
     since = state.last_sync_count if state else 0
@@ -231,7 +237,7 @@ def sync_dataset(
     rejected = 0
     while True:
         if snapshot is None:
-            snapshot = yield from _ask(ReadLocal(name))
+            snapshot = yield from _ask(ReadLocal(name, only=_DIRTY))
         pull = yield from _pull(name, since)
         if pull.merged_names and not merged:
             merged = pull.merged_names
@@ -239,6 +245,8 @@ def sync_dataset(
                 return SyncResult(name, sync_count=since, merged_dataset_names=merged)
 
         if pull.deleted:
+            if not snapshot.complete:
+                snapshot = yield from _ask(ReadLocal(name))  # deciding to drop needs every record
             if snapshot.state is None:
                 return SyncResult(name, sync_count=pull.up_to, deleted=True)
             dirty = any(r.dirty for r in snapshot.records.values())
@@ -249,7 +257,11 @@ def sync_dataset(
             # Kept (or edited during this sync): recreate the dataset from the local data.
             apply = ApplySync(name, last_sync_count=pull.up_to, reset_sync_counts=True)
         else:
-            pulled.update(r.key for r in pull.records)
+            keys = frozenset(r.key for r in pull.records)
+            pulled.update(keys)
+            if keys and not snapshot.complete:
+                # Only the pulled keys meet local records: read those (and the dirty ones).
+                snapshot = yield from _ask(ReadLocal(name, only=keys))
             plan = plan_pull(snapshot.records, pull.records, snapshot.bases)
             if plan.conflicts:
                 answer = yield from _ask(ResolveConflicts(name, tuple(plan.conflicts)))
@@ -261,7 +273,7 @@ def sync_dataset(
         if apply.writes or apply.reset_sync_counts or pull.up_to != since:
             yield from _ask(apply)
 
-        local = yield from _ask(ReadLocal(name))
+        local = yield from _ask(ReadLocal(name, only=_DIRTY))
         dirty_records = sorted((r for r in local.records.values() if r.dirty), key=_key)
         if not dirty_records:
             return _result(name, pulled, 0, conflicts, pull.up_to, merged)

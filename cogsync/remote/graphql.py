@@ -17,13 +17,16 @@ parsed into `cogsync.models` here, and failures become cogsync errors here:
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 from botocore.credentials import Credentials
 from gql import Client, GraphQLRequest
 from gql.transport.aiohttp import AIOHTTPTransport
@@ -34,10 +37,12 @@ from gql.transport.exceptions import (
     TransportQueryError,
     TransportServerError,
 )
+from graphql import DocumentNode, parse, print_ast
 from graphql.utilities import strip_ignored_characters
 
 from cogsync import _awsdatetime, exceptions
 from cogsync._closing import AsyncClosing
+from cogsync._signing import iam_auth
 from cogsync.auth.cognito import CognitoIdentity
 from cogsync.config import Config
 from cogsync.exceptions import (
@@ -230,7 +235,8 @@ class GraphQLBackend(AsyncClosing):
                 await client.close_async()  # type: ignore[no-untyped-call]
 
     async def _execute(self, document: str, variables: Mapping[str, Any]) -> dict[str, Any]:
-        request = GraphQLRequest(document, variable_values=dict(variables))
+        # An absent variable is null to GraphQL: unset optional ones need no bytes.
+        request = _Request(document, {k: v for k, v in variables.items() if v is not None})
         for attempt in (1, 2):
             session = await self._ready_session()
             try:
@@ -262,6 +268,7 @@ class GraphQLBackend(AsyncClosing):
                     url=self._config.graphql_url,
                     auth=self._signer(credentials),
                     timeout=self._timeout,  # type: ignore[arg-type]
+                    json_deserialize=orjson.loads,
                 )
                 self._client = Client(transport=self._transport, fetch_schema_from_transport=False)
                 try:
@@ -277,9 +284,7 @@ class GraphQLBackend(AsyncClosing):
             return self._session
 
     def _signer(self, credentials: Credentials) -> AppSyncIAMAuthentication:
-        return AppSyncIAMAuthentication(
-            host=self._host, region_name=self._config.region, credentials=credentials
-        )
+        return iam_auth(self._host, self._config.region, credentials)
 
 
 class _StreamingTransport(AIOHTTPTransport):
@@ -300,15 +305,48 @@ class _StreamingTransport(AIOHTTPTransport):
         if upload_files or not isinstance(request, GraphQLRequest):
             post_args: dict[str, Any] = super()._prepare_request(request, extra_args, upload_files)
             return post_args
-        payload = dict(request.payload)
-        payload["query"] = strip_ignored_characters(payload["query"])  # fewer bytes to send
-        body = self.json_serialize(payload)
+        if isinstance(request, _Request):
+            payload: dict[str, Any] = {"query": request.text}
+            if request.variable_values:
+                payload["variables"] = request.variable_values
+        else:
+            payload = dict(request.payload)
+            payload["query"] = strip_ignored_characters(payload["query"])  # fewer bytes
+        body = _dumps(payload)
         headers = {"content-type": "application/json"}
         if isinstance(self.auth, AppSyncIAMAuthentication):
-            headers = self.auth.get_headers(body, headers)
-        post_args = {"data": io.BytesIO(body.encode("utf-8")), "headers": headers}
+            headers = self.auth.get_headers(body, headers)  # type: ignore[arg-type]  # bytes sign
+        post_args = {"data": io.BytesIO(body), "headers": headers}
         post_args.update(extra_args or {})
         return post_args
+
+
+def _dumps(payload: dict[str, Any]) -> bytes:
+    """The UTF-8 JSON body (orjson; the standard library's escapes for what orjson refuses,
+    such as lone surrogates, so the server answers them as it always did)."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return json.dumps(payload).encode("utf-8")
+
+
+class _Request(GraphQLRequest):
+    """A request for one of the client's few documents, each parsed and printed once.
+
+    ``text`` is the document as sent: printed from its syntax tree, ignored characters
+    stripped (the bytes gql's own payload would carry, stripped, without the per-request
+    parse and print).
+    """
+
+    def __init__(self, document: str, variables: dict[str, Any]) -> None:
+        parsed, self.text = _prepared(document)
+        super().__init__(parsed, variable_values=variables)
+
+
+@functools.lru_cache(maxsize=32)
+def _prepared(document: str) -> tuple[DocumentNode, str]:
+    parsed = parse(document)
+    return parsed, strip_ignored_characters(print_ast(parsed))
 
 
 def _stale_connection(exc: TransportError) -> bool:
@@ -388,14 +426,23 @@ def parse_datetime(value: object) -> datetime | None:
     if not isinstance(value, str):
         raise ServerError(f"expected an AWSDateTime string, got {value!r}")
     try:
-        return _awsdatetime.parse_loose(value)
+        return _parse_loose(value)
     except ValueError as exc:
         raise ServerError(f"the server sent an invalid AWSDateTime {value!r}") from exc
 
 
+# A page's records share a few time stamps (one per pushed batch): parse each once.
+_parse_loose = functools.lru_cache(maxsize=1024)(_awsdatetime.parse_loose)
+
+
 def format_datetime(value: datetime | None) -> str | None:
     """A datetime as AWSDateTime (UTC, milliseconds, ``Z``); naive means UTC, None stays None."""
-    return None if value is None else _awsdatetime.format_datetime(_awsdatetime.as_utc(value))
+    return None if value is None else _format_moment(value)
+
+
+@functools.lru_cache(maxsize=1024)  # a pushed batch shares a few edit times
+def _format_moment(value: datetime) -> str:
+    return _awsdatetime.format_datetime(_awsdatetime.as_utc(value))
 
 
 def _record(item: Mapping[str, Any], value: str | None) -> Record:

@@ -25,13 +25,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gql import Client, GraphQLRequest
-from gql.transport.appsync_auth import AppSyncIAMAuthentication
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 from gql.transport.exceptions import TransportError, TransportQueryError
 from websockets.exceptions import InvalidStatus
 
 from cogsync._backoff import backoff_delays
 from cogsync._callbacks import maybe_await
+from cogsync._signing import iam_auth
 from cogsync.auth.cognito import CognitoIdentity
 from cogsync.config import Config
 from cogsync.exceptions import CogsyncError, NotAuthorizedError, OfflineError, ServerError
@@ -149,11 +149,7 @@ class DatasetChangeSubscription:
     async def _connect_once(self) -> None:
         identity_id = self._identity_id or await self._identity.get_identity_id()
         credentials = await self._identity.credentials()
-        auth = AppSyncIAMAuthentication(
-            host=urlsplit(self._config.graphql_url).netloc,
-            region_name=self._config.region,
-            credentials=credentials,
-        )
+        auth = iam_auth(urlsplit(self._config.graphql_url).netloc, self._config.region, credentials)
         transport = _RealtimeTransport(
             url=self._config.realtime_url,
             auth=auth,

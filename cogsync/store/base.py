@@ -9,7 +9,7 @@ and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -102,8 +102,10 @@ class LocalStore(Protocol):
         """One record (tombstones included), or None if never written."""
         ...
 
-    def get_records(self, owner: str, name: str) -> dict[str, Record]:
-        """Every record of a dataset, tombstones included."""
+    def get_records(
+        self, owner: str, name: str, keys: Collection[str] | None = None
+    ) -> dict[str, Record]:
+        """Every record of a dataset (or those among ``keys``), tombstones included."""
         ...
 
     def get_bases(self, owner: str, name: str) -> dict[str, str | None]:

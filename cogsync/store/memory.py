@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -261,10 +261,15 @@ class MemoryStore:
         """One record (tombstones included), or None if never written."""
         return self._records.get((owner, name), {}).get(key)
 
-    def get_records(self, owner: str, name: str) -> dict[str, Record]:
-        """Every record of a dataset, tombstones included."""
+    def get_records(
+        self, owner: str, name: str, keys: Collection[str] | None = None
+    ) -> dict[str, Record]:
+        """Every record of a dataset (or those among ``keys``), tombstones included."""
         with self._lock:
-            return dict(sorted(self._records.get((owner, name), {}).items()))
+            records = self._records.get((owner, name), {})
+            if keys is None:
+                return dict(sorted(records.items()))
+            return {key: records[key] for key in sorted(set(keys)) if key in records}
 
     def dirty_records(self, owner: str, name: str) -> list[Record]:
         """Records changed locally and not yet pushed."""
@@ -374,20 +379,19 @@ class MemoryStore:
                         rec, sync_count=0, dirty=rec.dirty or rec.value is not None
                     )
                     bases[key] = None
+            newest = state.last_modified
             for write in writes:
                 rec = write.record
                 old = records.get(rec.key)
                 current = old.revision if old else 0
                 if write.expected_revision in (None, current):
-                    records[rec.key] = replace(
-                        rec,
-                        last_modified_date=_utc(rec.last_modified_date),
-                        device_last_modified_date=_utc(rec.device_last_modified_date),
-                        revision=current,
-                    )
+                    modified = _utc(rec.last_modified_date)
+                    records[rec.key] = Record(
+                        rec.key, rec.value, rec.sync_count, modified, rec.last_modified_by,
+                        _utc(rec.device_last_modified_date), rec.dirty, current,
+                    )  # fmt: skip
                     bases[rec.key] = write.base
-                    modified = _later(state.last_modified, _utc(rec.last_modified_date))
-                    state = replace(state, last_modified=modified)
+                    newest = _later(newest, modified)
                     continue
                 skipped.append(rec.key)
                 missed.append(write)
@@ -403,6 +407,8 @@ class MemoryStore:
                 )  # fmt: skip
             if not records:
                 del self._records[ds]
+            if newest != state.last_modified:
+                state = replace(state, last_modified=newest)
             last_sync_count = covered_sync_count(last_sync_count, missed)
             if last_sync_count is not None:
                 state = replace(state, last_sync_count=last_sync_count)

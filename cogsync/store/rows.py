@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,15 +14,22 @@ __all__ = ["as_dataset", "as_moment", "as_record", "as_text"]
 
 def as_text(moment: datetime | None) -> str | None:
     """ISO-8601 UTC text of fixed width (so text order is time order); naive means UTC."""
-    if moment is None:
-        return None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
+    return None if moment is None else _text(moment)
 
 
 def as_moment(text: str | None) -> datetime | None:
     """The datetime of column text written by `as_text` (None stays None)."""
-    return None if text is None else datetime.fromisoformat(text)
+    return None if text is None else _moment(text)
+
+
+# Records written together share their time stamps: convert each distinct one once.
+@functools.lru_cache(maxsize=1024)
+def _text(moment: datetime) -> str:
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
+
+
+_moment = functools.lru_cache(maxsize=1024)(datetime.fromisoformat)
 
 
 def as_record(row: Sequence[Any]) -> Record:

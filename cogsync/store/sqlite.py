@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -353,12 +353,21 @@ class SQLiteStore:
         )
         return as_record(rows[0]) if rows else None
 
-    def get_records(self, owner: str, name: str) -> dict[str, Record]:
-        """Every record of a dataset, tombstones included."""
-        rows = self._rows(
-            sql.SELECT_RECORDS,
-            (owner, name),
-        )
+    def get_records(
+        self, owner: str, name: str, keys: Collection[str] | None = None
+    ) -> dict[str, Record]:
+        """Every record of a dataset (or those among ``keys``), tombstones included."""
+        if keys is None or len(keys) > _SCAN_FROM:  # many keys: one scan beats binding them
+            rows = self._rows(sql.SELECT_RECORDS, (owner, name))
+            if keys is not None:
+                wanted = keys if isinstance(keys, set | frozenset) else set(keys)
+                rows = [row for row in rows if row[0] in wanted]
+        elif not keys:
+            return {}
+        else:
+            marks = ", ".join("?" * len(keys))
+            query = f"{sql.SELECT_AMONG}({marks}) ORDER BY key"
+            rows = self._rows(query, (owner, name, *keys))
         return {row[0]: as_record(row) for row in rows}
 
     def dirty_records(self, owner: str, name: str) -> list[Record]:
@@ -491,19 +500,19 @@ class SQLiteStore:
                 key: row[3] for key, row in self._touched(conn, owner, name, keys).items()
             }
             newest: str | None = None
+            upserts: list[tuple[Any, ...]] = []  # applied writes, sent as one executemany
             for write in writes:
                 rec = write.record
                 current = revisions.get(rec.key)
                 if write.expected_revision in (None, current or 0):
-                    conn.execute(
-                        sql.UPSERT_SYNCED,
-                        (owner, name, rec.key, rec.value, rec.sync_count,
-                         as_text(rec.last_modified_date), rec.last_modified_by,
-                         as_text(rec.device_last_modified_date), int(rec.dirty), current or 0,
-                         write.base if rec.dirty else None, int(rec.dirty)),
+                    modified = as_text(rec.last_modified_date)
+                    upserts.append(
+                        (owner, name, rec.key, rec.value, rec.sync_count, modified,
+                         rec.last_modified_by, as_text(rec.device_last_modified_date),
+                         int(rec.dirty), current or 0, write.base if rec.dirty else None,
+                         int(rec.dirty))
                     )  # fmt: skip
                     revisions[rec.key] = current or 0
-                    modified = as_text(rec.last_modified_date)
                     if modified is not None and (newest is None or modified > newest):
                         newest = modified
                     continue
@@ -511,6 +520,8 @@ class SQLiteStore:
                 missed.append(write)
                 if not write.keep_sync_count_on_mismatch:
                     continue
+                conn.executemany(sql.UPSERT_SYNCED, upserts)  # keep the order per key
+                upserts.clear()
                 if current is not None:
                     conn.execute(sql.SET_SKIPPED, (rec.sync_count, rec.value, owner, name, rec.key))
                     continue
@@ -521,6 +532,7 @@ class SQLiteStore:
                      1, revision, rec.value, 1),
                 )  # fmt: skip
                 revisions[rec.key] = revision
+            conn.executemany(sql.UPSERT_SYNCED, upserts)
             conn.execute(
                 sql.FINISH_DATASET,
                 {"do": owner, "dn": name, "newest": newest,

@@ -20,6 +20,7 @@ __all__ = [
     "RESET_SYNC_COUNTS",
     "SAVE_DATASET",
     "SELECT_ALL",
+    "SELECT_AMONG",
     "SELECT_BASES",
     "SELECT_DATASET",
     "SELECT_DATASETS",
@@ -45,6 +46,8 @@ SELECT_RECORDS = (
     f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? ORDER BY key"
 )
 SELECT_RECORD = f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND key = ?"
+# Followed by "(?, ?, ...)": the records among some keys.
+SELECT_AMONG = f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND key IN "
 SELECT_DIRTY = (
     f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND dirty = 1 "
     "ORDER BY key"

@@ -151,3 +151,41 @@ def test_blocking_client_status_and_callbacks_off_loop(tmp_path: Path) -> None:
         status = client.status()
         assert status.datasets["prefs"].pending_changes == 1 and status.online is None
     assert statuses and statuses[-1].datasets["prefs"].pending_changes == 1
+
+
+_ONE_KEY_PROCESS = """
+import sys
+from cogsync import Client
+with Client(db_path=sys.argv[1]) as client:
+    client.dataset("shared").put("from-process", "1")
+"""
+
+
+async def test_after_a_sync_another_process_write_names_only_its_key(
+    server: EmbeddedServer, tmp_path: Path
+) -> None:
+    """A sync updates the watcher's picture of the keys it wrote: none is reported again."""
+    logins = await developer_logins(server, "watcher")
+    db = tmp_path / "b.db"
+    async with (
+        AsyncClient(server.config, db_path=tmp_path / "a.db", logins=logins) as a,
+        AsyncClient(server.config, db_path=db, logins=logins) as b,
+    ):
+        theirs = await a.dataset("shared")
+        await theirs.put_all({"pulled": "1", "both": "a"})
+        await theirs.synchronize()
+        mine = await b.dataset("shared")
+        await mine.put_all({"pushed": "1", "both": "b"})
+        await asyncio.sleep(0.7)  # the watcher has seen the file once
+        stream = b.changes()
+        result = await mine.synchronize()
+        assert (result.pulled, result.pushed) == (2, 2)
+        assert await asyncio.wait_for(anext(stream), 10) == ChangeEvent(
+            "shared", ("both", "pulled"), "remote"
+        )
+        await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-c", _ONE_KEY_PROCESS, str(db)], check=True
+        )
+        event = await asyncio.wait_for(anext(stream), 10)
+        assert event == ChangeEvent("shared", ("from-process",), "process")
+        await stream.aclose()

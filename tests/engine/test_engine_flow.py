@@ -119,7 +119,7 @@ def push_and_ack(hand: Hand, local: LocalSnapshot, result_count: int) -> PushRec
 # ---- pull ----------------------------------------------------------------------------------
 def test_clean_pull_applies_remote_records_and_advances_last_sync_count() -> None:
     hand = flow()
-    assert hand.answer(ReadLocal, snap(0)) == ReadLocal("ds")
+    assert hand.answer(ReadLocal, snap(0)) == ReadLocal("ds", only=frozenset())
     assert hand.answer(ListRecords, page(3, rec("a", "1", 3), rec("b", None, 2))) == ListRecords(
         "ds", 0
     )
@@ -499,3 +499,50 @@ def test_conflict_base_is_unknown_without_a_stored_base() -> None:
     assert plan.conflicts == [Conflict("a", MINE, THEIRS, base=None)]
     plan = plan_pull({"a": MINE}, [THEIRS], {"a": None})
     assert plan.conflicts[0].base == Record("a", None, 1)
+
+
+# ---- partial snapshots: a sync reads only the records it touches ----------------------------
+def partial(last: int, *records: Record, pending: bool = False) -> LocalSnapshot:
+    state = DatasetState("ds", last_sync_count=last, deleted_pending=pending)
+    return LocalSnapshot(state, {r.key: r for r in records}, complete=False)
+
+
+def test_a_partial_snapshot_reads_the_pulled_keys_before_planning() -> None:
+    hand = flow()
+    hand.answer(ReadLocal, partial(1, rec("d", "mine", 1, dirty=True, revision=2)))
+    hand.answer(ListRecords, page(3, rec("a", "new", 3)))
+    read = hand.answer(ReadLocal, partial(1, rec("a", "old", 1, revision=5)))
+    assert read == ReadLocal("ds", only=frozenset({"a"}))
+    apply = hand.answer(ApplySync, [])
+    assert [(w.record.key, w.expected_revision) for w in apply.writes] == [("a", 5)]
+    assert hand.expect(ReadLocal) == ReadLocal("ds", only=frozenset())
+
+
+def test_a_partial_snapshot_without_pulled_records_reads_nothing_more() -> None:
+    hand = flow()
+    hand.answer(ReadLocal, partial(3))
+    hand.answer(ListRecords, page(3))
+    hand.answer(ReadLocal, partial(3))  # the dirty records before a push: none
+    assert hand.done() == SyncResult("ds", sync_count=3)
+
+
+def test_a_remote_deletion_reads_every_record_before_dropping() -> None:
+    hand = flow()
+    hand.answer(ReadLocal, partial(1))
+    hand.answer(ListRecords, page(3, deleted=True))
+    assert hand.answer(ReadLocal, snap(1, rec("a", "1", 1))) == ReadLocal("ds")
+    hand.answer(DatasetDeleted, True)
+    hand.answer(ReadLocal, snap(1, rec("a", "1", 1)))
+    hand.answer(DropDataset, None)
+    assert hand.done() == SyncResult("ds", sync_count=3, deleted=True)
+
+
+def test_a_pending_local_deletion_reads_every_record_first() -> None:
+    hand = flow()
+    hand.answer(ReadLocal, partial(2, pending=True))
+    assert hand.answer(ReadLocal, snap(2, pending=True)) == ReadLocal("ds")
+    hand.answer(NewRequestId, "req-1")
+    hand.answer(DeleteRemote, 3)
+    hand.answer(ReadLocal, snap(2, pending=True))
+    hand.answer(DropDataset, None)
+    assert hand.done() == SyncResult("ds", sync_count=3, deleted=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -57,6 +58,8 @@ operations = st.one_of(
         st.booleans(),
     ),
     st.tuples(st.just("rename_dataset"), owners, names, owners, names),
+    st.tuples(st.just("get_records"), owners, names, st.frozensets(keys, max_size=3)),
+    st.tuples(st.just("dirty_records"), owners, names),
     st.tuples(st.just("attach_identity"), st.sampled_from(OWNERS[:2])),
     st.tuples(st.just("set_identity_id"), st.none() | st.sampled_from(OWNERS[:2])),
     st.tuples(st.just("wipe")),
@@ -70,6 +73,9 @@ def run(store: LocalStore, step: int, op: tuple[Any, ...]) -> object:
     try:
         if name == "write_local":
             return store.write_local(*args, now=T0 + timedelta(seconds=step))
+        if name == "get_records":
+            owner, ds, among = args
+            return store.get_records(owner, ds, keys=among)
         if name == "apply_sync":
             owner, ds, ws, count, clear, reset = args
             return store.apply_sync(
@@ -95,5 +101,38 @@ def test_sqlite_store_matches_memory_store(ops: list[tuple[Any, ...]]) -> None:
             sqlite.close()
             sqlite = SQLiteStore(Path(directory) / "device.db", limits=LIMITS)
             assert snapshot(sqlite, every_owner) == snapshot(memory, every_owner)
+        finally:
+            sqlite.close()
+
+
+def test_a_large_sync_step_leaves_both_stores_alike() -> None:
+    """One apply_sync of 1,200 writes (one executemany; guards met, missed, and keys
+    written twice) and reads among many keys give the same results on both stores."""
+    rng = random.Random(13)
+    with tempfile.TemporaryDirectory() as directory:
+        sqlite = SQLiteStore(Path(directory) / "device.db", device_id="dev-1")
+        memory = MemoryStore(device_id="dev-1")
+        try:
+            for store in (sqlite, memory):
+                store.write_local("o", "ds", {f"k{i:04d}": f"local {i}" for i in range(300)}, T0)
+            batch = []
+            for i in range(1200):
+                key = f"k{rng.randrange(1000):04d}"
+                at = T0 + timedelta(seconds=rng.randrange(50))
+                value = None if rng.random() < 0.1 else f"remote {i} é😀"
+                record = Record(
+                    key, value, rng.randrange(1, 9), at, "dev-2", at, rng.random() < 0.2
+                )
+                guard = rng.choice([None, 0, 1, 2])
+                batch.append(RecordWrite(record, guard, rng.random() < 0.3, base="b"))
+            results = [s.apply_sync("o", "ds", batch, last_sync_count=8) for s in (sqlite, memory)]
+            assert results[0] == results[1] and results[0]  # some guards were missed
+            assert snapshot(sqlite, ["o"]) == snapshot(memory, ["o"])
+            among = {f"k{i:04d}" for i in range(0, 1100, 7)} | {"absent"}
+            for keys in (among, set(list(among)[:5]), set()):
+                got = sqlite.get_records("o", "ds", keys=keys)
+                assert got == memory.get_records("o", "ds", keys=keys)
+                assert got == {k: r for k, r in sqlite.get_records("o", "ds").items() if k in keys}
+            assert sqlite.dirty_records("o", "ds") == memory.dirty_records("o", "ds")
         finally:
             sqlite.close()

@@ -36,6 +36,8 @@ class TcpProxy:
         answers: the first bytes of each answer (an HTTP status line, for instance).
         cuts: connections cut by `cut_answer_to`.
         refusing: while True new connections are closed at once.
+        rate: bytes per second each direction of a connection carries (None: unlimited).
+        delay: seconds each chunk is held before it is relayed (a link's one-way latency).
     """
 
     def __init__(self, target_port: int, *, host: str = "127.0.0.1") -> None:
@@ -48,6 +50,9 @@ class TcpProxy:
         self.answers: list[bytes] = []
         self.cuts = 0
         self.refusing = False
+        self.rate: float | None = None
+        self.delay = 0.0
+        self._free_at: dict[asyncio.StreamWriter, float] = {}
         self._cut: list[Predicate] = []
         self._hold: list[tuple[Predicate, Callable[[], Awaitable[object]]]] = []
         self._links: set[_Link] = set()
@@ -84,6 +89,11 @@ class TcpProxy:
             realtime_url=via(config.realtime_url),
             identity_endpoint=via(config.identity_endpoint),
         )
+
+    def throttle(self, bits_per_second: float, latency: float) -> None:
+        """Act as a slow link: ``bits_per_second`` each way, ``latency`` seconds one way."""
+        self.rate = bits_per_second / 8
+        self.delay = latency
 
     def cut_answer_to(self, predicate: Predicate) -> None:
         """Once: forward the next request matching ``predicate``, then drop its connection
@@ -142,8 +152,7 @@ class TcpProxy:
                         self._cut.remove(predicate)
                         link.doomed = True
                 self.bytes_up += len(data)
-                link.upstream.write(data)
-                await link.upstream.drain()
+                await self._relay(link.upstream, data)
         self._end(link)
 
     async def _pump_down(self, reader: asyncio.StreamReader, link: _Link) -> None:
@@ -157,12 +166,36 @@ class TcpProxy:
                     self.cuts += 1
                     break
                 self.bytes_down += len(data)
-                link.client.write(data)
-                await link.client.drain()
+                await self._relay(link.client, data)
         if not link.silent:
             self._end(link)
 
+    async def _relay(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        if self.rate is not None or self.delay:
+            await self._pace(writer, data)
+        else:
+            writer.write(data)
+        await writer.drain()
+
+    async def _pace(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """Send ``data`` no faster than the rate; a burst on an idle link starts one latency
+        late (so each request and each answer pays the latency once)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        free = self._free_at.get(writer, 0.0)
+        due = now + self.delay if now >= free else free
+        for start in range(0, len(data), 16384):
+            piece = data[start : start + 16384]
+            if self.rate is not None:
+                due += len(piece) / self.rate
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            writer.write(piece)
+        self._free_at[writer] = due
+
     def _end(self, link: _Link) -> None:
         self._links.discard(link)
+        self._free_at.pop(link.client, None)
+        self._free_at.pop(link.upstream, None)
         for writer in (link.client, link.upstream):
             writer.transport.abort()

@@ -1,0 +1,126 @@
+"""`synchronize_all` asks only for what changed, counted on the wire of a real server.
+
+A TCP relay between the client and an `EmbeddedServer` records every request; the client
+must skip datasets the server lists at the sync count it already stores (with nothing to
+push), and still notice everything else: changes made elsewhere, its own edits and
+deletions, and datasets deleted on the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tcp_proxy import TcpProxy
+
+from cogsync.client import AsyncClient
+from cogsync.server.runner import EmbeddedServer
+from cogsync.testing.servers import developer_logins
+
+NAMES = ["d0", "d1", "d2", "d3", "d4"]
+OPERATIONS = (b"listDatasets", b"listRecords", b"pushRecords", b"deleteDataset")
+
+
+@pytest.fixture
+async def proxied(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedServer, TcpProxy]]:
+    async with EmbeddedServer(tmp_path / "server") as srv:
+        proxy = await TcpProxy(srv.port).start()
+        try:
+            yield srv, proxy
+        finally:
+            await proxy.close()
+
+
+def _asked(proxy: TcpProxy, since: int) -> list[str]:
+    """The GraphQL operations sent since request number ``since`` (identity calls left out)."""
+    asked = []
+    for request in proxy.requests[since:]:
+        asked += [op.decode() for op in OPERATIONS if op in request.split(b"\r\n\r\n", 1)[-1]]
+    return asked
+
+
+async def _two_devices(
+    srv: EmbeddedServer, proxy: TcpProxy, tmp_path: Path
+) -> tuple[AsyncClient, AsyncClient]:
+    """Device ``a`` (direct) holding NAMES, device ``b`` (through the relay) synced with it."""
+    logins = await developer_logins(srv, "alice")
+    a = AsyncClient(srv.config, db_path=tmp_path / "a.db", logins=logins)
+    b = AsyncClient(proxy.config_for(srv.config), db_path=tmp_path / "b.db", logins=logins)
+    for name in NAMES:
+        await (await a.dataset(name)).put_all({"k": name, "other": "x"})
+    await a.synchronize_all()
+    assert {n: r.pulled for n, r in (await b.synchronize_all()).items()} == dict.fromkeys(NAMES, 2)
+    return a, b
+
+
+async def test_after_one_change_elsewhere_only_that_dataset_is_asked_for(
+    proxied: tuple[EmbeddedServer, TcpProxy], tmp_path: Path
+) -> None:
+    srv, proxy = proxied
+    a, b = await _two_devices(srv, proxy, tmp_path)
+    async with a, b:
+        mine = await a.dataset("d2")
+        await mine.put("k", "changed")
+        await mine.synchronize()
+        since = len(proxy.requests)
+        results = await b.synchronize_all()
+        assert _asked(proxy, since) == ["listDatasets", "listRecords"]
+        assert list(results) == NAMES
+        assert results["d2"].pulled == 1 and results["d2"].sync_count == 2
+        assert all(results[n].sync_count == 1 and not results[n].pulled for n in NAMES if n != "d2")
+        assert await (await b.dataset("d2")).get("k") == "changed"
+        status = await b.status()
+        assert all(status.datasets[n].last_synced_at is not None for n in NAMES)
+
+        since = len(proxy.requests)
+        assert set(await b.synchronize_all()) == set(NAMES)
+        assert _asked(proxy, since) == ["listDatasets"]  # nothing changed anywhere
+
+
+async def test_local_edits_and_deletions_are_still_sent(
+    proxied: tuple[EmbeddedServer, TcpProxy], tmp_path: Path
+) -> None:
+    srv, proxy = proxied
+    a, b = await _two_devices(srv, proxy, tmp_path)
+    async with a, b:
+        await (await b.dataset("d1")).put("k", "from b")
+        await (await b.dataset("d3")).delete()
+        since = len(proxy.requests)
+        results = await b.synchronize_all()
+        asked = _asked(proxy, since)
+        assert asked.count("pushRecords") == 1 and asked.count("deleteDataset") == 1
+        assert results["d1"].pushed == 1 and results["d3"].deleted
+        synced = await a.synchronize_all()
+        assert await (await a.dataset("d1")).get("k") == "from b"
+        assert synced["d3"].deleted
+        assert "d3" not in {d.name for d in await a.list_datasets()}
+
+
+async def test_a_dataset_deleted_on_the_server_is_still_noticed(
+    proxied: tuple[EmbeddedServer, TcpProxy], tmp_path: Path
+) -> None:
+    srv, proxy = proxied
+    a, b = await _two_devices(srv, proxy, tmp_path)
+    async with a, b:
+        await (await a.dataset("d4")).delete()
+        await a.synchronize("d4")
+        results = await b.synchronize_all()
+        assert results["d4"].deleted
+        assert "d4" not in {d.name for d in await b.list_datasets()}
+        assert all(not results[n].deleted for n in NAMES if n != "d4")
+
+
+async def test_a_dataset_only_the_server_knows_is_pulled(
+    proxied: tuple[EmbeddedServer, TcpProxy], tmp_path: Path
+) -> None:
+    srv, proxy = proxied
+    a, b = await _two_devices(srv, proxy, tmp_path)
+    async with a, b:
+        await (await a.dataset("new")).put("k", "v")
+        await a.synchronize("new")
+        since = len(proxy.requests)
+        results = await b.synchronize_all()
+        assert _asked(proxy, since) == ["listDatasets", "listRecords"]
+        assert results["new"].pulled == 1
+        assert await (await b.dataset("new")).get("k") == "v"
