@@ -54,6 +54,7 @@ from cogsync.exceptions import (
 from cogsync.models import PROTOCOL_VERSION, PatchOp, Record, RecordPatch
 from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
 from cogsync.server.hooks import ServerHooks, SyncRejected
+from cogsync.server.projection import ProjectedEvents, Projection
 from cogsync.server.querylimits import (
     ResponseBudget,
     answer_too_large,
@@ -524,7 +525,9 @@ class SyncService:
                 {"errorType": "BadRequestException", "message": "subscription not started"}
             ]
             raise RequestRefused(formatted[0]["errorType"], formatted[0]["message"])
-        return _Subscription(result, root.source)
+        # graphql-core validated and started it; each event is projected (no per-event leak)
+        projection = Projection(self.schema, document, variables, operation_name)
+        return _Subscription(ProjectedEvents(root.source, projection), root.source)
 
 
 def _check_request(variables: object, operation_name: object) -> None:
