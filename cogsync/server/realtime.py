@@ -36,7 +36,7 @@ import binascii
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -67,6 +67,7 @@ _HANDSHAKE_LINGER = 2.0  # seconds a refused connection stays open for the clien
 _CLOSE_LIFETIME = 1000  # normal closure: the connection reached its maximum lifetime
 _CLOSE_REVOKED = 4401  # the identity's credentials were revoked
 _CLOSE_INIT_TIMEOUT = 4408  # no connection_init in time (as graphql-ws)
+_KEEPALIVE = {"type": "ka"}
 _log = logging.getLogger(__name__)
 
 
@@ -162,11 +163,32 @@ class RealtimeEndpoint:
         self.connections: set[_Connection] = set()
         self.identities: IdentityRegistry[_Connection] = IdentityRegistry(self.limits)
         self.running = False
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Listen for revoked credentials (from any thread) to end their subscriptions."""
+        """Listen for revoked credentials (from any thread) and start the timers' sweep."""
         self.identities.listen(self._db)
         self.running = True
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Every connection's deadlines and keep-alives, from one task for all of them.
+
+        A task per connection woke up every second for each of thousands of connections;
+        one pass over all of them costs a small fraction of that.
+        """
+        loop = asyncio.get_running_loop()
+        interval = min(self.limits.check_interval, self.keepalive_interval)
+        next_check = loop.time() + self.limits.check_interval
+        while True:
+            await asyncio.sleep(interval)
+            now, ticked = self.clock(), loop.time()
+            check = ticked >= next_check
+            if check:
+                next_check = ticked + self.limits.check_interval
+            for connection in list(self.connections):
+                connection.tick(now, ticked, check=check)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Upgrade ``request`` to a WebSocket and serve it until it closes."""
@@ -200,6 +222,8 @@ class RealtimeEndpoint:
         """Stop listening for revocations and close every open connection (shutdown)."""
         self.running = False
         self.identities.stop_listening()
+        await _cancel(self._sweeper)
+        self._sweeper = None
         for connection in list(self.connections):
             await connection.close()
 
@@ -224,12 +248,14 @@ class _Connection:
         self._ws = ws
         self._send_lock = asyncio.Lock()
         self._subscriptions: dict[str, _Subscription] = {}
-        self._keepalive: asyncio.Task[None] | None = None  # set by connection_init
-        self._watchdog: asyncio.Task[None] | None = None
+        self._next_keepalive: float | None = None  # loop time; set by connection_init
+        self._checking = False  # a deadline check (started by the sweep) is running
         self._ending: asyncio.Task[None] | None = None  # revocation: ends, then closes
         self._closer: asyncio.Task[None] | None = None  # a close the server decided on
         self._opened = endpoint.clock()
+        self._served = False  # the handshake passed: the sweep checks its deadlines
         self.identity_id: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # keep-alives and checks in flight
 
     @property
     def subscription_count(self) -> int:
@@ -256,7 +282,7 @@ class _Connection:
                 await self._ws.receive(timeout=_HANDSHAKE_LINGER)
             await self._ws.close()
             return
-        self._watchdog = asyncio.create_task(self._watch())
+        self._served = True
         async for message in self._ws:
             if message.type == WSMsgType.TEXT:
                 await self._on_text(message.data)
@@ -273,7 +299,7 @@ class _Connection:
 
     async def shutdown(self) -> None:
         subscriptions = [s.task for s in self._subscriptions.values()]
-        tasks = [*subscriptions, self._keepalive, self._watchdog]
+        tasks = [*subscriptions, *self._tasks]
         for task in tasks:
             if task is not None:
                 task.cancel()
@@ -306,22 +332,38 @@ class _Connection:
             await self._end(op_id, revoked)
         self._close_soon(_CLOSE_REVOKED, "credentials revoked")
 
-    async def _watch(self) -> None:
-        """Enforce the connection's deadlines (checked every ``check_interval`` seconds)."""
-        limits = self._endpoint.limits
-        while not self._ws.closed:
-            await asyncio.sleep(limits.check_interval)
-            now = self._endpoint.clock()
+    def tick(self, now: float, loop_time: float, *, check: bool) -> None:
+        """Send a due keep-alive; with ``check``, enforce the deadlines (from the sweep)."""
+        if not self._served or self._ws.closed:
+            return
+        if self._next_keepalive is not None and loop_time >= self._next_keepalive:
+            self._next_keepalive = loop_time + self._endpoint.keepalive_interval
+            self._spawn(self.send(_KEEPALIVE))
+        if check and not self._checking:
+            self._checking = True
+            self._spawn(self._check(now))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _check(self, now: float) -> None:
+        """Enforce the connection's deadlines (every ``check_interval`` seconds)."""
+        try:
+            limits = self._endpoint.limits
             if now >= self._opened + limits.max_lifetime:
                 lifetime = f"{limits.max_lifetime:g} s"
                 self._close_soon(_CLOSE_LIFETIME, f"maximum connection lifetime ({lifetime})")
                 return
-            if self._keepalive is None and now >= self._opened + limits.init_timeout:
+            if self._next_keepalive is None and now >= self._opened + limits.init_timeout:
                 self._close_soon(_CLOSE_INIT_TIMEOUT, "connection_init timeout")
                 return
             for op_id, subscription in list(self._subscriptions.items()):
                 if subscription.expired(now):
                     await self._end(op_id, _expired())
+        finally:
+            self._checking = False
 
     async def _end(self, op_id: str, refusal: RequestRefused) -> None:
         """End a subscription with an ``error`` message."""
@@ -382,9 +424,10 @@ class _Connection:
                     "payload": {"connectionTimeoutMs": CONNECTION_TIMEOUT_MS},
                 }
             )
-            if self._keepalive is None:
-                await self.send({"type": "ka"})
-                self._keepalive = asyncio.create_task(self._keep_alive())
+            if self._next_keepalive is None:
+                await self.send(_KEEPALIVE)
+                loop_time = asyncio.get_running_loop().time()
+                self._next_keepalive = loop_time + self._endpoint.keepalive_interval
         elif kind == "start":
             try:
                 await self._start(op_id, message.get("payload"))
@@ -404,11 +447,6 @@ class _Connection:
         if op_id is not None:
             message["id"] = op_id
         await self.send(message)
-
-    async def _keep_alive(self) -> None:
-        while not self._ws.closed:
-            await asyncio.sleep(self._endpoint.keepalive_interval)
-            await self.send({"type": "ka"})
 
     async def _start(self, op_id: str | None, payload: object) -> None:
         if not op_id or len(op_id) > _MAX_ID_LENGTH:
