@@ -295,6 +295,7 @@ class Driver:
         self.tally = Tally()
         self.subscribers: list[Subscriber] = []
         self.counters: dict[str, int] = {}
+        self.pushes = 0  # every push of the step gets its own client request id
         self.graphql_url = server.config.graphql_url
 
     async def connect(self, count: int) -> None:
@@ -307,7 +308,8 @@ class Driver:
         for s in signers:
             self.tally.sent[s.identity_id] = deque()
 
-    async def push(self, signer: Signer, number: int) -> None:
+    async def push(self, signer: Signer) -> None:
+        number = self.pushes = self.pushes + 1
         n = self.counters.get(signer.identity_id, 0)
         self.counters[signer.identity_id] = n + 1
         variables = {
@@ -346,7 +348,7 @@ class Driver:
         while sent < count:
             due = min(count, int((loop.time() - start) * rate) + 1)
             while sent < due and len(tasks) < max_in_flight:
-                task = asyncio.create_task(self.push(signers[sent % len(signers)], sent))
+                task = asyncio.create_task(self.push(signers[sent % len(signers)]))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 sent += 1

@@ -84,6 +84,7 @@ class _Subscription:
 
     expires_at: float | None
     task: asyncio.Task[None] | None = None
+    ending: bool = False  # its end (expired credentials) is under way
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -249,7 +250,6 @@ class _Connection:
         self._send_lock = asyncio.Lock()
         self._subscriptions: dict[str, _Subscription] = {}
         self._next_keepalive: float | None = None  # loop time; set by connection_init
-        self._checking = False  # a deadline check (started by the sweep) is running
         self._ending: asyncio.Task[None] | None = None  # revocation: ends, then closes
         self._closer: asyncio.Task[None] | None = None  # a close the server decided on
         self._opened = endpoint.clock()
@@ -333,37 +333,34 @@ class _Connection:
         self._close_soon(_CLOSE_REVOKED, "credentials revoked")
 
     def tick(self, now: float, loop_time: float, *, check: bool) -> None:
-        """Send a due keep-alive; with ``check``, enforce the deadlines (from the sweep)."""
+        """Send a due keep-alive; with ``check``, enforce the deadlines (from the sweep).
+
+        Deadlines are checked every ``check_interval`` seconds: the maximum lifetime, the
+        ``connection_init`` timeout, and each subscription's credentials.
+        """
         if not self._served or self._ws.closed:
             return
         if self._next_keepalive is not None and loop_time >= self._next_keepalive:
             self._next_keepalive = loop_time + self._endpoint.keepalive_interval
             self._spawn(self.send(_KEEPALIVE))
-        if check and not self._checking:
-            self._checking = True
-            self._spawn(self._check(now))
+        if not check:
+            return
+        limits = self._endpoint.limits
+        if now >= self._opened + limits.max_lifetime:
+            lifetime = f"{limits.max_lifetime:g} s"
+            self._close_soon(_CLOSE_LIFETIME, f"maximum connection lifetime ({lifetime})")
+        elif self._next_keepalive is None and now >= self._opened + limits.init_timeout:
+            self._close_soon(_CLOSE_INIT_TIMEOUT, "connection_init timeout")
+        else:
+            for op_id, subscription in self._subscriptions.items():
+                if subscription.expired(now) and not subscription.ending:
+                    subscription.ending = True
+                    self._spawn(self._end(op_id, _expired()))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _check(self, now: float) -> None:
-        """Enforce the connection's deadlines (every ``check_interval`` seconds)."""
-        try:
-            limits = self._endpoint.limits
-            if now >= self._opened + limits.max_lifetime:
-                lifetime = f"{limits.max_lifetime:g} s"
-                self._close_soon(_CLOSE_LIFETIME, f"maximum connection lifetime ({lifetime})")
-                return
-            if self._next_keepalive is None and now >= self._opened + limits.init_timeout:
-                self._close_soon(_CLOSE_INIT_TIMEOUT, "connection_init timeout")
-                return
-            for op_id, subscription in list(self._subscriptions.items()):
-                if subscription.expired(now):
-                    await self._end(op_id, _expired())
-        finally:
-            self._checking = False
 
     async def _end(self, op_id: str, refusal: RequestRefused) -> None:
         """End a subscription with an ``error`` message."""
