@@ -36,6 +36,7 @@ import binascii
 import contextlib
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -68,6 +69,7 @@ _CLOSE_LIFETIME = 1000  # normal closure: the connection reached its maximum lif
 _CLOSE_REVOKED = 4401  # the identity's credentials were revoked
 _CLOSE_INIT_TIMEOUT = 4408  # no connection_init in time (as graphql-ws)
 _KEEPALIVE = {"type": "ka"}
+_SWEEP_SLICE = 500  # connections the sweep visits before it lets other work run
 _log = logging.getLogger(__name__)
 
 
@@ -188,8 +190,10 @@ class RealtimeEndpoint:
             check = ticked >= next_check
             if check:
                 next_check = ticked + self.limits.check_interval
-            for connection in list(self.connections):
+            for n, connection in enumerate(list(self.connections), 1):
                 connection.tick(now, ticked, check=check)
+                if n % _SWEEP_SLICE == 0:
+                    await asyncio.sleep(0)  # let events through between slices
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Upgrade ``request`` to a WebSocket and serve it until it closes."""
@@ -254,6 +258,7 @@ class _Connection:
         self._closer: asyncio.Task[None] | None = None  # a close the server decided on
         self._opened = endpoint.clock()
         self._served = False  # the handshake passed: the sweep checks its deadlines
+        self._earliest_expiry = math.inf  # no subscription expires before this
         self.identity_id: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # keep-alives and checks in flight
 
@@ -351,11 +356,15 @@ class _Connection:
             self._close_soon(_CLOSE_LIFETIME, f"maximum connection lifetime ({lifetime})")
         elif self._next_keepalive is None and now >= self._opened + limits.init_timeout:
             self._close_soon(_CLOSE_INIT_TIMEOUT, "connection_init timeout")
-        else:
+        elif self._earliest_expiry <= now:
+            self._earliest_expiry = math.inf
             for op_id, subscription in self._subscriptions.items():
-                if subscription.expired(now) and not subscription.ending:
-                    subscription.ending = True
-                    self._spawn(self._end(op_id, _expired()))
+                if subscription.expired(now):
+                    if not subscription.ending:
+                        subscription.ending = True
+                        self._spawn(self._end(op_id, _expired()))
+                elif subscription.expires_at is not None:
+                    self._earliest_expiry = min(self._earliest_expiry, subscription.expires_at)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -494,6 +503,8 @@ class _Connection:
                 401,
             )
         subscription.expires_at = caller.expires_at
+        if caller.expires_at is not None:
+            self._earliest_expiry = min(self._earliest_expiry, caller.expires_at)
         try:
             request = parse_graphql_request(data)
         except RequestRefused as exc:
