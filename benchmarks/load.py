@@ -30,9 +30,10 @@ import hashlib
 import hmac
 import io
 import json
+import math
 import os
 import resource
-import statistics
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -338,14 +339,19 @@ class Driver:
             return
         self.tally.acknowledged += 1
 
-    async def drive(self, rate: float, count: int, max_in_flight: int = 400) -> tuple[float, int]:
-        """Send ``count`` pushes at ``rate``/s; returns (seconds to the last answer, sent)."""
+    async def drive(
+        self, rate: float, count: int, seconds: float = math.inf, max_in_flight: int = 400
+    ) -> tuple[float, int]:
+        """Send ``count`` pushes at ``rate``/s, for at most ``seconds``.
+
+        Returns the seconds from the first push to the last answer, and the pushes sent.
+        """
         loop = asyncio.get_running_loop()
         signers = [s.signer for s in self.subscribers]
         tasks: set[asyncio.Task[None]] = set()
         start = began = loop.time()
         sent = 0
-        while sent < count:
+        while sent < count and loop.time() < began + seconds:
             due = min(count, int((loop.time() - start) * rate) + 1)
             while sent < due and len(tasks) < max_in_flight:
                 task = asyncio.create_task(self.push(signers[sent % len(signers)]))
@@ -378,6 +384,7 @@ def _percentile(values: list[float], q: float) -> float:
 async def run_step(
     label: str, server: Server, subscribers: int, rate: float, count: int, leak: bool
 ) -> StepResult:
+    """One step on a fresh ``server``: ``count`` pushes at ``rate`` (in time, if not a leak)."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
         driver = Driver(server, session)
@@ -396,7 +403,8 @@ async def run_step(
         driver.tally.latencies.clear()
         acknowledged_before = driver.tally.acknowledged
         cpu0, client0 = server.cpu_seconds(), resource.getrusage(resource.RUSAGE_SELF)
-        elapsed, _ = await driver.drive(rate, count - warm_count)
+        seconds = math.inf if leak else count / rate
+        elapsed, _ = await driver.drive(rate, count - warm_count, seconds)
         cpu = server.cpu_seconds() - cpu0
         client1 = resource.getrusage(resource.RUSAGE_SELF)
         await driver.drain()
@@ -466,6 +474,19 @@ def main() -> None:
     parser.add_argument("--no-leak", action="store_true", help="skip the leak step")
     parser.add_argument("--baseline-ref", default=DEFAULT_BASELINE, help="git ref to compare")
     parser.add_argument("--no-baseline", action="store_true", help="only the working tree")
+    parser.add_argument(
+        "--server-path",
+        type=Path,
+        action="append",
+        default=[],
+        help="also run the cogsync package under this directory (repeatable)",
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        help="where the servers' data directories go (default: a temporary directory; "
+        "/dev/shm takes the disk's fsync out of the measure)",
+    )
     parser.add_argument("--quick", action="store_true", help="10 s steps, 10,000 leak events")
     args = parser.parse_args()
     if args.quick:
@@ -474,48 +495,52 @@ def main() -> None:
     print(f"open files: {raise_fd_limit()}; {os.cpu_count()} CPUs; one client process")
     with tempfile.TemporaryDirectory() as tmp:
         codes = [("current", REPO)]
+        codes += [(path.name[:9], path.resolve()) for path in args.server_path]
         if not args.no_baseline:
             codes.insert(0, (args.baseline_ref, baseline_tree(args.baseline_ref, Path(tmp) / "b")))
-        plan = [(int(n), rate, int(rate * args.seconds), False) for n, rate in steps]
+        plan = [(int(n), rate, math.ceil(rate * args.seconds), False) for n, rate in steps]
         if not args.no_leak:
             plan.append((1000, args.leak_rate, args.leak_events, True))
         print(HEADER)
         results: list[StepResult] = []
-        for number, (subscribers, rate, count, leak) in enumerate(plan):
+        for subscribers, rate, count, leak in plan:
             for label, code in codes:  # interleaved: baseline then current, step by step
-                server = start_server(code, Path(tmp) / f"data-{label}-{number}")
+                work = Path(tempfile.mkdtemp(dir=args.data_root or tmp))
+                server = start_server(code, work / "data")
                 try:
                     result = asyncio.run(run_step(label, server, subscribers, rate, count, leak))
                 finally:
                     server.stop()
+                    shutil.rmtree(work, ignore_errors=True)
                 results.append(result)
                 print_row(result)
         print_ratios(results, codes[0][0] if len(codes) > 1 else None)
 
 
 def print_ratios(results: list[StepResult], baseline: str | None) -> None:
+    """Each server's ratios to the baseline's, step by step."""
     if baseline is None:
         return
-    print(f"\ncurrent / {baseline} (same run):")
+    print(f"\nratios to {baseline} (same run):")
     by_step: dict[str, dict[str, StepResult]] = {}
     for r in results:
         by_step.setdefault(r.step, {})[r.server] = r
-    for step, pair in by_step.items():
-        if len(pair) != 2:
-            continue
-        old, new = pair[baseline], pair["current"]
-        print(
-            f"  {step:>16}: pushes/s {new.achieved / old.achieved:.2f}x, "
-            f"p99 {new.p99_ms / old.p99_ms:.2f}x, "
-            f"CPU per push {new.cpu_ms_per_push / old.cpu_ms_per_push:.2f}x"
-            + (
-                f", RSS growth {new.rss_mb / new.rss_warm_mb:.2f}x vs "
-                f"{old.rss_mb / old.rss_warm_mb:.2f}x"
-                if new.rss_warm_mb and old.rss_warm_mb
-                else ""
+    for step, servers in by_step.items():
+        old = servers.get(baseline)
+        for label, new in servers.items():
+            if old is None or label == baseline:
+                continue
+            growth = ""
+            if new.rss_warm_mb and old.rss_warm_mb:
+                growth = (
+                    f", RSS growth {new.rss_mb / new.rss_warm_mb:.2f}x "
+                    f"(baseline {old.rss_mb / old.rss_warm_mb:.2f}x)"
+                )
+            print(
+                f"  {label:>9} {step:>16}: pushes/s {new.achieved / max(old.achieved, 1e-9):.2f}x, "
+                f"p99 {new.p99_ms / old.p99_ms:.2f}x, "
+                f"CPU per push {new.cpu_ms_per_push / old.cpu_ms_per_push:.2f}x{growth}"
             )
-        )
-    print(f"median p99 over steps: {statistics.median(r.p99_ms for r in results):.1f} ms")
 
 
 if __name__ == "__main__":
