@@ -191,7 +191,10 @@ class RealtimeEndpoint:
             if check:
                 next_check = ticked + self.limits.check_interval
             for n, connection in enumerate(list(self.connections), 1):
-                connection.tick(now, ticked, check=check)
+                try:
+                    connection.tick(now, ticked, check=check)
+                except Exception:  # one connection's failure never stops the others' timers
+                    _log.exception("real-time sweep failed on a connection")
                 if n % _SWEEP_SLICE == 0:
                     await asyncio.sleep(0)  # let events through between slices
 
