@@ -36,7 +36,8 @@ import binascii
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+import math
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -67,6 +68,8 @@ _HANDSHAKE_LINGER = 2.0  # seconds a refused connection stays open for the clien
 _CLOSE_LIFETIME = 1000  # normal closure: the connection reached its maximum lifetime
 _CLOSE_REVOKED = 4401  # the identity's credentials were revoked
 _CLOSE_INIT_TIMEOUT = 4408  # no connection_init in time (as graphql-ws)
+_KEEPALIVE = {"type": "ka"}
+_SWEEP_SLICE = 500  # connections the sweep visits before it lets other work run
 _log = logging.getLogger(__name__)
 
 
@@ -83,6 +86,7 @@ class _Subscription:
 
     expires_at: float | None
     task: asyncio.Task[None] | None = None
+    ending: bool = False  # its end (expired credentials) is under way
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -162,11 +166,37 @@ class RealtimeEndpoint:
         self.connections: set[_Connection] = set()
         self.identities: IdentityRegistry[_Connection] = IdentityRegistry(self.limits)
         self.running = False
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Listen for revoked credentials (from any thread) to end their subscriptions."""
+        """Listen for revoked credentials (from any thread) and start the timers' sweep."""
         self.identities.listen(self._db)
         self.running = True
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Every connection's deadlines and keep-alives, from one task for all of them.
+
+        A task per connection woke up every second for each of thousands of connections;
+        one pass over all of them costs a small fraction of that.
+        """
+        loop = asyncio.get_running_loop()
+        interval = min(self.limits.check_interval, self.keepalive_interval)
+        next_check = loop.time() + self.limits.check_interval
+        while True:
+            await asyncio.sleep(interval)
+            now, ticked = self.clock(), loop.time()
+            check = ticked >= next_check
+            if check:
+                next_check = ticked + self.limits.check_interval
+            for n, connection in enumerate(list(self.connections), 1):
+                try:
+                    connection.tick(now, ticked, check=check)
+                except Exception:  # one connection's failure never stops the others' timers
+                    _log.exception("real-time sweep failed on a connection")
+                if n % _SWEEP_SLICE == 0:
+                    await asyncio.sleep(0)  # let events through between slices
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Upgrade ``request`` to a WebSocket and serve it until it closes."""
@@ -200,6 +230,8 @@ class RealtimeEndpoint:
         """Stop listening for revocations and close every open connection (shutdown)."""
         self.running = False
         self.identities.stop_listening()
+        await _cancel(self._sweeper)
+        self._sweeper = None
         for connection in list(self.connections):
             await connection.close()
 
@@ -224,12 +256,14 @@ class _Connection:
         self._ws = ws
         self._send_lock = asyncio.Lock()
         self._subscriptions: dict[str, _Subscription] = {}
-        self._keepalive: asyncio.Task[None] | None = None  # set by connection_init
-        self._watchdog: asyncio.Task[None] | None = None
+        self._next_keepalive: float | None = None  # loop time; set by connection_init
         self._ending: asyncio.Task[None] | None = None  # revocation: ends, then closes
         self._closer: asyncio.Task[None] | None = None  # a close the server decided on
         self._opened = endpoint.clock()
+        self._served = False  # the handshake passed: the sweep checks its deadlines
+        self._earliest_expiry = math.inf  # no subscription expires before this
         self.identity_id: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # keep-alives and checks in flight
 
     @property
     def subscription_count(self) -> int:
@@ -256,7 +290,7 @@ class _Connection:
                 await self._ws.receive(timeout=_HANDSHAKE_LINGER)
             await self._ws.close()
             return
-        self._watchdog = asyncio.create_task(self._watch())
+        self._served = True
         async for message in self._ws:
             if message.type == WSMsgType.TEXT:
                 await self._on_text(message.data)
@@ -273,7 +307,7 @@ class _Connection:
 
     async def shutdown(self) -> None:
         subscriptions = [s.task for s in self._subscriptions.values()]
-        tasks = [*subscriptions, self._keepalive, self._watchdog]
+        tasks = [*subscriptions, *self._tasks]
         for task in tasks:
             if task is not None:
                 task.cancel()
@@ -306,22 +340,39 @@ class _Connection:
             await self._end(op_id, revoked)
         self._close_soon(_CLOSE_REVOKED, "credentials revoked")
 
-    async def _watch(self) -> None:
-        """Enforce the connection's deadlines (checked every ``check_interval`` seconds)."""
+    def tick(self, now: float, loop_time: float, *, check: bool) -> None:
+        """Send a due keep-alive; with ``check``, enforce the deadlines (from the sweep).
+
+        Deadlines are checked every ``check_interval`` seconds: the maximum lifetime, the
+        ``connection_init`` timeout, and each subscription's credentials.
+        """
+        if not self._served or self._ws.closed:
+            return
+        if self._next_keepalive is not None and loop_time >= self._next_keepalive:
+            self._next_keepalive = loop_time + self._endpoint.keepalive_interval
+            self._spawn(self.send(_KEEPALIVE))
+        if not check:
+            return
         limits = self._endpoint.limits
-        while not self._ws.closed:
-            await asyncio.sleep(limits.check_interval)
-            now = self._endpoint.clock()
-            if now >= self._opened + limits.max_lifetime:
-                lifetime = f"{limits.max_lifetime:g} s"
-                self._close_soon(_CLOSE_LIFETIME, f"maximum connection lifetime ({lifetime})")
-                return
-            if self._keepalive is None and now >= self._opened + limits.init_timeout:
-                self._close_soon(_CLOSE_INIT_TIMEOUT, "connection_init timeout")
-                return
-            for op_id, subscription in list(self._subscriptions.items()):
+        if now >= self._opened + limits.max_lifetime:
+            lifetime = f"{limits.max_lifetime:g} s"
+            self._close_soon(_CLOSE_LIFETIME, f"maximum connection lifetime ({lifetime})")
+        elif self._next_keepalive is None and now >= self._opened + limits.init_timeout:
+            self._close_soon(_CLOSE_INIT_TIMEOUT, "connection_init timeout")
+        elif self._earliest_expiry <= now:
+            self._earliest_expiry = math.inf
+            for op_id, subscription in self._subscriptions.items():
                 if subscription.expired(now):
-                    await self._end(op_id, _expired())
+                    if not subscription.ending:
+                        subscription.ending = True
+                        self._spawn(self._end(op_id, _expired()))
+                elif subscription.expires_at is not None:
+                    self._earliest_expiry = min(self._earliest_expiry, subscription.expires_at)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _end(self, op_id: str, refusal: RequestRefused) -> None:
         """End a subscription with an ``error`` message."""
@@ -382,9 +433,10 @@ class _Connection:
                     "payload": {"connectionTimeoutMs": CONNECTION_TIMEOUT_MS},
                 }
             )
-            if self._keepalive is None:
-                await self.send({"type": "ka"})
-                self._keepalive = asyncio.create_task(self._keep_alive())
+            if self._next_keepalive is None:
+                await self.send(_KEEPALIVE)
+                loop_time = asyncio.get_running_loop().time()
+                self._next_keepalive = loop_time + self._endpoint.keepalive_interval
         elif kind == "start":
             try:
                 await self._start(op_id, message.get("payload"))
@@ -404,11 +456,6 @@ class _Connection:
         if op_id is not None:
             message["id"] = op_id
         await self.send(message)
-
-    async def _keep_alive(self) -> None:
-        while not self._ws.closed:
-            await asyncio.sleep(self._endpoint.keepalive_interval)
-            await self.send({"type": "ka"})
 
     async def _start(self, op_id: str | None, payload: object) -> None:
         if not op_id or len(op_id) > _MAX_ID_LENGTH:
@@ -459,6 +506,8 @@ class _Connection:
                 401,
             )
         subscription.expires_at = caller.expires_at
+        if caller.expires_at is not None:
+            self._earliest_expiry = min(self._earliest_expiry, caller.expires_at)
         try:
             request = parse_graphql_request(data)
         except RequestRefused as exc:

@@ -49,6 +49,7 @@ from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
 from cogsync.server.compiled import CompiledOperation
 from cogsync.server.documents import CheckedDocument, DocumentCache, Outcome
 from cogsync.server.hooks import ServerHooks
+from cogsync.server.projection import ProjectedEvents, Projection
 from cogsync.server.querylimits import ResponseBudget, answer_too_large
 from cogsync.server.schema import load_schema
 from cogsync.server.storage import DatasetChange, ServerStorage
@@ -482,7 +483,9 @@ class SyncService:
                 {"errorType": "BadRequestException", "message": "subscription not started"}
             ]
             raise RequestRefused(formatted[0]["errorType"], formatted[0]["message"])
-        return _Subscription(result, root.source)
+        # graphql-core validated and started it; each event is projected (no per-event leak)
+        projection = Projection(self.schema, document, variables, operation_name)
+        return _Subscription(ProjectedEvents(root.source, projection), root.source)
 
 
 def _check_request(variables: object, operation_name: object) -> None:

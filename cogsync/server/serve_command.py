@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from cogsync.exceptions import ConfigError
+from cogsync.server.collector import tune_collector
 from cogsync.server.log_format import configure_logging
 from cogsync.server.serve_options import server_kwargs
 from cogsync.server.settings import add_flags, load_settings, render_settings
@@ -100,6 +101,7 @@ async def _serve_until_signal(server: Any) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with server:
+        tune_collector()
         config = server.config
         _log.info("listening on %s", server.url)
         _log.info("GraphQL: %s", config.graphql_url)
