@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "Limits",
     "check_dataset_count",
+    "check_dataset_sizes",
     "check_dataset_totals",
     "merged_dataset_name",
     "record_size",
@@ -110,13 +111,33 @@ def check_dataset_totals(
     subclass naming the limit. ``rest_count`` and ``rest_bytes`` add live records that
     ``current`` leaves out, so a store can pass only the changed keys plus an aggregate.
     """
-    count = rest_count + sum(1 for v in current.values() if v is not None)
-    size = rest_bytes + sum(record_size(k, v) for k, v in current.items())
+    sizes = {key: record_size(key, value) for key, value in current.items() if value is not None}
+    return check_dataset_sizes(
+        name, sizes, changes, limits, rest_count=rest_count, rest_bytes=rest_bytes
+    )
+
+
+def check_dataset_sizes(
+    name: str,
+    live_sizes: Mapping[str, int],
+    changes: Mapping[str, str | None],
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    rest_count: int = 0,
+    rest_bytes: int = 0,
+) -> tuple[int, int]:
+    """`check_dataset_totals` given each live record's `record_size` instead of its value.
+
+    ``live_sizes`` maps every live key (removed ones left out) to its size, so a store can
+    compute sizes where the values lie (SQL ``length``) without reading the values.
+    """
+    count = rest_count + len(live_sizes)
+    size = rest_bytes + sum(live_sizes.values())
     for key, new in changes.items():
-        old = current.get(key)
+        old = live_sizes.get(key)
         if old is not None:
             count -= 1
-            size -= record_size(key, old)
+            size -= old
         if new is not None:
             count += 1
             size += record_size(key, new)

@@ -53,10 +53,10 @@ def validated_batch(batch: Sequence[RecordPatch], limits: Limits) -> dict[str, R
     return changes
 
 
-def check_sync_count(name: str, patch: RecordPatch, stored: tuple[str | None, int] | None) -> None:
+def check_sync_count(name: str, patch: RecordPatch, stored: tuple[object, int] | None) -> None:
     """Refuse ``patch`` unless it names the record's current sync count.
 
-    ``stored`` is the record's ``(value, sync_count)``, None if never written; 0 is also
+    ``stored`` is the record's ``(value or size, sync_count)``, None if never written; 0 is also
     accepted for a tombstone (writing over it as a new record).
 
     Raises:

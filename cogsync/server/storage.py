@@ -36,6 +36,7 @@ from cogsync.limits import (
     DEFAULT_LIMITS,
     Limits,
     check_dataset_count,
+    check_dataset_sizes,
     check_dataset_totals,
     merged_dataset_name,
     validate_name,
@@ -64,6 +65,7 @@ from cogsync.server.paging import (
 )
 from cogsync.server.requests_log import recall_request, remember_request
 from cogsync.server.rows import (
+    RECORD_SIZE_SQL,
     RecordRow,
     from_ms,
     record_row,
@@ -212,10 +214,12 @@ class ServerStorage:
                 step = 1 if batch == list(patches) else 2
             changes = validated_batch(batch, self.limits)
             row = self._dataset_row(identity_id, dataset_name)
+            # Sizes, not values: SQLite measures them without handing the values to Python.
             current = {
-                key: (value, count)
-                for key, value, count in db.execute(
-                    "SELECT key, value, sync_count FROM records WHERE identity_id=? AND dataset=?",
+                key: (size, count)
+                for key, size, count in db.execute(
+                    f"SELECT key, {RECORD_SIZE_SQL}, sync_count FROM records "
+                    "WHERE identity_id=? AND dataset=?",
                     (identity_id, dataset_name),
                 )
             }
@@ -223,9 +227,9 @@ class ServerStorage:
                 check_sync_count(dataset_name, patch, current.get(patch.key))
             if row is None or row[1]:
                 check_dataset_count(self._live_dataset_count(identity_id) + 1, self.limits)
-            record_count, size = check_dataset_totals(
+            record_count, size = check_dataset_sizes(
                 dataset_name,
-                {k: v for k, (v, _) in current.items()},
+                {k: v for k, (v, _) in current.items() if v is not None},
                 {k: p.value for k, p in changes.items()},
                 self.limits,
             )
