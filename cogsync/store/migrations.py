@@ -23,6 +23,7 @@ __all__ = [
     "m001_initial",
     "m002_revisions_and_totals",
     "m003_sync_base",
+    "m004_sent_records",
     "migrate",
 ]
 
@@ -96,7 +97,22 @@ def m003_sync_base(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE records SET base_known = 1 WHERE dirty = 1 AND sync_count = 0")
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_revisions_and_totals, m003_sync_base)
+def m004_sent_records(db: sqlite_utils.Database) -> None:
+    """Add ``sent``: 1 once a push carrying a never-synced record may have reached the server.
+
+    Removing a never-synced record deletes it outright only while ``sent`` is 0; otherwise
+    the push's outcome is unknown (its answer was lost) and a dirty tombstone is kept so
+    the removal reaches the server. Existing records start at 0 (as before this column).
+    """
+    db.table("records").add_column("sent", int, not_null_default=0)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    m001_initial,
+    m002_revisions_and_totals,
+    m003_sync_base,
+    m004_sent_records,
+)
 
 
 def applied_migrations(db: sqlite_utils.Database) -> list[str]:
