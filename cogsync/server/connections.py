@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
 from cogsync.server.wire import RequestRefused
@@ -246,6 +247,10 @@ async def body_deadline(request: web.Request, reading: Awaitable[_T]) -> _T:
         raise RequestRefused("RequestTimeout", message, 408) from exc
     except ConnectionError as exc:  # the client went away (or a shutdown cut it)
         message = "the connection was lost before the request body arrived"
+        raise RequestRefused("BadRequestException", message, 400) from exc
+    except (web.RequestPayloadError, HttpProcessingError) as exc:  # bad encoding, length
+        detail = " ".join(str(exc).split())[:200]
+        message = f"the request body could not be read: {detail}"
         raise RequestRefused("BadRequestException", message, 400) from exc
     finally:
         if guard is not None:

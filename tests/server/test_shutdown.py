@@ -124,7 +124,7 @@ async def test_stop_is_bounded_by_waiting_clients_and_keeps_acknowledged_writes(
             assert took < 5, f"stop took {took:.1f} s"  # a hang check, not a speed goal
             assert await reader.read() == b""  # the half-sent request's connection is cut
             writer.close()
-            await device.stop_push_sync()
+            await asyncio.wait_for(device.stop_push_sync(), 30)
         async with (
             EmbeddedServer(data) as again,
             AsyncClient(
