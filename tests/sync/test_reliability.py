@@ -76,6 +76,17 @@ def test_duplicates_are_found_in_the_change_log() -> None:
     assert check_duplicates([_entry(1, "r1")], sent, {"notes": 2})  # a batch counted twice
 
 
+def test_a_new_remove_on_top_of_the_servers_tombstone_is_no_duplicate() -> None:
+    # Seen in the reliability suite (seed 404018959, scenario 7742): a device removed k
+    # (pushed), then put and removed it again before its next sync; the second push is a
+    # write of its own (a later time), not the first remove applied twice.
+    later = RecordPatch(PatchOp.REMOVE, "k", None, 1, T0 + timedelta(seconds=1))
+    sent = {"r3": [_patch(None)], "r4": [later], "r5": [_patch(None)]}
+    log = [_entry(1, "r3"), _entry(2, "r4")]
+    assert check_duplicates(log, sent, {"notes": 2}) == []
+    assert check_duplicates([*log, _entry(3, "r5")], sent, {"notes": 3})  # r3's remove again
+
+
 def test_the_oracle_catches_a_resolver_that_drops_newer_local_writes() -> None:
     report = run_scenarios(3, range(40), concurrency=8, restart_every=0, resolver=remote_wins)
     assert report.scenarios == 40
