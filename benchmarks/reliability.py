@@ -13,6 +13,12 @@ Prints, from one run:
 with the seed, the wall time and the counts of what was exercised. The exit status is 1
 when any goal is missed. How each part works and what counts as lost or duplicated:
 ``benchmarks/reliability_suite/`` (the oracle: ``oracle.py``).
+
+A scenario's steps and faults derive from ``"<seed>:<index>"`` alone, so a failure printed
+as ``scenario 907 (seed 60488827)`` is replayed with
+``python benchmarks/reliability.py --seed 60488827 --only 907`` (repeatable; with
+``--repeat N`` each runs N times): only those scenarios run, on a server of their own that
+is not restarted (timing-dependent interleavings may need a few repeats).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reliability_suite.fuzz import CLASSES
+from reliability_suite.scenarios import run_scenarios
 from reliability_suite.suite import Options, run_suite
 
 
@@ -43,9 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         choices=CLASSES,
         help="leave a fuzz input class out (repeatable)",
     )
+    parser.add_argument(
+        "--only", type=int, action="append", default=[], help="replay this scenario (repeatable)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="with --only: runs of each")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**9)
     print(f"seed {seed}", flush=True)
+    if args.only:
+        return replay(seed, args.only, args.repeat)
     options = Options(
         seed=seed,
         scenarios=args.scenarios,
@@ -57,6 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     result = run_suite(options)
     print(result.table())
     return 1 if result.missed() else 0
+
+
+def replay(seed: int, indices: list[int], repeat: int) -> int:
+    """Run scenarios ``indices`` of run ``seed`` alone, ``repeat`` times; 1 if any failed."""
+    failed = 0
+    for run in range(1, repeat + 1):
+        for index in indices:
+            report = run_scenarios(seed, [index], concurrency=1, restart_every=0)
+            problems = report.examples + report.stuck_examples
+            failed += bool(problems)
+            print(f"run {run}, scenario {index}: " + ("; ".join(problems) or "ok"), flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -133,6 +133,9 @@ async def run_sync(
             case commands.ListRecords(dataset=name, since=since, next_token=token):
                 return await backend.list_records(name, since, token)
             case commands.PushRecords():
+                new = [p.key for p in command.patches if p.sync_count == 0]
+                if new:  # the answer may be lost: a later removal must still reach the server
+                    await blocking(store.mark_sent, owner, command.dataset, new)
                 return await backend.push_records(
                     command.dataset,
                     command.patches,

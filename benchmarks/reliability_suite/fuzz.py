@@ -536,6 +536,11 @@ class _Fuzzer:
                 status = await send()
             except aiohttp.WSServerHandshakeError as exc:
                 status = exc.status
+            except aiohttp.ClientResponseError as exc:
+                # an answer came but the client could not take it: aiohttp answers a
+                # malformed HEAD with a 400 that has a body, which its client refuses
+                status = exc.status or 599
+                description += f" -> {exc!r}"
             except (TimeoutError, aiohttp.ClientError) as exc:
                 status = 599  # the server dropped the connection or never answered
                 description += f" -> {exc!r}"

@@ -29,7 +29,10 @@ client request id, and the patches each device sent under that id):
 
 * a client request id applied twice;
 * a put value applied in two batches (the same write applied twice);
-* a key removed by two applied batches with no put in between (a remove applied twice);
+* the same remove applied in two batches: one device-modified time applied twice for a key,
+  or, for a dateless tombstone, a key removed by two applied batches with no applied put in
+  between (a device that puts and removes again locally between two syncs sends a new
+  remove, with its own time, on top of the server's tombstone: a write of its own);
 * a dataset's sync counts in the log not exactly 1, 2, ..., n (a batch counted twice).
 
 Under last-writer-wins none of these can happen legitimately: a device re-sends a value
@@ -124,6 +127,7 @@ def check_duplicates(
     seen_ids: set[str] = set()
     put_in: dict[tuple[str, str, str], int] = {}
     removed: dict[tuple[str, str], bool] = {}
+    removals: set[tuple[str, str, datetime]] = set()
     counts: dict[str, list[int]] = {}
     for entry in log:
         counts.setdefault(entry.dataset_name, []).append(entry.sync_count)
@@ -146,8 +150,16 @@ def check_duplicates(
                 put_in[where] = entry.sync_count
                 removed[entry.dataset_name, key] = False
             else:
-                if removed.get((entry.dataset_name, key)):
+                stamp = patch.device_last_modified_date
+                again = (
+                    (entry.dataset_name, key, stamp) in removals
+                    if stamp is not None
+                    else removed.get((entry.dataset_name, key))
+                )
+                if again:
                     problems.append(f"remove of {key} applied again at {entry.sync_count}")
+                if stamp is not None:
+                    removals.add((entry.dataset_name, key, stamp))
                 removed[entry.dataset_name, key] = True
     for name, numbers in counts.items():
         if numbers != list(range(1, len(numbers) + 1)):

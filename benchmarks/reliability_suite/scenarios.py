@@ -462,7 +462,7 @@ class _Scenario:
 
 async def _run_worker(
     seed: int,
-    indices: range,
+    indices: Sequence[int],
     *,
     concurrency: int,
     restart_every: int,
@@ -526,7 +526,7 @@ async def _run_worker(
 
 def run_scenarios(
     seed: int,
-    indices: range,
+    indices: Sequence[int],
     *,
     concurrency: int = 16,
     restart_every: int = 50,

@@ -270,8 +270,13 @@ def sync_dataset(
                 plan.writes.extend(_settle(c, resolved[c.key], now) for c in plan.conflicts)
                 conflicts.extend(plan.conflicts)
             apply = ApplySync(name, tuple(plan.writes), last_sync_count=pull.up_to)
+        # A pulled write skipped by its revision guard (the app wrote the key meanwhile)
+        # keeps last_sync_count below it; so must every later step of this sync.
+        behind: int | None = None
         if apply.writes or apply.reset_sync_counts or pull.up_to != since:
-            yield from _ask(apply)
+            skipped = set((yield from _ask(apply)) or ())
+            missed = [w.record.sync_count for w in apply.writes if w.record.key in skipped]
+            behind = min(missed) - 1 if missed else None
 
         local = yield from _ask(ReadLocal(name, only=_DIRTY))
         dirty_records = sorted((r for r in local.records.values() if r.dirty), key=_key)
@@ -295,9 +300,11 @@ def sync_dataset(
                 ) from exc
             # Re-pull far enough back to see the server version of every pushed record.
             since = min([pull.up_to, *(p.sync_count for p in patches)])
+            since = since if behind is None else min(since, behind)
             snapshot = None
             continue
         advanced = result.sync_count if result.sync_count == pull.up_to + 1 else None
+        advanced = advanced if behind is None else None
         acks = _acknowledge(dirty_records, result, local.records)
         yield from _ask(ApplySync(name, acks, last_sync_count=advanced))
         return _result(name, pulled, len(patches), conflicts, result.sync_count, merged)

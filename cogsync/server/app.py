@@ -35,6 +35,7 @@ from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
 from cogsync.server.connections import CONNECTIONS, ConnectionGuard, read_body
 from cogsync.server.credentials import IdentityDatabase
 from cogsync.server.identity import IdentityApi, IdentitySettings
+from cogsync.server.log_format import quiet_client_faults
 from cogsync.server.metrics import ServerMetrics
 from cogsync.server.querylimits import check_answer_size
 from cogsync.server.realtime import RealtimeEndpoint
@@ -247,6 +248,7 @@ def create_app(
         metrics: where to count requests (``GET /metrics`` is added by the caller).
     """
     settings = settings or ServerSettings()
+    quiet_client_faults()
     guard = ConnectionGuard(settings.limits)
     app = web.Application(
         client_max_size=settings.max_body_bytes,

@@ -59,6 +59,8 @@ class ServerLimits:
         replay_requests: request ids remembered per dataset for idempotent retries.
         replay_max_age: seconds a request id is remembered (0: no age bound).
         change_log_max_age: seconds change-log entries are kept (0: kept forever).
+        change_log_keys: keys the change log keeps per dataset; its oldest entries past
+            it are dropped (an entry counts at least 1; 0: no bound).
     """
 
     max_connections: int = 1000
@@ -73,6 +75,7 @@ class ServerLimits:
     replay_requests: int = 32
     replay_max_age: float = 7 * 24 * 3600.0
     change_log_max_age: float = 30 * 24 * 3600.0
+    change_log_keys: int = 10_000
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -115,6 +118,7 @@ _MINIMUM: dict[str, float] = {
     "replay_requests": 1,
     "replay_max_age": 0,
     "change_log_max_age": 0,
+    "change_log_keys": 0,
 }
 
 DEFAULT_SERVER_LIMITS = ServerLimits()
@@ -133,5 +137,6 @@ LIMIT_HELP: dict[str, str] = {
     "replay_requests": "request ids remembered per dataset for retries",
     "replay_max_age": "seconds a request id is remembered (0: no age bound)",
     "change_log_max_age": "seconds change-log entries are kept (0: forever)",
+    "change_log_keys": "keys the change log keeps per dataset (0: no bound)",
 }
 """One line per `ServerLimits` field: the ``cogsync serve --<field>`` flag's help."""

@@ -5,11 +5,13 @@ Every applied batch (push, deletion, merge, import) appends one entry to the dat
 follow it with `export_changes_jsonl` (the successor of Cognito Streams), which reads
 through `ServerStorage.read_changes`.
 
-An entry holds the batch's keys, never values. Entries older than ``change_log_max_age``
-(`cogsync.server.bounds.ServerLimits`, 30 days by default; 0 keeps them forever) are
-dropped by `prune_change_log` as later batches are written, like a stream's retention: a
-follower must export more often than that. Within the age the log grows with the number of
-batches written (about 60 bytes plus the keys per batch).
+An entry holds the batch's keys, never values. Two bounds drop entries as later batches are
+written, like a stream's retention (`cogsync.server.bounds.ServerLimits`): entries older
+than ``change_log_max_age`` (30 days by default; 0 keeps them forever, `prune_change_log`),
+and, per dataset, the oldest entries past ``change_log_keys`` logged keys (10,000 by
+default, an entry counting at least 1; 0: no bound, `append_change`). So a dataset's share
+of the log stays below about 60 bytes x 10,000 plus 10,000 of its keys however often it is
+rewritten, and a follower must export more often than either bound is reached.
 """
 
 from __future__ import annotations
@@ -86,21 +88,36 @@ def append_change(
     client_request_id: str | None,
     now: datetime,
     keys: Sequence[str],
+    *,
+    keep_keys: int = 0,
 ) -> None:
-    """Log an applied change (inside the caller's transaction)."""
+    """Log an applied change (inside the caller's transaction); with ``keep_keys``, then
+    drop the dataset's oldest entries so that it keeps at most that many logged keys."""
+    where = (change.identity_id, change.dataset_name)
+    last = db.execute(
+        "SELECT keys_total FROM change_log WHERE identity_id=? AND dataset=? "
+        "ORDER BY keys_total DESC LIMIT 1",
+        where,
+    ).fetchone()
+    total = (last[0] if last and last[0] is not None else 0) + max(1, len(keys))
     db.execute(
         "INSERT INTO change_log (identity_id, dataset, sync_count, deleted, keys, "
-        "client_request_id, time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "client_request_id, time, keys_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            change.identity_id,
-            change.dataset_name,
+            *where,
             change.sync_count,
             int(change.deleted),
             json.dumps(list(keys), ensure_ascii=False),
             client_request_id,
             to_ms(now),
+            total,
         ),
     )
+    if keep_keys:
+        db.execute(
+            "DELETE FROM change_log WHERE identity_id=? AND dataset=? AND keys_total<=?",
+            (*where, total - keep_keys),
+        )
 
 
 def prune_change_log(db: sqlite3.Connection, before_ms: int) -> None:

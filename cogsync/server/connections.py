@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from cogsync.server.bounds import DEFAULT_SERVER_LIMITS, ServerLimits
 from cogsync.server.wire import RequestRefused
@@ -73,6 +74,7 @@ class _Guarded(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._tail = b""
         self.busy = False  # a request is being handled (head complete)
+        self.reading = False  # its handler waits for the body (see `body_deadline`)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -106,6 +108,11 @@ class _Guarded(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._inner.resume_writing()
+
+    def abort(self) -> None:
+        """Cut the connection now."""
+        if self._transport is not None:
+            self._transport.abort()
 
     def request_started(self) -> None:
         self._disarm()
@@ -176,6 +183,25 @@ class ConnectionGuard:
         """Forget a closed connection (called by its protocol)."""
         self._open.pop(transport, None)
 
+    def cut_waiting(self) -> int:
+        """Shutting down: abort every connection that only waits on its client (idle, a
+        request head or body still arriving); requests being executed go on. Returns how
+        many were cut."""
+        waiting = [p for p in self._open.values() if not p.busy or p.reading]
+        for protocol in waiting:
+            protocol.abort()
+        return len(waiting)
+
+    def abort_all(self) -> None:
+        """Abort every open connection (the end of a shutdown's grace period)."""
+        for protocol in list(self._open.values()):
+            protocol.abort()
+
+    def _set_reading(self, request: web.Request, reading: bool) -> None:
+        protocol = self._open.get(request.transport) if request.transport else None
+        if protocol is not None:
+            protocol.reading = reading
+
     @web.middleware
     async def middleware(
         self,
@@ -212,11 +238,23 @@ async def body_deadline(request: web.Request, reading: Awaitable[_T]) -> _T:
     """
     guard = request.app.get(CONNECTIONS)
     timeout = (guard.limits if guard is not None else DEFAULT_SERVER_LIMITS).body_timeout
+    if guard is not None:
+        guard._set_reading(request, True)  # a shutdown need not wait for this client
     try:
         return await asyncio.wait_for(reading, timeout)
     except TimeoutError as exc:
         message = f"the request body did not arrive within {timeout:g} seconds"
         raise RequestRefused("RequestTimeout", message, 408) from exc
+    except ConnectionError as exc:  # the client went away (or a shutdown cut it)
+        message = "the connection was lost before the request body arrived"
+        raise RequestRefused("BadRequestException", message, 400) from exc
+    except (web.RequestPayloadError, HttpProcessingError) as exc:  # bad encoding, length
+        detail = " ".join(str(exc).split())[:200]
+        message = f"the request body could not be read: {detail}"
+        raise RequestRefused("BadRequestException", message, 400) from exc
+    finally:
+        if guard is not None:
+            guard._set_reading(request, False)
 
 
 async def read_body(request: web.Request) -> bytes:

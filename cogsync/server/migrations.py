@@ -27,6 +27,7 @@ __all__ = [
     "m001_identity_tables",
     "m001_sync_tables",
     "m002_bounded_history",
+    "m003_change_log_key_totals",
     "migrate",
 ]
 
@@ -90,6 +91,25 @@ def m002_bounded_history(db: sqlite3.Connection) -> None:
     )
 
 
+def m003_change_log_key_totals(db: sqlite3.Connection) -> None:
+    """Number each change-log entry with the keys its dataset has logged so far
+    (``keys_total``, running, an entry counting at least 1) and index it by dataset, so
+    `cogsync.server.changes` drops a dataset's oldest entries past a key budget without a
+    scan. Existing entries are numbered in order."""
+    _run_script(
+        db,
+        """
+        ALTER TABLE change_log ADD COLUMN keys_total INTEGER;
+        UPDATE change_log SET keys_total = w.total FROM (
+            SELECT seq, SUM(max(1, json_array_length(keys))) OVER (
+                PARTITION BY identity_id, dataset ORDER BY seq) AS total
+            FROM change_log) AS w
+        WHERE w.seq = change_log.seq;
+        CREATE INDEX change_log_by_dataset ON change_log (identity_id, dataset, keys_total)
+        """,
+    )
+
+
 def m001_identity_tables(db: sqlite3.Connection) -> None:
     """Create ``meta``, ``identities``, ``logins`` and ``credentials`` with their indexes."""
     _run_script(
@@ -121,7 +141,11 @@ def m001_identity_tables(db: sqlite3.Connection) -> None:
     )
 
 
-SYNC_MIGRATIONS: tuple[Migration, ...] = (m001_sync_tables, m002_bounded_history)
+SYNC_MIGRATIONS: tuple[Migration, ...] = (
+    m001_sync_tables,
+    m002_bounded_history,
+    m003_change_log_key_totals,
+)
 """The migrations of the data file (``sync.db``), in order."""
 IDENTITY_MIGRATIONS: tuple[Migration, ...] = (m001_identity_tables,)
 """The migrations of the identity file (``identity.db``), in order."""

@@ -236,7 +236,8 @@ class EmbeddedServer:
                 app,
                 access_log=None,
                 keepalive_timeout=idle,
-                shutdown_timeout=self.shutdown_timeout,
+                # aiohttp waits twice (for handlers, then for them cancelled): half each
+                shutdown_timeout=self.shutdown_timeout / 2,
             )
             await runner.setup()
             assert runner.server is not None
@@ -371,10 +372,12 @@ class EmbeddedServer:
             self.storage = None
 
     async def stop(self) -> None:
-        """Stop gracefully: stop accepting (``/ready`` fails from now on), close WebSockets
-        with code 1001 so clients reconnect elsewhere, let running requests finish (up to
-        ``shutdown_timeout`` seconds; a push cut short is then not applied or, if its
-        transaction committed, replayed to the client's retry), then close the databases."""
+        """Stop gracefully: stop accepting (``/ready`` fails from now on), cut connections
+        that only wait on their client (idle, a request head or body still arriving), close
+        WebSockets with code 1001 so clients reconnect elsewhere, let running requests finish
+        (up to ``shutdown_timeout`` seconds, then every connection is aborted; a push cut
+        short is then not applied or, if its transaction committed, replayed to the client's
+        retry), then close the databases (a storage job under way completes first)."""
         runner, self._runner = self._runner, None
         listener, self._listener = self._listener, None
         metrics_runner, self._metrics_runner = self._metrics_runner, None
@@ -383,7 +386,13 @@ class EmbeddedServer:
         if listener is not None:
             listener.close()  # stop accepting; the runner then closes every connection
         if runner is not None:
-            await runner.cleanup()
+            guard = runner.app[CONNECTIONS]
+            guard.cut_waiting()
+            cleanup = asyncio.ensure_future(runner.cleanup())
+            done, _ = await asyncio.wait({cleanup}, timeout=self.shutdown_timeout)
+            if not done:
+                guard.abort_all()
+            await cleanup
         if listener is not None:
             await listener.wait_closed()
         self._close_storage()

@@ -330,7 +330,7 @@ class ServerStorage:
         ).fetchone()
         self._save_dataset(target, new_name, sync_count, size, record_count, now, merged_into=name)
         change = DatasetChange(target, new_name, sync_count, False)
-        append_change(self._db, change, None, now, keys)
+        append_change(self._db, change, None, now, keys, keep_keys=self.retention.change_log_keys)
         return change
 
     def import_dataset(
@@ -408,7 +408,10 @@ class ServerStorage:
             )
             if changed:
                 change = DatasetChange(identity_id, dataset_name, new_count, False)
-                append_change(db, change, None, when, [r[0] for r in changed])
+                keys = [r[0] for r in changed]
+                append_change(
+                    db, change, None, when, keys, keep_keys=self.retention.change_log_keys
+                )
             return ImportResult(new_count, len(changed), applied=True)
 
     # -- reads ----------------------------------------------------------------------------
@@ -569,7 +572,9 @@ class ServerStorage:
         if now is not None:
             if keys is None:
                 keys = [r.key for r in change.records]
-            append_change(self._db, change, client_request_id, now, keys)
+            append_change(
+                self._db, change, client_request_id, now, keys, keep_keys=retention.change_log_keys
+            )
         if retention.change_log_max_age:
             prune_change_log(
                 self._db, (to_ms(at) or 0) - round(retention.change_log_max_age * 1000)

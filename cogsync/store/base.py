@@ -124,8 +124,8 @@ class LocalStore(Protocol):
 
         Validates name, keys, values and every limit before writing; creates the dataset
         if needed; bumps each record's revision; a None for a never-synced record deletes
-        it outright, otherwise leaves a dirty tombstone. A clean record that becomes dirty
-        keeps its value as its base (see `get_bases`).
+        it outright unless `mark_sent` noted it, otherwise leaves a dirty tombstone. A
+        clean record that becomes dirty keeps its value as its base (see `get_bases`).
         """
         ...
 
@@ -139,6 +139,12 @@ class LocalStore(Protocol):
 
     def dirty_records(self, owner: str, name: str) -> list[Record]:
         """Records changed locally and not yet pushed."""
+        ...
+
+    def mark_sent(self, owner: str, name: str, keys: Sequence[str]) -> None:
+        """Note, before a push carries them, that these never-synced records may reach the
+        server: removing one later leaves a dirty tombstone (the push's answer may be lost,
+        so only the server knows whether it holds the record) instead of deleting it."""
         ...
 
     def apply_sync(

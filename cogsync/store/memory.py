@@ -91,6 +91,7 @@ class MemoryStore:
         self._records: dict[_Dataset, dict[str, Record]] = {}
         # Known bases of dirty records (see `get_bases`); entries of clean records are stale.
         self._bases: dict[_Dataset, dict[str, str | None]] = {}
+        self._sent: dict[_Dataset, set[str]] = {}  # see `mark_sent`
         self._lock = threading.RLock()
 
     # -- identity -----------------------------------------------------------------------
@@ -177,6 +178,7 @@ class MemoryStore:
         state = self._datasets.pop(source)
         moved = self._records.pop(source, {})
         self._bases.pop(source, None)
+        self._sent.pop(source, None)
         if state.deleted_pending and not _live(moved):
             return
         records = self._records.setdefault(target, {})
@@ -232,6 +234,7 @@ class MemoryStore:
         with self._lock:
             self._records.pop((owner, name), None)
             self._bases.pop((owner, name), None)
+            self._sent.pop((owner, name), None)
             state = self._datasets.get((owner, name), DatasetState(name))
             self._datasets[(owner, name)] = replace(state, deleted_pending=True)
 
@@ -240,6 +243,7 @@ class MemoryStore:
         with self._lock:
             self._records.pop((owner, name), None)
             self._bases.pop((owner, name), None)
+            self._sent.pop((owner, name), None)
             self._datasets.pop((owner, name), None)
 
     def rename_dataset(self, owner: str, name: str, new_owner: str, new_name: str) -> None:
@@ -304,7 +308,8 @@ class MemoryStore:
 
         Validates name, keys, values and every limit before writing; creates the dataset
         if needed; bumps each record's revision; a None for a never-synced record deletes
-        it outright, otherwise leaves a dirty tombstone. Writing to a dataset pending
+        it outright (unless a push may have carried it: see `mark_sent`), otherwise leaves a
+        dirty tombstone. Writing to a dataset pending
         deletion keeps the pending deletion and makes the dataset count again.
         """
         validate_name(name, self.limits)
@@ -328,7 +333,8 @@ class MemoryStore:
             bases = self._bases.setdefault(ds, {})
             for key, value in changes.items():
                 old = records.get(key)
-                if value is None and (old is None or old.sync_count == 0):
+                unsent = key not in self._sent.get(ds, ())
+                if value is None and (old is None or (old.sync_count == 0 and unsent)):
                     records.pop(key, None)
                     bases.pop(key, None)
                     continue
@@ -347,6 +353,14 @@ class MemoryStore:
                 del self._records[ds]
             state = state or DatasetState(name)
             self._datasets[ds] = replace(state, last_modified=_later(state.last_modified, stamp))
+
+    def mark_sent(self, owner: str, name: str, keys: Sequence[str]) -> None:
+        """Note that a push carrying these never-synced records is about to be sent."""
+        with self._lock:
+            records = self._records.get((owner, name), {})
+            new = {k for k in keys if k in records and records[k].sync_count == 0}
+            if new:
+                self._sent.setdefault((owner, name), set()).update(new)
 
     def apply_sync(
         self,
@@ -432,6 +446,7 @@ class MemoryStore:
             self._datasets.clear()
             self._records.clear()
             self._bases.clear()
+            self._sent.clear()
             self._identity_id = None
             self._logins.clear()
             self._moved.clear()

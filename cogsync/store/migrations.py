@@ -24,6 +24,7 @@ __all__ = [
     "m002_revisions_and_totals",
     "m003_sync_base",
     "m004_dirty_index",
+    "m005_sent_records",
     "migrate",
 ]
 
@@ -108,11 +109,22 @@ def m004_dirty_index(db: sqlite_utils.Database) -> None:
     )
 
 
+def m005_sent_records(db: sqlite_utils.Database) -> None:
+    """Add ``sent``: 1 once a push carrying a never-synced record may have reached the server.
+
+    Removing a never-synced record deletes it outright only while ``sent`` is 0; otherwise
+    the push's outcome is unknown (its answer was lost) and a dirty tombstone is kept so
+    the removal reaches the server. Existing records start at 0 (as before this column).
+    """
+    db.table("records").add_column("sent", int, not_null_default=0)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_revisions_and_totals,
     m003_sync_base,
     m004_dirty_index,
+    m005_sent_records,
 )
 
 

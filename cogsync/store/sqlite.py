@@ -396,7 +396,8 @@ class SQLiteStore:
 
         Validates name, keys, values and every limit before writing; creates the dataset
         if needed; bumps each record's revision; a None for a never-synced record deletes
-        it outright, otherwise leaves a dirty tombstone. Writing to a dataset pending
+        it outright (unless a push may have carried it: see `mark_sent`), otherwise leaves a
+        dirty tombstone. Writing to a dataset pending
         deletion keeps the pending deletion and makes the dataset count again.
         """
         validate_name(name, self.limits)
@@ -432,7 +433,7 @@ class SQLiteStore:
             deletes = []
             for key, value in changes.items():
                 old = touched.get(key)
-                if value is None and (old is None or old[2] == 0):
+                if value is None and (old is None or (old[2] == 0 and not old[5])):
                     if old is not None:
                         deletes.append((owner, name, key))
                     continue
@@ -468,6 +469,11 @@ class SQLiteStore:
             rows = conn.execute(sql.SELECT_ALL, (owner, name))
             return {row[0]: row for row in rows if row[0] in wanted}
         return {row[0]: row for row in rows}
+
+    def mark_sent(self, owner: str, name: str, keys: Sequence[str]) -> None:
+        """Note that a push carrying these never-synced records is about to be sent."""
+        with self._write() as conn:
+            conn.executemany(sql.MARK_SENT, [(owner, name, key) for key in keys])
 
     def apply_sync(
         self,

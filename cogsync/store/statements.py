@@ -13,6 +13,7 @@ __all__ = [
     "INSERT_RECORD",
     "LATER",
     "LOCAL_CHANGE",
+    "MARK_SENT",
     "MOVE_DATASET",
     "MOVE_MERGE",
     "MOVE_NEW",
@@ -57,10 +58,11 @@ SELECT_BASES = (
     "SELECT key, base_value FROM records WHERE owner = ? AND dataset = ? AND dirty = 1 "
     "AND base_known = 1 ORDER BY key"
 )
-# Rows a write touches: key, value, sync_count, revision, bytes it counts (None if removed).
+# Rows a write touches: key, value, sync_count, revision, bytes it counts (None if removed),
+# and whether a push carrying it may have reached the server (m005_sent_records).
 SELECT_ALL = (
     "SELECT key, value, sync_count, revision, length(CAST(key AS BLOB)) + "
-    "length(CAST(value AS BLOB)) FROM records WHERE owner = ? AND dataset = ?"
+    "length(CAST(value AS BLOB)), sent FROM records WHERE owner = ? AND dataset = ?"
 )
 SELECT_ONE = SELECT_ALL + " AND key = ?"
 # A dataset counts towards the per-owner limit unless it is pending deletion and empty.
@@ -88,6 +90,9 @@ UPSERT_SYNCED = f"""{INSERT_RECORD} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 # the acknowledged value becomes the base of the edit made meanwhile.
 SET_SKIPPED = """UPDATE records SET sync_count = ?, base_value = ?, base_known = 1
 WHERE owner = ? AND dataset = ? AND key = ?"""
+# A push is about to carry this never-synced record.
+MARK_SENT = """UPDATE records SET sent = 1
+WHERE owner = ? AND dataset = ? AND key = ? AND sync_count = 0 AND sent = 0"""
 # The dataset was deleted on the server: every record starts again from nothing.
 RESET_SYNC_COUNTS = """UPDATE records SET sync_count = 0, dirty = (dirty OR value IS NOT NULL),
   base_value = NULL, base_known = 1 WHERE owner = ? AND dataset = ?"""

@@ -188,6 +188,20 @@ class StoreContract:
         store.write_local(OWNER, "d", {"a": None, "never": None}, T0)
         assert list(self.again(store).get_records(OWNER, "d")) == ["b"]
 
+    def test_remove_of_a_record_a_push_may_have_carried_leaves_a_tombstone(
+        self, store: LocalStore
+    ) -> None:
+        store.write_local(OWNER, "d", {"a": "1", "b": "2"}, T0)
+        store.mark_sent(OWNER, "d", ["a", "absent"])  # the push's answer may get lost
+        store = self.again(store)
+        store.write_local(OWNER, "d", {"a": None, "b": None}, T0)
+        store = self.again(store)
+        assert list(store.get_records(OWNER, "d")) == ["a"]
+        assert store.get_record(OWNER, "d", "a") == Record(
+            "a", None, 0, T0, store.device_id(), T0, True, 2
+        )
+        assert [r.key for r in store.dirty_records(OWNER, "d")] == ["a"]
+
     def test_remove_synced_record_leaves_dirty_tombstone(self, store: LocalStore) -> None:
         synced(store, OWNER, "d", {"a": "1", "b": "22"}, 3)
         store.write_local(OWNER, "d", {"a": None}, T0)

@@ -101,7 +101,11 @@ def test_new_files_record_every_migration_once(tmp_path: Path) -> None:
     for _ in range(2):
         ServerStorage(tmp_path / "sync.db").close()
         IdentityDatabase(tmp_path / "identity.db").close()
-    assert migrations_of(tmp_path / "sync.db") == ["m001_sync_tables", "m002_bounded_history"]
+    assert migrations_of(tmp_path / "sync.db") == [
+        "m001_sync_tables",
+        "m002_bounded_history",
+        "m003_change_log_key_totals",
+    ]
     assert migrations_of(tmp_path / "identity.db") == ["m001_identity_tables"]
 
 

@@ -14,7 +14,7 @@ from gql.transport.exceptions import TransportQueryError
 from prometheus_client.parser import text_string_to_metric_families
 from server_wire import LIST_RECORDS, SUBSCRIBE, http_client, new_identity, op, push, ws_client
 
-from cogsync.server.log_format import JsonFormatter
+from cogsync.server.log_format import JsonFormatter, quiet_client_faults
 from cogsync.server.runner import EmbeddedServer
 
 SECRET_VALUE = "value-that-must-not-be-logged"
@@ -163,3 +163,50 @@ def test_serve_writes_json_log_lines_with_the_access_fields(tmp_path: Path) -> N
     }
     assert "secret" not in json.dumps(lines)
     assert lines[-1]["message"] == "stopped"
+
+
+async def _raw(port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "request_bytes"),
+    [
+        ("LineTooLong", b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("LineTooLong", b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20_000 + b"\r\n\r\n"),
+        (
+            "ContentEncodingError",
+            b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+            b"Content-Length: 10\r\nConnection: close\r\n\r\nnot-gzip!!",
+        ),
+    ],
+)
+async def test_malformed_requests_are_answered_400_and_logged_as_one_info_line(
+    server: EmbeddedServer, caplog: pytest.LogCaptureFixture, name: str, request_bytes: bytes
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        answer = await _raw(server.port, request_bytes)
+        await asyncio.sleep(0.1)
+    assert answer.split(b" ", 2)[1] == b"400", answer[:300]
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert errors == [], [r.getMessage() for r in errors]
+    lines = [r for r in caplog.records if name in r.getMessage()]
+    assert lines, [r.getMessage() for r in caplog.records]
+    assert all(r.levelno == logging.INFO and r.exc_info is None for r in lines)
+    assert all("\n" not in r.getMessage() for r in lines)
+
+
+def test_server_errors_stay_errors_with_their_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    quiet_client_faults()
+    try:
+        raise RuntimeError("a real server bug")
+    except RuntimeError:
+        logging.getLogger("aiohttp.server").exception("Error handling request from %s", "x")
+    (record,) = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert record.levelno == logging.ERROR and record.exc_info is not None

@@ -3,6 +3,7 @@ exits 0, and the client's retry against the restarted server converges."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import cogsync
+from cogsync.client import AsyncClient
+from cogsync.server.runner import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,3 +90,49 @@ def test_sigterm_during_a_big_push(tmp_path: Path) -> None:
         finally:
             restarted.send_signal(signal.SIGTERM)
             assert restarted.wait(timeout=60) == 0
+
+
+async def test_stop_is_bounded_by_waiting_clients_and_keeps_acknowledged_writes(
+    tmp_path: Path,
+) -> None:
+    # A subscribed device and a client that sent half a request used to hold stop() for
+    # 30-60 s (aiohttp waited for their handlers twice the shutdown timeout).
+    data = tmp_path / "server"
+    srv = EmbeddedServer(data)
+    await srv.start()
+    try:
+        async with AsyncClient(srv.config, db_path=tmp_path / "a.db") as device:
+            notes = await device.dataset("notes")
+            await notes.put_all({"k": "v", "n": "1"})
+            await notes.synchronize()  # acknowledged: must survive the stop
+            await device.start_push_sync()
+            for _ in range(200):
+                if srv.metrics.sources.open_subscriptions():
+                    break
+                await asyncio.sleep(0.05)
+            assert srv.metrics.sources.open_subscriptions() == 1
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(
+                b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"query": '
+            )
+            await writer.drain()
+            await asyncio.sleep(0.2)  # the head is in: its handler waits for the body
+            started = time.monotonic()
+            await srv.stop()
+            took = time.monotonic() - started
+            assert took < 5, f"stop took {took:.1f} s"  # a hang check, not a speed goal
+            assert await reader.read() == b""  # the half-sent request's connection is cut
+            writer.close()
+            await asyncio.wait_for(device.stop_push_sync(), 30)
+        async with (
+            EmbeddedServer(data) as again,
+            AsyncClient(
+                again.config, db_path=tmp_path / "b.db", identity_id=device.identity_id
+            ) as other,
+        ):
+            copy = await other.dataset("notes")
+            await copy.synchronize()
+            assert await copy.get_all() == {"k": "v", "n": "1"}
+    finally:
+        await srv.stop()

@@ -90,3 +90,38 @@ def test_a_replay_leaves_out_records_a_later_batch_replaced(tmp_path: Path) -> N
         replay = storage.push_records("id-1", "d", [], client_request_id="r-1", device_id="dev")
         assert not replay.applied and replay.sync_count == first.sync_count == 1
         assert replay.records == first.records[:1]  # "b" now holds another batch's value
+
+
+def _rewrite_key_heavy(path: Path, retention: ServerLimits, times: int) -> int:
+    """Rewrite 250 records of 400 bytes ``times`` through the write path; the live bytes."""
+    counts: dict[str, int] = {}
+    with ServerStorage(path, retention=retention) as storage:
+        for n in range(times):
+            letter = chr(ord("a") + n % 26)
+            patches = [
+                RecordPatch(PatchOp.REPLACE, f"k{i:03}", letter * 396, counts.get(f"k{i:03}", 0))
+                for i in range(250)
+            ]
+            change = storage.push_records(
+                "id-1", "d", patches, client_request_id=f"r-{n}", device_id="d-1"
+            )
+            counts = {r.key: r.sync_count for r in change.records}
+        logged = sum(len(c.keys) for c in storage.read_changes(limit=10**6))
+    if retention.change_log_keys:
+        assert logged <= retention.change_log_keys
+    return 250 * 400
+
+
+def _disk_bytes_of(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def test_the_change_log_of_a_key_heavy_dataset_is_bounded_by_count(tmp_path: Path) -> None:
+    # 1,000 records of 1 KB rewritten 1,000 times grew the file to 13 MB (1 MB live): every
+    # push logged all its keys, kept until they aged out (30 days).
+    live = _rewrite_key_heavy(tmp_path / "bounded.db", ServerLimits(), 300)
+    bounded = _disk_bytes_of(tmp_path / "bounded.db")
+    assert bounded < 5 * live  # records, 32 remembered request ids, 10,000 logged keys
+    # the same rewrites with no count bound: the log's keys outgrow everything else
+    _rewrite_key_heavy(tmp_path / "unbounded.db", ServerLimits(change_log_keys=0), 300)
+    assert _disk_bytes_of(tmp_path / "unbounded.db") > 2 * bounded

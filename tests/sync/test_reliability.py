@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tcp_proxy import TcpProxy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -17,14 +18,16 @@ from reliability_suite.scenarios import run_scenarios
 from reliability_suite.suite import Options, run_suite
 
 from cogsync.client import AsyncClient
-from cogsync.engine.conflicts import remote_wins
+from cogsync.engine.conflicts import last_writer_wins, remote_wins
 from cogsync.exceptions import ConfigError, OfflineError
-from cogsync.models import PatchOp, RecordPatch
+from cogsync.models import Conflict, PatchOp, RecordPatch, Resolution
 from cogsync.server.changes import ChangeEntry
+from cogsync.server.runner import EmbeddedServer
 from cogsync.store.base import LocalStore
 from cogsync.store.memory import MemoryStore
 from cogsync.store.sqlite import SQLiteStore
 from cogsync.testing.fakes import MemoryBackend, MemoryServer
+from cogsync.testing.servers import developer_logins
 from cogsync.testing.stateful import Device, FlakyBackend, remote_values
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -71,6 +74,17 @@ def test_duplicates_are_found_in_the_change_log() -> None:
     assert check_duplicates([_entry(1, "r1"), _entry(2, "r1")], sent, {"notes": 2})
     assert check_duplicates([_entry(1, "r3"), _entry(2, "r4")], sent, {"notes": 2})
     assert check_duplicates([_entry(1, "r1")], sent, {"notes": 2})  # a batch counted twice
+
+
+def test_a_new_remove_on_top_of_the_servers_tombstone_is_no_duplicate() -> None:
+    # Seen in the reliability suite (seed 404018959, scenario 7742): a device removed k
+    # (pushed), then put and removed it again before its next sync; the second push is a
+    # write of its own (a later time), not the first remove applied twice.
+    later = RecordPatch(PatchOp.REMOVE, "k", None, 1, T0 + timedelta(seconds=1))
+    sent = {"r3": [_patch(None)], "r4": [later], "r5": [_patch(None)]}
+    log = [_entry(1, "r3"), _entry(2, "r4")]
+    assert check_duplicates(log, sent, {"notes": 2}) == []
+    assert check_duplicates([*log, _entry(3, "r5")], sent, {"notes": 3})  # r3's remove again
 
 
 def test_the_oracle_catches_a_resolver_that_drops_newer_local_writes() -> None:
@@ -154,3 +168,72 @@ async def test_a_device_id_the_file_does_not_have_is_refused(tmp_path: Path) -> 
         assert again.device_id == "dev1"
     with pytest.raises(ConfigError, match="dev1"):
         AsyncClient(None, db_path=tmp_path / "a.db", device_id="dev2")
+
+
+async def test_a_removal_after_a_push_whose_every_answer_was_lost_reaches_the_server(
+    tmp_path: Path,
+) -> None:
+    # Found by the reliability suite (seed 60488827, scenario 907): a put's push reached the
+    # server but every answer was lost; the app then removed the never-acknowledged record,
+    # which was deleted outright, so the put came back from the server on the next pull.
+    async with EmbeddedServer(tmp_path / "server") as srv:
+        proxy = await TcpProxy(srv.port).start()
+        try:
+            logins = await developer_logins(srv, "alice")
+            routed = proxy.config_for(srv.config)
+            async with (
+                AsyncClient(routed, db_path=tmp_path / "a.db", logins=logins) as a,
+                AsyncClient(srv.config, db_path=tmp_path / "b.db", logins=logins) as b,
+            ):
+                notes = await a.dataset("notes")
+                await notes.put("k", "v")
+                proxy.cut_answer_to(lambda request: b"pushRecords" in request)
+
+                async def refuse_the_retries() -> None:
+                    proxy.refusing = True
+
+                proxy.hold_request(lambda request: b"pushRecords" in request, refuse_the_retries)
+                with pytest.raises(OfflineError):
+                    await notes.synchronize()
+                assert proxy.cuts == 1
+                assert srv.storage is not None
+                assert srv.storage.list_records(str(a.identity_id), "notes", 0).records  # applied
+                proxy.refusing = False
+                await notes.remove("k")
+                await notes.synchronize()
+                other = await b.dataset("notes")
+                await other.synchronize()
+                assert await notes.get_all() == await other.get_all() == {}
+        finally:
+            await proxy.close()
+
+
+async def test_a_record_the_app_removed_while_its_conflict_settled_is_pulled_again(
+    tmp_path: Path,
+) -> None:
+    # Found by the reliability suite (seed 60488827, scenario 6390): the app removed its
+    # never-synced edit while the sync resolved it against another device's version; the
+    # settled write was skipped, yet the push moved lastSyncCount past the server's record,
+    # so the device believed it was in sync without it.
+    async with EmbeddedServer(tmp_path / "server") as srv:
+        logins = await developer_logins(srv, "alice")
+        async with (
+            AsyncClient(srv.config, db_path=tmp_path / "a.db", logins=logins) as a,
+            AsyncClient(srv.config, db_path=tmp_path / "b.db", logins=logins) as b,
+        ):
+            theirs = await b.dataset("notes")
+            await theirs.put("k", "from b")
+            await theirs.synchronize()
+            notes = await a.dataset("notes")
+            await notes.put("k", "from a")
+            await notes.put("other", "pushed")
+
+            async def remove_then_resolve(name: str, conflicts: list[Conflict]) -> list[Resolution]:
+                await notes.remove("k")  # the app's own edit was never synced: gone outright
+                return last_writer_wins(name, conflicts)
+
+            await notes.synchronize(on_conflict=remove_then_resolve)
+            await notes.synchronize()
+            await theirs.synchronize()
+            assert await notes.get_all() == await theirs.get_all()
+            assert (await theirs.get_all())["other"] == "pushed"
