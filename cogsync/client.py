@@ -29,6 +29,7 @@ from cogsync._callbacks import maybe_await
 from cogsync._closing import AsyncClosing
 from cogsync._gate import Gate
 from cogsync._store_thread import StoreThread
+from cogsync._tasks import cancel_and_wait
 from cogsync.auto_sync import AutoSync, sync_each
 from cogsync.config import Config
 from cogsync.dataset import AsyncDataset, LocalView, SyncEntryPoints, list_metadata
@@ -164,9 +165,7 @@ class AsyncClient(AsyncClosing):
         task, self._retry_task = self._retry_task, None
         self._retry.clear()
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     def _check_open(self) -> None:
         if self._closing:

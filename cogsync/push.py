@@ -7,9 +7,10 @@ sync is running makes the sync run once more afterwards, so no change is ever dr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+
+from cogsync._tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -54,5 +55,4 @@ class PushScheduler:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)

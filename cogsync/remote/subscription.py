@@ -32,6 +32,7 @@ from websockets.exceptions import InvalidStatus
 from cogsync._backoff import backoff_delays
 from cogsync._callbacks import maybe_await
 from cogsync._signing import iam_auth
+from cogsync._tasks import cancel_and_wait
 from cogsync.auth.cognito import CognitoIdentity
 from cogsync.config import Config
 from cogsync.exceptions import CogsyncError, NotAuthorizedError, OfflineError, ServerError
@@ -117,9 +118,7 @@ class DatasetChangeSubscription:
         """Close the subscription and its socket; returns once nothing is left running."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._live.clear()
 
     async def _run(self) -> None:
