@@ -12,7 +12,6 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,16 +29,6 @@ from cogsync.server.runner import EmbeddedServer
 from cogsync.testing.servers import developer_logins as logins_for
 
 _REQUEST_ID = re.compile(rb'"clientRequestId":\s*"([^"]+)"')
-
-
-@pytest.fixture
-async def proxied(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedServer, TcpProxy]]:
-    async with EmbeddedServer(tmp_path / "server") as srv:
-        proxy = await TcpProxy(srv.port).start()
-        try:
-            yield srv, proxy
-        finally:
-            await proxy.close()
 
 
 def _pushes(proxy: TcpProxy) -> list[bytes]:

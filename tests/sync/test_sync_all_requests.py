@@ -8,10 +8,8 @@ deletions, and datasets deleted on the server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from tcp_proxy import TcpProxy
 
 from cogsync.client import AsyncClient
@@ -20,16 +18,6 @@ from cogsync.testing.servers import developer_logins
 
 NAMES = ["d0", "d1", "d2", "d3", "d4"]
 OPERATIONS = (b"listDatasets", b"listRecords", b"pushRecords", b"deleteDataset")
-
-
-@pytest.fixture
-async def proxied(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedServer, TcpProxy]]:
-    async with EmbeddedServer(tmp_path / "server") as srv:
-        proxy = await TcpProxy(srv.port).start()
-        try:
-            yield srv, proxy
-        finally:
-            await proxy.close()
 
 
 def _asked(proxy: TcpProxy, since: int) -> list[str]:
