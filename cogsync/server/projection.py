@@ -214,27 +214,6 @@ def _object(fields: tuple[_Field, ...], value: Any) -> dict[str, Any]:
     return result
 
 
-_SHARED_DOCUMENTS = 64
-_documents: dict[str, DocumentNode] = {}
-
-
-def _shared(document: DocumentNode) -> DocumentNode:
-    """One parsed copy per document text: the subscriptions of every device share it.
-
-    A parsed document is ~80 objects (tokens, locations, nodes) that a subscription keeps
-    for its whole life, and every device sends the same text. The most recent
-    ``_SHARED_DOCUMENTS`` texts are kept.
-    """
-    text = document.loc.source.body if document.loc is not None else None
-    if text is None:
-        return document
-    shared = _documents.pop(text, document)
-    _documents[text] = shared  # most recently used last
-    while len(_documents) > _SHARED_DOCUMENTS:
-        del _documents[next(iter(_documents))]
-    return shared
-
-
 class Projection:
     """The fixed selection of one subscription operation, to apply to its events.
 
@@ -252,7 +231,6 @@ class Projection:
         variables: Mapping[str, Any] | None,
         operation_name: str | None,
     ) -> None:
-        document = _shared(document)
         self._schema, self._document = schema, document
         self._variables, self._operation_name = variables, operation_name
         self._fields: tuple[_Field, ...] | None = None
