@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import random
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+
+from sync_floor import fetch_and_store, floor_pages, serve_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS, RECORDS, VALUE_CHARS, PAGE = 20, 1024, 1000, 1024
@@ -339,84 +340,6 @@ async def _worker_main(profile: bool) -> None:
                 print(json.dumps(await worker.run(command)), flush=True)
 
 
-# ---- the floor: pre-built JSON pages over aiohttp, stored with executemany ----------------------
-def _floor_pages() -> list[bytes]:
-    stamp = "2026-01-01T00:00:00.000Z"
-    return [
-        json.dumps(
-            {
-                "datasetName": f"ds{d:02d}",
-                "syncCount": 1,
-                "records": [
-                    {
-                        "key": key,
-                        "value": value,
-                        "syncCount": 1,
-                        "lastModifiedDate": stamp,
-                        "lastModifiedBy": "writer",
-                        "deviceLastModifiedDate": stamp,
-                    }
-                    for key, value in _values(d).items()
-                ],
-                "nextToken": None,
-            }
-        ).encode()
-        for d in range(DATASETS)
-    ]
-
-
-async def _floor_server_main() -> None:
-    from aiohttp import web
-
-    pages = _floor_pages()
-
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(
-            body=pages[int(request.match_info["d"])], content_type="application/json"
-        )
-
-    app = web.Application()
-    app.router.add_get("/page/{d}", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until closed
-    await runner.cleanup()
-
-
-async def _floor_sync(port: int, path: Path) -> float:
-    import aiohttp
-
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS r (ds TEXT, key TEXT, value TEXT, n INT, modified TEXT, "
-        "by TEXT, device_modified TEXT, PRIMARY KEY (ds, key))"
-    )
-    db.execute("DELETE FROM r")
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{port}/page/0") as response:
-            await response.read()  # the connection is open before the clock starts
-        started = time.perf_counter()
-        for d in range(DATASETS):
-            async with session.get(f"http://127.0.0.1:{port}/page/{d}") as response:
-                page = json.loads(await response.read())
-            db.execute("BEGIN")
-            db.executemany(
-                "INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(page["datasetName"], r["key"], r["value"], r["syncCount"],
-                  r["lastModifiedDate"], r["lastModifiedBy"], r["deviceLastModifiedDate"])
-                 for r in page["records"]],
-            )  # fmt: skip
-            db.execute("COMMIT")
-        elapsed = time.perf_counter() - started
-    db.close()
-    return elapsed
-
-
 # ---- the driver: interleaved rounds over the workers, one table ---------------------------------
 class _Process:
     """A worker process spoken to with JSON lines."""
@@ -502,7 +425,7 @@ def main(rounds: int, ref: str | None, profile: bool, slow_rounds: int) -> int:
                 if r % 2:
                     order.reverse()
                 samples.setdefault("floor", []).append(
-                    asyncio.run(_floor_sync(floor_port, tmp / "floor.db"))
+                    asyncio.run(fetch_and_store(floor_port, tmp / "floor.db", DATASETS))
                 )
                 add("gql", workers["cogsync"].ask(cmd="gql"), "s")
                 for name, worker in order:
@@ -605,7 +528,7 @@ if __name__ == "__main__":
     if args.worker:
         asyncio.run(_worker_main(args.profile))
     elif args.floor_server:
-        asyncio.run(_floor_server_main())
+        asyncio.run(serve_pages(floor_pages([_values(d) for d in range(DATASETS)])))
     else:
         ref = None if args.baseline_ref.lower() == "none" else args.baseline_ref
         sys.exit(main(args.rounds, ref, args.profile, args.slow_rounds))
