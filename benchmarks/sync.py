@@ -9,7 +9,9 @@ Prints one table, medians of interleaved rounds, every ratio taken in the same r
   with the code of ``--baseline-ref`` (default: 681a351, before the performance work);
 * the push of the same 20 MB, the one-record delta ``dataset.synchronize``,
   ``synchronize_all`` after one change, and the bytes and requests of those on the wire (a
-  TCP relay counts them), each beside the ``--baseline-ref`` code;
+  TCP relay counts them) for a device on loopback (where ``auto`` compression sends plain
+  answers) and for a remote one (answers compressed), each beside the ``--baseline-ref``
+  code;
 * a full sync over a slow link (the relay throttled to 20 Mbit/s, 10 ms each way) from a
   server run with ``--compression always`` and with ``--compression never`` ("n/a" when
   the server has no such flag);
@@ -87,6 +89,7 @@ class Worker:
         self.watched = await self._client(self.proxy.config_for(self.config), self.user, "wired")
         await self.watched.synchronize_all()
         self.slow: dict[str, Any] = {}
+        self.remote: tuple[Any, Any, Any] | None = None
         self.edits = 0
 
     async def _client(self, config: Any, logins: Any, device: str) -> Any:
@@ -122,11 +125,12 @@ class Worker:
                 os.unlink(f"{path}{suffix}")
         return elapsed
 
-    async def _edit(self, name: str) -> None:
-        """Another device changes one record of ``name`` and syncs it."""
+    async def _edit(self, name: str, writer: Any = None) -> None:
+        """Another device (``writer``, by default the first) changes one record of ``name``
+        and syncs it."""
         self.edits += 1
         value = base64.b64encode(random.Random(-self.edits).randbytes(750)).decode()
-        mine = await self.writer.dataset(name)
+        mine = await (writer or self.writer).dataset(name)
         await mine.put("r0500", value)
         await mine.synchronize()
 
@@ -169,17 +173,48 @@ class Worker:
         raise ValueError(f"unknown command {kind!r}")
 
     async def _wire(self) -> dict[str, Any]:
-        proxy, answer = self.proxy, {}
+        """Bytes and requests of a one-record delta and of ``synchronize_all``, as seen by a
+        device on loopback (``auto`` compression sends plain answers there) and by a remote
+        device (the answers compressed, as ``auto`` does for every other peer)."""
+        answer = await self._wire_on(self.writer, self.watched, self.proxy, "")
+        if self.remote is None:
+            self.remote = await self._remote_setup()
+        return answer | await self._wire_on(*self.remote, "remote_")
+
+    async def _wire_on(self, writer: Any, watched: Any, proxy: Any, prefix: str) -> dict[str, Any]:
+        answer = {}
         for kind in ("delta", "all"):
-            await self._edit("ds07")
+            await self._edit("ds07", writer)
             up, down, asked = proxy.bytes_up, proxy.bytes_down, len(proxy.requests)
             if kind == "delta":
-                await (await self.watched.dataset("ds07")).synchronize()
+                await (await watched.dataset("ds07")).synchronize()
             else:
-                await self.watched.synchronize_all()
-            answer[f"{kind}_bytes"] = proxy.bytes_up - up + proxy.bytes_down - down
-            answer[f"{kind}_requests"] = len(proxy.requests) - asked
+                await watched.synchronize_all()
+            answer[f"{prefix}{kind}_bytes"] = proxy.bytes_up - up + proxy.bytes_down - down
+            answer[f"{prefix}{kind}_requests"] = len(proxy.requests) - asked
         return answer
+
+    async def _remote_setup(self) -> tuple[Any, Any, Any]:
+        """A server that compresses every answer a client accepts compressed (what ``auto``
+        gives a remote device; code without ``--compression`` always did), the same data,
+        and a device that reaches it through a byte-counting relay."""
+        data = self.tmp / "server-remote"
+        try:
+            server = _server(data, "--compression", "always")
+            config, admin = await self.stack.enter_async_context(server)
+        except RuntimeError:  # code from before --compression: it always compresses
+            config, admin = await self.stack.enter_async_context(_server(data))
+        keys = admin["access_key_id"], admin["secret_access_key"]
+        logins = await self.login("u", config, keys)
+        writer = await self._client(config, logins, "remote-writer")
+        await _fill(writer, self.values)
+        from tcp_proxy import TcpProxy
+
+        proxy = await TcpProxy(_port(config.graphql_url)).start()
+        self.stack.push_async_callback(proxy.close)
+        watched = await self._client(proxy.config_for(config), logins, "remote-wired")
+        await watched.synchronize_all()
+        return writer, watched, proxy
 
     async def _slow(self, compression: str) -> dict[str, Any]:
         if compression not in self.slow:
@@ -442,7 +477,7 @@ def main(rounds: int, ref: str | None, profile: bool, slow_rounds: int) -> int:
                     add(f"{name}.all", worker.ask(cmd="all", n=10), "ms")
                 for name, worker in order:
                     wire = worker.ask(cmd="wire")
-                    for field in ("delta_bytes", "delta_requests", "all_bytes", "all_requests"):
+                    for field in wire:
                         add(f"{name}.{field}", wire, field)
                 if r < slow_rounds:
                     for compression in ("always", "never"):
@@ -487,10 +522,21 @@ def _print_table(
          f"<= {GOALS['all']:.0f} ms"),
         ("  requests it sends", "", "", num("baseline.all_requests", "", digits=0),
          num("cogsync.all_requests", "", digits=0), "", ""),
-        ("bytes on the wire, one-record delta", "", "", num("baseline.delta_bytes", "B", digits=0),
+        ("bytes on the wire, one-record delta:", "", "", "", "", "", ""),
+        ("  remote device (answers compressed)", "", "",
+         num("baseline.remote_delta_bytes", "B", digits=0),
+         num("cogsync.remote_delta_bytes", "B", digits=0),
+         ratio("cogsync.remote_delta_bytes", "baseline.remote_delta_bytes"),
+         f"<= {GOALS['bytes']} B"),
+        ("  loopback device (auto: plain answers)", "", "",
+         num("baseline.delta_bytes", "B", digits=0),
          num("cogsync.delta_bytes", "B", digits=0),
-         ratio("cogsync.delta_bytes", "baseline.delta_bytes"), f"<= {GOALS['bytes']} B"),
-        ("bytes on the wire, synchronize_all", "", "", num("baseline.all_bytes", "B", digits=0),
+         ratio("cogsync.delta_bytes", "baseline.delta_bytes"), ""),
+        ("bytes on the wire, synchronize_all:", "", "", "", "", "", ""),
+        ("  remote device", "", "", num("baseline.remote_all_bytes", "B", digits=0),
+         num("cogsync.remote_all_bytes", "B", digits=0),
+         ratio("cogsync.remote_all_bytes", "baseline.remote_all_bytes"), ""),
+        ("  loopback device", "", "", num("baseline.all_bytes", "B", digits=0),
          num("cogsync.all_bytes", "B", digits=0), "", ""),
         (f"slow link {SLOW_BITS / 1e6:.0f} Mbit/s {SLOW_LATENCY * 1000:.0f} ms: full sync,",
          "", "", "", "", "", ""),

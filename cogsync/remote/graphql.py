@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.metadata
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -66,6 +67,14 @@ from cogsync.models import (
 from cogsync.remote import operations
 
 __all__ = ["GraphQLBackend", "format_datetime", "parse_datetime", "translate_graphql_error"]
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("cogsync")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "dev"
+
 
 _LIMIT_ERRORS: dict[str, type[LimitExceededError]] = {
     "datasets": exceptions.DatasetLimitExceededError,
@@ -269,6 +278,7 @@ class GraphQLBackend(AsyncClosing):
                     auth=self._signer(credentials),
                     timeout=self._timeout,  # type: ignore[arg-type]
                     json_deserialize=orjson.loads,
+                    client_session_args=_SESSION_ARGS,
                 )
                 self._client = Client(transport=self._transport, fetch_schema_from_transport=False)
                 try:
@@ -432,6 +442,13 @@ def parse_datetime(value: object) -> datetime | None:
 
 
 # A page's records share a few time stamps (one per pushed batch): parse each once.
+# A short User-Agent that names the client (for server logs), and no ``Accept: */*``: both
+# cross the wire with every request.
+_SESSION_ARGS: dict[str, Any] = {
+    "headers": {"User-Agent": f"cogsync/{_package_version()}"},
+    "skip_auto_headers": ("Accept",),
+}
+
 _parse_loose = functools.lru_cache(maxsize=1024)(_awsdatetime.parse_loose)
 
 

@@ -230,6 +230,11 @@ class _GraphQLEndpoint:
         return response
 
 
+async def _without_server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    """aiohttp names itself and its version in ``Server``: not worth the bytes, nor telling."""
+    response.headers.popall("Server", None)
+
+
 def create_app(
     db: IdentityDatabase,
     service: GraphQLService,
@@ -265,6 +270,7 @@ def create_app(
         limits=settings.realtime,
     )
     app[REALTIME] = realtime
+    app.on_response_prepare.append(_without_server_header)
     app.on_startup.append(lambda _app: realtime.start())
     app.on_shutdown.append(lambda _app: realtime.close_all())
     app.router.add_post("/", identity.handle)

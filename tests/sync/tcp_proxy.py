@@ -33,7 +33,7 @@ class TcpProxy:
         bytes_up: bytes relayed client -> server.
         bytes_down: bytes relayed server -> client.
         requests: the bytes of each request seen (a request ends when its answer starts).
-        answers: the first bytes of each answer (an HTTP status line, for instance).
+        answers: the first 512 bytes of each answer (an HTTP status line and headers).
         cuts: connections cut by `cut_answer_to`.
         refusing: while True new connections are closed at once.
         rate: bytes per second each direction of a connection carries (None: unlimited).
@@ -160,7 +160,7 @@ class TcpProxy:
             while data := await reader.read(65536):
                 if link.request:
                     self.requests.append(bytes(link.request))
-                    self.answers.append(data[:64])
+                    self.answers.append(data[:512])
                     link.request.clear()
                 if link.doomed:
                     self.cuts += 1

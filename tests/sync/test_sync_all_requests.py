@@ -112,3 +112,20 @@ async def test_a_dataset_only_the_server_knows_is_pulled(
         assert _asked(proxy, since) == ["listDatasets", "listRecords"]
         assert results["new"].pulled == 1
         assert await (await b.dataset("new")).get("k") == "v"
+
+
+async def test_requests_and_answers_carry_no_needless_headers(
+    proxied: tuple[EmbeddedServer, TcpProxy], tmp_path: Path
+) -> None:
+    """Every request names the client in a short User-Agent and sends no ``Accept: */*``;
+    the server does not name its HTTP library (or its version) in ``Server``."""
+    srv, proxy = proxied
+    a, b = await _two_devices(srv, proxy, tmp_path)
+    async with a, b:
+        graphql = [r for r in proxy.requests if r.startswith(b"POST /graphql ")]
+        assert graphql
+        for request in graphql:
+            head = request.split(b"\r\n\r\n", 1)[0].lower().split(b"\r\n")
+            assert any(line.startswith(b"user-agent: cogsync/") for line in head), head
+            assert not [line for line in head if line.startswith(b"accept:")], head
+        assert proxy.answers and all(b"\r\nserver:" not in a.lower() for a in proxy.answers)
