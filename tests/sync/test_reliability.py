@@ -4,6 +4,7 @@ the full run under ``-m slow``, and checks that its oracle catches what it shoul
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from reliability_suite.suite import Options, run_suite
 from cogsync.client import AsyncClient
 from cogsync.engine.conflicts import last_writer_wins, remote_wins
 from cogsync.exceptions import ConfigError, OfflineError
-from cogsync.models import Conflict, PatchOp, RecordPatch, Resolution
+from cogsync.models import Conflict, PatchOp, RecordPatch, Resolution, utcnow
 from cogsync.server.changes import ChangeEntry
 from cogsync.server.runner import EmbeddedServer
 from cogsync.store.base import LocalStore
@@ -237,3 +238,45 @@ async def test_a_record_the_app_removed_while_its_conflict_settled_is_pulled_aga
             await theirs.synchronize()
             assert await notes.get_all() == await theirs.get_all()
             assert (await theirs.get_all())["other"] == "pushed"
+
+
+class _AppWritesAsThePushLeaves(SQLiteStore):
+    """A device file whose app removes ``k`` and puts it again at the moment a sync notes
+    a push carrying ``k`` as sent (between the sync's read of its dirty records and the
+    push: the narrow window the reliability suite hit by chance)."""
+
+    armed = True
+
+    def mark_sent(self, owner: str, name: str, keys: Sequence[str]) -> None:
+        if self.armed and "k" in keys:
+            self.armed = False
+            self.write_local(owner, name, {"k": None}, utcnow())  # never synced: gone outright
+            self.write_local(owner, name, {"k": "put again"}, utcnow())
+        super().mark_sent(owner, name, keys)
+
+
+async def test_a_put_again_while_its_first_value_is_pushed_is_never_settled_by_the_push(
+    tmp_path: Path,
+) -> None:
+    # Found by the reliability suite (seed 86575382, scenarios 2910 and 7772; seed 362341943,
+    # scenario 3816): a record put again after an outright removal started again at
+    # revision 1, the revision the sync had read for the pushed value, so the push's
+    # acknowledgement settled the record as the pushed value and the new put was lost.
+    async with EmbeddedServer(tmp_path / "server") as srv:
+        logins = await developer_logins(srv, "alice")
+        store = _AppWritesAsThePushLeaves(tmp_path / "a.db")
+        async with (
+            AsyncClient(srv.config, store=store, logins=logins) as a,
+            AsyncClient(srv.config, db_path=tmp_path / "b.db", logins=logins) as b,
+        ):
+            notes = await a.dataset("notes")
+            await notes.synchronize()  # first contact: the device's data is the identity's
+            await notes.put("k", "first")
+            result = await notes.synchronize()
+            assert not store.armed and result.pushed == 1  # the push carried "first"
+            record = await notes.record("k")
+            assert record is not None and (record.value, record.dirty) == ("put again", True)
+            await notes.synchronize()
+            other = await b.dataset("notes")
+            await other.synchronize()
+            assert await notes.get_all() == await other.get_all() == {"k": "put again"}
