@@ -117,7 +117,7 @@ class ScenarioReport:
     longest_restart: float = 0.0
     faults: Counter[str] = dataclasses.field(default_factory=Counter)
     examples: list[str] = dataclasses.field(default_factory=list)  # lost or duplicated
-    traces: list[str] = dataclasses.field(default_factory=list)  # of the lost ones
+    traces: list[str] = dataclasses.field(default_factory=list)  # of failed scenarios
     stuck_examples: list[str] = dataclasses.field(default_factory=list)
 
     def merge(self, other: ScenarioReport) -> None:
@@ -482,6 +482,8 @@ async def _run_worker(
                     report.stuck_examples.append(
                         f"scenario {index} (seed {seed}) did not finish: {exc!r}"
                     )
+                if len(report.traces) < 3:
+                    report.traces.append(scenario.trace.text(f"trace of scenario {index}:"))
                 return
             finally:
                 worker.running.discard(scenario)
