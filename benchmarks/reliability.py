@@ -18,7 +18,9 @@ A scenario's steps and faults derive from ``"<seed>:<index>"`` alone, so a failu
 as ``scenario 907 (seed 60488827)`` is replayed with
 ``python benchmarks/reliability.py --seed 60488827 --only 907`` (repeatable; with
 ``--repeat N`` each runs N times): only those scenarios run, on a server of their own that
-is not restarted (timing-dependent interleavings may need a few repeats).
+is not restarted (timing-dependent interleavings may need a few repeats). A failing
+scenario's trace (its writes, syncs, pulls and pushes, faults and restarts, in order) is
+printed with it, so a failure that does not come back alone can still be read.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ def replay(seed: int, indices: list[int], repeat: int) -> int:
             problems = report.examples + report.stuck_examples
             failed += bool(problems)
             print(f"run {run}, scenario {index}: " + ("; ".join(problems) or "ok"), flush=True)
+            for trace in report.traces:
+                print(trace, flush=True)
     return 1 if failed else 0
 
 

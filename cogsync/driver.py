@@ -51,6 +51,18 @@ def _read(
     return commands.LocalSnapshot(state, records, bases, complete=False)
 
 
+def _read_for_push(
+    store: LocalStore, owner: str, name: str, only: frozenset[str] | None
+) -> commands.LocalSnapshot:
+    """`_read`, the never-synced dirty records noted as sent first, in one transaction (no
+    app write falls between what a push carries and the note)."""
+    with store.transaction():
+        new = [r.key for r in store.dirty_records(owner, name) if r.sync_count == 0]
+        if new:
+            store.mark_sent(owner, name, new)
+        return _read(store, owner, name, only)
+
+
 def _apply(store: LocalStore, owner: str, command: commands.ApplySync) -> list[str]:
     return store.apply_sync(
         owner,
@@ -103,6 +115,8 @@ async def run_sync(
 
     async def execute(command: commands.Command[Any]) -> Any:
         match command:
+            case commands.ReadLocal(dataset=name, only=only, for_push=True):
+                return await blocking(_read_for_push, store, owner, name, only)
             case commands.ReadLocal(dataset=name, only=only):
                 return await blocking(_read, store, owner, name, only)
             case commands.ApplySync():
@@ -133,9 +147,6 @@ async def run_sync(
             case commands.ListRecords(dataset=name, since=since, next_token=token):
                 return await backend.list_records(name, since, token)
             case commands.PushRecords():
-                new = [p.key for p in command.patches if p.sync_count == 0]
-                if new:  # the answer may be lost: a later removal must still reach the server
-                    await blocking(store.mark_sent, owner, command.dataset, new)
                 return await backend.push_records(
                     command.dataset,
                     command.patches,

@@ -18,9 +18,12 @@ import asyncio
 import contextlib
 import dataclasses
 import random
+import re
 from collections import Counter
+from collections.abc import Callable
 
 KINDS = ("reset", "lost_answer", "truncated")
+_OPERATION = re.compile(rb"(pushRecords|listRecords|deleteDataset|listDatasets)")
 
 
 @dataclasses.dataclass
@@ -52,6 +55,7 @@ class FaultyLink:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self.on_fault: Callable[[str, str], None] | None = None  # (kind, operation)
 
     async def start(self) -> FaultyLink:
         """Listen on a free port."""
@@ -86,19 +90,22 @@ class FaultyLink:
             self._connections.discard(connection)
             connection.abort()
 
-    def _new_request(self, connection: _Connection) -> None:
+    def _new_request(self, connection: _Connection, data: bytes) -> None:
         connection.answering = False
         connection.fault = None
         self.counts.requests += 1
         if self.rate and self.rng.random() < self.rate:
             connection.fault = self.rng.choice(KINDS)
             self.counts.faults[connection.fault] += 1
+            if self.on_fault is not None:
+                found = _OPERATION.search(data)
+                self.on_fault(connection.fault, found[1].decode() if found else "request")
 
     async def _pump_up(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
                 if connection.answering:
-                    self._new_request(connection)
+                    self._new_request(connection, data)
                 if connection.fault == "reset":
                     break
                 connection.upstream.write(data)

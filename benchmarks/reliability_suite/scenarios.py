@@ -42,20 +42,16 @@ from cogsync.dataset import AsyncDataset
 from cogsync.engine.conflicts import last_writer_wins
 from cogsync.exceptions import CogsyncError, ConfigError
 from cogsync.models import (
-    PushResult,
-    RecordPage,
     RecordPatch,
-    RemoteDataset,
-    ServerInfo,
     utcnow,
 )
-from cogsync.remote.base import RemoteBackend
 from cogsync.server.changes import ChangeEntry
 from cogsync.server.runner import EmbeddedServer
 
 from .clients import SharedClientIdentity, SharedSessionBackend, identity_client
 from .faults import FaultCounts, FaultyLink
 from .oracle import Write, check_duplicates, check_lost
+from .trace import RecordingBackend, Trace
 
 __all__ = ["Plan", "ScenarioReport", "make_plan", "run_scenarios"]
 
@@ -121,6 +117,7 @@ class ScenarioReport:
     longest_restart: float = 0.0
     faults: Counter[str] = dataclasses.field(default_factory=Counter)
     examples: list[str] = dataclasses.field(default_factory=list)  # lost or duplicated
+    traces: list[str] = dataclasses.field(default_factory=list)  # of failed scenarios
     stuck_examples: list[str] = dataclasses.field(default_factory=list)
 
     def merge(self, other: ScenarioReport) -> None:
@@ -130,48 +127,11 @@ class ScenarioReport:
             if isinstance(mine, Counter):
                 mine.update(theirs)
             elif isinstance(mine, list):
-                mine.extend(theirs[: max(0, 10 - len(mine))])
+                mine.extend(theirs[: max(0, (3 if item.name == "traces" else 10) - len(mine))])
             elif item.name == "longest_restart":
                 self.longest_restart = max(mine, theirs)
             else:
                 setattr(self, item.name, mine + theirs)
-
-
-class _RecordingBackend:
-    """A `RemoteBackend` noting every push it sends (request id -> patches)."""
-
-    def __init__(self, inner: RemoteBackend, sent: dict[str, Sequence[RecordPatch]]) -> None:
-        self.inner, self.sent = inner, sent
-
-    async def server_info(self) -> ServerInfo:
-        return await self.inner.server_info()
-
-    async def list_datasets(self) -> list[RemoteDataset]:
-        return await self.inner.list_datasets()
-
-    async def list_records(
-        self, dataset_name: str, last_sync_count: int, next_token: str | None = None
-    ) -> RecordPage:
-        return await self.inner.list_records(dataset_name, last_sync_count, next_token)
-
-    async def push_records(
-        self,
-        dataset_name: str,
-        patches: Sequence[RecordPatch],
-        *,
-        client_request_id: str,
-        device_id: str,
-    ) -> PushResult:
-        self.sent[client_request_id] = tuple(patches)
-        return await self.inner.push_records(
-            dataset_name, patches, client_request_id=client_request_id, device_id=device_id
-        )
-
-    async def delete_dataset(self, dataset_name: str, *, client_request_id: str) -> int:
-        return await self.inner.delete_dataset(dataset_name, client_request_id=client_request_id)
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 def _listening_port() -> int:
@@ -213,9 +173,15 @@ class _Worker:
         self.identities: dict[str, dict[str, Sequence[RecordPatch]]] = {}  # id -> pushes
         self.sync_counts: dict[str, int] = {}
         self.scenario_of: dict[str, int] = {}  # identity -> scenario index
+        self.traces: dict[str, Trace] = {}  # identity -> its scenario's trace
         self.resolver: Callable[..., Any] = last_writer_wins
         self.restarting = asyncio.Lock()
         self.restarts: set[asyncio.Task[None]] = set()
+        self.running: set[_Scenario] = set()  # their traces note server restarts
+
+    def note(self, what: str) -> None:
+        for scenario in self.running:
+            scenario.trace.note("server", what)
 
     async def on_server_loop(self, coroutine: Coroutine[Any, Any, None]) -> None:
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.server_loop))
@@ -231,11 +197,14 @@ class _Worker:
         async with self.restarting:
             await asyncio.sleep(self.rng.uniform(0.0, 0.5))  # land among running scenarios
             started = time.monotonic()
+            self.note("stopping")
             await self.on_server_loop(self.server.stop())
+            self.note("stopped")
             await asyncio.sleep(self.rng.uniform(0.0, 0.1))
             for attempt in range(100):  # the port may be briefly taken by an outgoing socket
                 try:
                     await self.on_server_loop(self.server.start())
+                    self.note("started")
                     break
                 except ConfigError:
                     if attempt == 99:
@@ -265,6 +234,7 @@ class _Device:
         self.device_id = f"dev{number}"
         self.path = scenario.directory / f"{self.device_id}.db"
         self.link = FaultyLink(scenario.worker.server.port, scenario.rng, scenario.worker.counts)
+        self.link.on_fault = lambda kind, op: scenario.trace.note(self.device_id, f"{kind} {op}")
         self.link.rate = rate
         self.client: AsyncClient | None = None
         self.dataset: AsyncDataset | None = None
@@ -276,9 +246,11 @@ class _Device:
         config = dataclasses.replace(
             worker.config, graphql_url=f"http://127.0.0.1:{self.link.port}/graphql"
         )
-        backend = _RecordingBackend(
+        backend = RecordingBackend(
             SharedSessionBackend(config, self.scenario.identity, timeout=10.0),
             self.scenario.sent,
+            self.scenario.trace,
+            self.device_id,
         )
         self.client = AsyncClient(
             config,
@@ -291,6 +263,7 @@ class _Device:
 
     async def close(self) -> None:
         if self.task is not None:
+            self.scenario.trace.note(self.device_id, "app dies")
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
@@ -306,15 +279,23 @@ class _Device:
         while True:
             assert self.dataset is not None
             report.syncs += 1
+            trace = self.scenario.trace
+            trace.note(self.device_id, "sync")
             try:
                 result = await self.dataset.synchronize(on_conflict=self.scenario.worker.resolver)
-            except CogsyncError:
+            except CogsyncError as exc:
+                trace.note(self.device_id, f"sync failed: {type(exc).__name__}")
                 report.failed_syncs += 1
                 if not until_done or time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.1)
                 continue
             report.conflicts += len(result.conflicts)
+            trace.note(
+                self.device_id,
+                f"synced: pulled {result.pulled}, pushed {result.pushed}, "
+                f"{len(result.conflicts)} conflicts, sync count {result.sync_count}",
+            )
             return
 
     async def up_to_date(self, server_sync_count: int) -> bool:
@@ -345,6 +326,7 @@ class _Scenario:
         self.identity_id = ""
         self.sent: dict[str, Sequence[RecordPatch]] = {}
         self.writes: list[Write] = []
+        self.trace = Trace()
         self.devices = [_Device(self, n, rate) for n, rate in enumerate(plan.rates)]
 
     async def run(self) -> list[str]:
@@ -359,6 +341,7 @@ class _Scenario:
                 await asyncio.sleep(0.1)
         self.worker.identities[self.identity_id] = self.sent
         self.worker.scenario_of[self.identity_id] = self.plan.index
+        self.worker.traces[self.identity_id] = self.trace
         for device in self.devices:
             await device.link.start()
             await device.open()
@@ -368,6 +351,7 @@ class _Scenario:
             for device in self.devices:
                 await device.join()
                 device.link.rate = 0.0
+            self.trace.note("-", "faults stop; converging")
             return await self.converge()
         finally:
             for device in self.devices:
@@ -380,6 +364,7 @@ class _Scenario:
             await self.write(device, step.key, step.remove)
         elif step.kind == "sync":
             await device.join()
+            self.trace.note(device.device_id, "background" if step.background else "awaited")
             if step.background:
                 device.task = asyncio.create_task(device.sync_quietly())
                 await asyncio.sleep(self.rng.uniform(0, 0.01))
@@ -388,6 +373,7 @@ class _Scenario:
         elif step.kind == "join":
             await device.join()
         elif step.kind == "restart":
+            self.trace.note(device.device_id, "app restart")
             self.worker.report.device_restarts += 1
             await device.close()
             await device.open()
@@ -412,6 +398,10 @@ class _Scenario:
             stamp = after.device_last_modified_date
         elif value is not None:
             raise AssertionError(f"put {key}={value} read back as {after}")
+        left = "nothing" if after is None else f"revision {after.revision}, sync count "
+        left += "" if after is None else f"{after.sync_count}"
+        what = f"put {key}={value!r}" if value is not None else f"remove {key}"
+        self.trace.note(device.device_id, f"{what} (seq {seq}): {left}")
         self.writes.append(Write(device.device_id, seq, key, value, stamp, returned))
         self.worker.report.writes += 1
 
@@ -483,6 +473,7 @@ async def _run_worker(
             directory = data / f"s{index}"
             directory.mkdir()
             scenario = _Scenario(worker, plan, directory, seed)
+            worker.running.add(scenario)
             try:
                 problems = await asyncio.wait_for(scenario.run(), 600)
             except Exception as exc:  # a scenario that cannot finish is reported, not hidden
@@ -491,8 +482,11 @@ async def _run_worker(
                     report.stuck_examples.append(
                         f"scenario {index} (seed {seed}) did not finish: {exc!r}"
                     )
+                if len(report.traces) < 3:
+                    report.traces.append(scenario.trace.text(f"trace of scenario {index}:"))
                 return
             finally:
+                worker.running.discard(scenario)
                 for path in directory.iterdir():
                     path.unlink()
                 directory.rmdir()
@@ -500,6 +494,8 @@ async def _run_worker(
             if problems:
                 report.lost += 1
                 report.examples.append(f"scenario {index} (seed {seed}) lost: {problems}")
+                if len(report.traces) < 3:
+                    report.traces.append(scenario.trace.text(f"trace of scenario {index}:"))
 
     try:
         await asyncio.gather(*(one(index) for index in indices))
@@ -518,6 +514,8 @@ async def _run_worker(
             report.duplicated += 1
             index = worker.scenario_of.get(identity_id)
             report.examples.append(f"scenario {index} (seed {seed}) duplicated: {problems}")
+            if len(report.traces) < 3:
+                report.traces.append(worker.traces[identity_id].text(f"trace of scenario {index}:"))
     await worker.stop()
     report.requests = worker.counts.requests
     report.faults = worker.counts.faults

@@ -109,6 +109,8 @@ class SuiteResult:
             examples = [e if len(e) < 600 else e[:600] + "..." for e in examples[:30]]
             lines += ["", "Failures and log noise (first of each kind):"]
             lines += [f"  {e}" for e in examples]
+        if s.traces:
+            lines += ["", "Traces of the first failing scenarios:", *s.traces]
         missed = self.missed()
         lines += ["", "goals missed: " + ("; ".join(missed) if missed else "none")]
         return "\n".join(lines)

@@ -72,10 +72,16 @@ class ReadLocal(Command[LocalSnapshot]):
     ``only``: None reads every record; a set of keys reads just the records among those
     keys plus every dirty record (a sync touches no others), and the snapshot says it is
     not ``complete``. A driver may always answer with every record.
+
+    ``for_push``: the snapshot a push is built from. In the same store transaction, its
+    never-synced dirty records are noted as sent (`LocalStore.mark_sent`), so a record the
+    app removes once it was read leaves a tombstone: the push may reach the server even if
+    its answer never comes back.
     """
 
     dataset: str
     only: frozenset[str] | None = None
+    for_push: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -278,7 +278,7 @@ def sync_dataset(
             missed = [w.record.sync_count for w in apply.writes if w.record.key in skipped]
             behind = min(missed) - 1 if missed else None
 
-        local = yield from _ask(ReadLocal(name, only=_DIRTY))
+        local = yield from _ask(ReadLocal(name, only=_DIRTY, for_push=True))
         dirty_records = sorted((r for r in local.records.values() if r.dirty), key=_key)
         if not dirty_records:
             return _result(name, pulled, 0, conflicts, pull.up_to, merged)

@@ -126,6 +126,9 @@ class LocalStore(Protocol):
         if needed; bumps each record's revision; a None for a never-synced record deletes
         it outright unless `mark_sent` noted it, otherwise leaves a dirty tombstone. A
         clean record that becomes dirty keeps its value as its base (see `get_bases`).
+        A record created anew takes a revision above that of every record the store ever
+        removed, so a sync that read a removed record's revision never takes the new one
+        for it (its revision guard skips the new record).
         """
         ...
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -92,7 +92,15 @@ class MemoryStore:
         # Known bases of dirty records (see `get_bases`); entries of clean records are stale.
         self._bases: dict[_Dataset, dict[str, str | None]] = {}
         self._sent: dict[_Dataset, set[str]] = {}  # see `mark_sent`
+        # The highest revision of any record removed (deleted outright, or with its
+        # dataset): a record created anew starts above it, so a revision never names two
+        # versions of one key and a sync's revision guard never takes one for the other.
+        self._floor = 0
         self._lock = threading.RLock()
+
+    def _retire(self, records: Iterable[Record]) -> None:
+        """Raise the revision floor past ``records``, which are being removed."""
+        self._floor = max([self._floor, *(r.revision for r in records)])
 
     # -- identity -----------------------------------------------------------------------
 
@@ -177,6 +185,8 @@ class MemoryStore:
     def _move(self, source: _Dataset, target: _Dataset) -> None:
         state = self._datasets.pop(source)
         moved = self._records.pop(source, {})
+        floor = self._floor
+        self._retire(moved.values())
         self._bases.pop(source, None)
         self._sent.pop(source, None)
         if state.deleted_pending and not _live(moved):
@@ -192,7 +202,7 @@ class MemoryStore:
                 rec,
                 sync_count=old.sync_count if old else 0,
                 dirty=True,
-                revision=max(rec.revision, old.revision if old else 0) + 1,
+                revision=max(rec.revision, old.revision if old else floor) + 1,
             )
         if not records:
             del self._records[target]
@@ -232,7 +242,7 @@ class MemoryStore:
         """The app deleted the dataset: drop its records and flag the deletion for the next sync."""
         validate_name(name, self.limits)
         with self._lock:
-            self._records.pop((owner, name), None)
+            self._retire(self._records.pop((owner, name), {}).values())
             self._bases.pop((owner, name), None)
             self._sent.pop((owner, name), None)
             state = self._datasets.get((owner, name), DatasetState(name))
@@ -241,7 +251,7 @@ class MemoryStore:
     def drop_dataset(self, owner: str, name: str) -> None:
         """Forget a dataset locally (records and bookkeeping)."""
         with self._lock:
-            self._records.pop((owner, name), None)
+            self._retire(self._records.pop((owner, name), {}).values())
             self._bases.pop((owner, name), None)
             self._sent.pop((owner, name), None)
             self._datasets.pop((owner, name), None)
@@ -307,10 +317,11 @@ class MemoryStore:
         """Apply an app's writes (value, or None to remove) in one transaction, marking them dirty.
 
         Validates name, keys, values and every limit before writing; creates the dataset
-        if needed; bumps each record's revision; a None for a never-synced record deletes
-        it outright (unless a push may have carried it: see `mark_sent`), otherwise leaves a
-        dirty tombstone. Writing to a dataset pending
-        deletion keeps the pending deletion and makes the dataset count again.
+        if needed; bumps each record's revision (a new record starts above every revision a
+        removed record had); a None for a never-synced record deletes it outright (unless a
+        push may have carried it: see `mark_sent`), otherwise leaves a dirty tombstone.
+        Writing to a dataset pending deletion keeps the pending deletion and makes the
+        dataset count again.
         """
         validate_name(name, self.limits)
         changes = dict(changes)
@@ -335,7 +346,7 @@ class MemoryStore:
                 old = records.get(key)
                 unsent = key not in self._sent.get(ds, ())
                 if value is None and (old is None or (old.sync_count == 0 and unsent)):
-                    records.pop(key, None)
+                    self._retire(() if old is None else (records.pop(key),))
                     bases.pop(key, None)
                     continue
                 self._edit_base(bases, key, old)
@@ -347,7 +358,7 @@ class MemoryStore:
                     last_modified_by=self._device_id,
                     device_last_modified_date=stamp,
                     dirty=True,
-                    revision=(old.revision if old else 0) + 1,
+                    revision=(old.revision if old else self._floor) + 1,
                 )
             if not records:
                 del self._records[ds]
@@ -417,7 +428,7 @@ class MemoryStore:
                     continue
                 records[rec.key] = Record(
                     rec.key, None, rec.sync_count, None, self._device_id, None, True,
-                    (write.expected_revision or 0) + 1,
+                    max(write.expected_revision or 0, self._floor) + 1,
                 )  # fmt: skip
             if not records:
                 del self._records[ds]
@@ -443,6 +454,7 @@ class MemoryStore:
     def wipe(self) -> None:
         """Delete all datasets and forget every identity (the device id stays)."""
         with self._lock:
+            self._retire(r for records in self._records.values() for r in records.values())
             self._datasets.clear()
             self._records.clear()
             self._bases.clear()

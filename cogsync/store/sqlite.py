@@ -56,8 +56,26 @@ _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _SCAN_FROM = 64  # batches larger than this read the whole dataset instead of binding keys
 
 
-def _drop(conn: sqlite3.Connection, owner: str, name: str) -> None:
+def _floor(conn: sqlite3.Connection) -> int:
+    """The revision floor (`sql.SELECT_FLOOR`): new records start above it."""
+    row = conn.execute(sql.SELECT_FLOOR).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _retire(conn: sqlite3.Connection, revision: int | None) -> None:
+    """Raise the revision floor to ``revision``, the highest of records being removed."""
+    if revision:
+        conn.execute(sql.RAISE_FLOOR, (revision,))
+
+
+def _delete_records(conn: sqlite3.Connection, owner: str, name: str) -> None:
+    """Delete a dataset's records, raising the revision floor past them."""
+    _retire(conn, conn.execute(sql.MAX_REVISION, (owner, name)).fetchone()[0])
     conn.execute("DELETE FROM records WHERE owner = ? AND dataset = ?", (owner, name))
+
+
+def _drop(conn: sqlite3.Connection, owner: str, name: str) -> None:
+    _delete_records(conn, owner, name)
     conn.execute("DELETE FROM datasets WHERE owner = ? AND name = ?", (owner, name))
 
 
@@ -265,7 +283,7 @@ class SQLiteStore:
     ) -> None:
         """Move one dataset; one pending deletion with no live records just disappears."""
         params: dict[str, object] = {"so": owner, "sn": name, "do": new_owner, "dn": new_name}
-        params.update(newest=None, count=None, clear=False)
+        params.update(newest=None, count=None, clear=False, floor=_floor(conn))
         pending, count = conn.execute(
             "SELECT deleted_pending, record_count FROM datasets WHERE owner = ? AND name = ?",
             (owner, name),
@@ -313,7 +331,7 @@ class SQLiteStore:
         """The app deleted the dataset: drop its records and flag the deletion for the next sync."""
         validate_name(name, self.limits)
         with self._write() as conn:
-            conn.execute("DELETE FROM records WHERE owner = ? AND dataset = ?", (owner, name))
+            _delete_records(conn, owner, name)
             conn.execute(
                 "INSERT INTO datasets (owner, name, deleted_pending) VALUES (?, ?, 1) ON CONFLICT "
                 "DO UPDATE SET deleted_pending = 1, record_count = 0, size_bytes = 0",
@@ -395,10 +413,11 @@ class SQLiteStore:
         """Apply an app's writes (value, or None to remove) in one transaction, marking them dirty.
 
         Validates name, keys, values and every limit before writing; creates the dataset
-        if needed; bumps each record's revision; a None for a never-synced record deletes
-        it outright (unless a push may have carried it: see `mark_sent`), otherwise leaves a
-        dirty tombstone. Writing to a dataset pending
-        deletion keeps the pending deletion and makes the dataset count again.
+        if needed; bumps each record's revision (a new record starts above every revision a
+        removed record had); a None for a never-synced record deletes it outright (unless a
+        push may have carried it: see `mark_sent`), otherwise leaves a dirty tombstone.
+        Writing to a dataset pending deletion keeps the pending deletion and makes the
+        dataset count again.
         """
         validate_name(name, self.limits)
         changes = dict(changes)
@@ -439,16 +458,21 @@ class SQLiteStore:
                     continue
                 upserts[key] = value
             device = self._device_id
+            first = _floor(conn) + 1  # the revision of a record created here
             if len(upserts) > 1 and not any(
                 "\0" in k or "\0" in (v or "") for k, v in upserts.items()
             ):
                 # (json_each would cut strings at NUL characters, hence the check)
                 text = json.dumps(upserts, ensure_ascii=False)
-                conn.execute(sql.UPSERT_LOCAL_JSON, (owner, name, stamp, device, stamp, text))
+                params = (owner, name, stamp, device, stamp, first, text)
+                conn.execute(sql.UPSERT_LOCAL_JSON, params)
             else:
-                rows = [(owner, name, k, v, stamp, device, stamp) for k, v in upserts.items()]
+                rows = [
+                    (owner, name, k, v, stamp, device, stamp, first) for k, v in upserts.items()
+                ]
                 conn.executemany(sql.UPSERT_LOCAL, rows)
             if deletes:
+                _retire(conn, max(touched[key][3] for _, _, key in deletes))
                 conn.executemany(
                     "DELETE FROM records WHERE owner = ? AND dataset = ? AND key = ?", deletes
                 )
@@ -531,7 +555,7 @@ class SQLiteStore:
                 if current is not None:
                     conn.execute(sql.SET_SKIPPED, (rec.sync_count, rec.value, owner, name, rec.key))
                     continue
-                revision = (write.expected_revision or 0) + 1
+                revision = max(write.expected_revision or 0, _floor(conn)) + 1
                 conn.execute(
                     sql.UPSERT_SYNCED,
                     (owner, name, rec.key, None, rec.sync_count, None, self._device_id, None,
@@ -564,6 +588,7 @@ class SQLiteStore:
     def wipe(self) -> None:
         """Delete all datasets and forget every identity (the device id stays)."""
         with self._write() as conn:
+            _retire(conn, conn.execute("SELECT max(revision) FROM records").fetchone()[0])
             conn.execute("DELETE FROM records")
             conn.execute("DELETE FROM datasets")
             owners.forget_identities(conn)

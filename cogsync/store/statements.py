@@ -14,9 +14,11 @@ __all__ = [
     "LATER",
     "LOCAL_CHANGE",
     "MARK_SENT",
+    "MAX_REVISION",
     "MOVE_DATASET",
     "MOVE_MERGE",
     "MOVE_NEW",
+    "RAISE_FLOOR",
     "RECORD_COLUMNS",
     "RESET_SYNC_COUNTS",
     "SAVE_DATASET",
@@ -26,6 +28,7 @@ __all__ = [
     "SELECT_DATASET",
     "SELECT_DATASETS",
     "SELECT_DIRTY",
+    "SELECT_FLOOR",
     "SELECT_ONE",
     "SELECT_RECORD",
     "SELECT_RECORDS",
@@ -79,10 +82,20 @@ SET_WRITTEN = """ON CONFLICT (owner, dataset, key) DO UPDATE SET value = exclude
 LOCAL_CHANGE = f"""{SET_WRITTEN}, dirty = 1, revision = records.revision + 1,
   base_value = CASE WHEN records.dirty THEN records.base_value ELSE records.value END,
   base_known = CASE WHEN records.dirty THEN records.base_known ELSE 1 END"""
-UPSERT_LOCAL = f"{INSERT_RECORD} VALUES (?, ?, ?, ?, 0, ?, ?, ?, 1, 1, NULL, 1) {LOCAL_CHANGE}"
+# A new record's revision is a parameter: one above the revision floor (see SELECT_FLOOR).
+UPSERT_LOCAL = f"{INSERT_RECORD} VALUES (?, ?, ?, ?, 0, ?, ?, ?, 1, ?, NULL, 1) {LOCAL_CHANGE}"
 # The same for a whole batch passed as one JSON object (faster than one row per binding).
-UPSERT_LOCAL_JSON = f"""{INSERT_RECORD} SELECT ?, ?, j.key, j.value, 0, ?, ?, ?, 1, 1, NULL, 1
+UPSERT_LOCAL_JSON = f"""{INSERT_RECORD} SELECT ?, ?, j.key, j.value, 0, ?, ?, ?, 1, ?, NULL, 1
 FROM json_each(?) AS j WHERE true {LOCAL_CHANGE}"""
+# The revision floor: the highest revision of any record removed from the file (deleted
+# outright, or with its dataset). A record created anew starts above it, so a revision
+# never names two versions of one key, and a sync's revision guard never mistakes a record
+# the app removed and wrote again for the one it read.
+SELECT_FLOOR = "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'revision_floor'"
+RAISE_FLOOR = """INSERT INTO meta (key, value) VALUES ('revision_floor', ?)
+ON CONFLICT (key) DO UPDATE SET
+  value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))"""
+MAX_REVISION = "SELECT max(revision) FROM records WHERE owner = ? AND dataset = ?"
 UPSERT_SYNCED = f"""{INSERT_RECORD} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 {SET_WRITTEN}, sync_count = excluded.sync_count, dirty = excluded.dirty,
   base_value = excluded.base_value, base_known = excluded.base_known"""
@@ -127,7 +140,7 @@ WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
 """
 MOVE_NEW = f"""{INSERT_RECORD}
 SELECT :do, :dn, key, value, 0, last_modified_date, last_modified_by,
-  device_last_modified_date, 1, revision + 1, NULL, 1
+  device_last_modified_date, 1, max(revision, :floor) + 1, NULL, 1
 FROM records AS s WHERE s.owner = :so AND s.dataset = :sn AND s.value IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM records AS t WHERE t.owner = :do AND t.dataset = :dn
                   AND t.key = s.key)

@@ -285,6 +285,32 @@ class StoreContract:
         assert rec is not None and (rec.value, rec.sync_count, rec.dirty) == (None, 3, True)
         assert rec.revision > 1
 
+    def test_a_record_created_again_never_takes_a_revision_a_sync_may_hold(
+        self, store: LocalStore
+    ) -> None:
+        # The app removed a never-synced record (deleted outright) and put it again while a
+        # push carrying its first value was under way: the push's acknowledgement, guarded
+        # by the first revision, must not settle the new value with the pushed one.
+        store.write_local(OWNER, "d", {"k": "pushed", "j": "pushed"}, T0)
+        first = store.get_records(OWNER, "d")
+        store.write_local(OWNER, "d", {"k": None}, T0)
+        store.mark_dataset_deleted(OWNER, "d")  # j goes with its dataset
+        store = self.again(store)
+        store.write_local(OWNER, "d", {"k": "put again", "j": "put again"}, T0)
+        acks = [
+            RecordWrite(
+                Record(key, "pushed", 3), first[key].revision, keep_sync_count_on_mismatch=True
+            )
+            for key in ("j", "k")
+        ]
+        assert store.apply_sync(OWNER, "d", acks) == ["j", "k"]
+        records = self.again(store).get_records(OWNER, "d")
+        assert {k: (r.value, r.dirty) for k, r in records.items()} == {
+            "j": ("put again", True),
+            "k": ("put again", True),
+        }
+        assert all(records[k].revision > first[k].revision for k in records)
+
     def test_apply_sync_bypasses_app_limits(self, tmp_path: Path) -> None:
         store = self.make_store(tmp_path, Limits(max_records=2, max_key_bytes=4))
         synced(store, OWNER, "d", {"a": "1", "b": "2", "long-key": "3"}, 1)

@@ -3,7 +3,9 @@ the full run under ``-m slow``, and checks that its oracle catches what it shoul
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,9 +20,10 @@ from reliability_suite.scenarios import run_scenarios
 from reliability_suite.suite import Options, run_suite
 
 from cogsync.client import AsyncClient
+from cogsync.config import Config
 from cogsync.engine.conflicts import last_writer_wins, remote_wins
 from cogsync.exceptions import ConfigError, OfflineError
-from cogsync.models import Conflict, PatchOp, RecordPatch, Resolution
+from cogsync.models import Conflict, PatchOp, RecordPatch, Resolution, utcnow
 from cogsync.server.changes import ChangeEntry
 from cogsync.server.runner import EmbeddedServer
 from cogsync.store.base import LocalStore
@@ -208,6 +211,24 @@ async def test_a_removal_after_a_push_whose_every_answer_was_lost_reaches_the_se
             await proxy.close()
 
 
+@contextlib.asynccontextmanager
+async def _alice_on_two_devices(
+    srv: EmbeddedServer,
+    tmp_path: Path,
+    *,
+    a_config: Config | None = None,
+    a_store: LocalStore | None = None,
+) -> AsyncIterator[tuple[AsyncClient, AsyncClient]]:
+    """Devices a (its file ``a.db``, or ``a_store``) and b of one user on ``srv``."""
+    logins = await developer_logins(srv, "alice")
+    a_file = None if a_store is not None else tmp_path / "a.db"
+    async with (
+        AsyncClient(a_config or srv.config, db_path=a_file, store=a_store, logins=logins) as a,
+        AsyncClient(srv.config, db_path=tmp_path / "b.db", logins=logins) as b,
+    ):
+        yield a, b
+
+
 async def test_a_record_the_app_removed_while_its_conflict_settled_is_pulled_again(
     tmp_path: Path,
 ) -> None:
@@ -215,25 +236,106 @@ async def test_a_record_the_app_removed_while_its_conflict_settled_is_pulled_aga
     # never-synced edit while the sync resolved it against another device's version; the
     # settled write was skipped, yet the push moved lastSyncCount past the server's record,
     # so the device believed it was in sync without it.
+    async with (
+        EmbeddedServer(tmp_path / "server") as srv,
+        _alice_on_two_devices(srv, tmp_path) as (a, b),
+    ):
+        theirs = await b.dataset("notes")
+        await theirs.put("k", "from b")
+        await theirs.synchronize()
+        notes = await a.dataset("notes")
+        await notes.put("k", "from a")
+        await notes.put("other", "pushed")
+
+        async def remove_then_resolve(name: str, conflicts: list[Conflict]) -> list[Resolution]:
+            await notes.remove("k")  # the app's own edit was never synced: gone outright
+            return last_writer_wins(name, conflicts)
+
+        await notes.synchronize(on_conflict=remove_then_resolve)
+        await notes.synchronize()
+        await theirs.synchronize()
+        assert await notes.get_all() == await theirs.get_all()
+        assert (await theirs.get_all())["other"] == "pushed"
+
+
+async def test_a_record_put_again_while_its_conflict_settled_keeps_the_new_put(
+    tmp_path: Path,
+) -> None:
+    # Found by the reliability suite (seed 86575382, scenarios 2910 and 7772; seed 362341943,
+    # scenario 3816): a never-synced record the app removed (deleted outright) and put again
+    # during a sync started again at revision 1, the revision the sync had read, so the
+    # sync's write guarded by that revision replaced the new put.
+    async with (
+        EmbeddedServer(tmp_path / "server") as srv,
+        _alice_on_two_devices(srv, tmp_path) as (a, b),
+    ):
+        notes = await a.dataset("notes")
+        await notes.synchronize()  # first contact: the device's data is the identity's
+        theirs = await b.dataset("notes")
+        await theirs.put("k", "from b")
+        await theirs.synchronize()
+        await notes.put("k", "from a")
+
+        rounds: list[str] = []
+
+        async def put_again_then_resolve(name: str, conflicts: list[Conflict]) -> list[Resolution]:
+            if not rounds:  # the first round settles "from a" (revision 1) against "from b"
+                await notes.remove("k")  # never synced nor sent: deleted outright
+                await notes.put("k", "put again")
+            rounds.append(str(conflicts[0].local.value))
+            return last_writer_wins(name, conflicts)  # settles k as the local value
+
+        await notes.synchronize(on_conflict=put_again_then_resolve)
+        assert rounds[0] == "from a"
+        await notes.synchronize()
+        await theirs.synchronize()
+        assert await notes.get_all() == await theirs.get_all() == {"k": "put again"}
+
+
+class _AppRemovesAsThePushIsNoted(SQLiteStore):
+    """A device file whose app removes ``k`` at the moment a sync notes the never-synced
+    records of a push as sent (`mark_sent`)."""
+
+    armed = True
+
+    def mark_sent(self, owner: str, name: str, keys: Sequence[str]) -> None:
+        if self.armed and "k" in keys:
+            self.armed = False
+            self.write_local(owner, name, {"k": None}, utcnow())  # never synced: gone outright
+        super().mark_sent(owner, name, keys)
+
+
+async def test_a_record_removed_as_its_push_leaves_stays_removed_when_the_answer_is_lost(
+    tmp_path: Path,
+) -> None:
+    # The same window (a sync read the record, then the app changed it) with a lost answer:
+    # the push was noted as sent only after the app's removal had deleted the record
+    # outright, so the push's value landed on the server and came back on the next pull.
     async with EmbeddedServer(tmp_path / "server") as srv:
-        logins = await developer_logins(srv, "alice")
-        async with (
-            AsyncClient(srv.config, db_path=tmp_path / "a.db", logins=logins) as a,
-            AsyncClient(srv.config, db_path=tmp_path / "b.db", logins=logins) as b,
-        ):
-            theirs = await b.dataset("notes")
-            await theirs.put("k", "from b")
-            await theirs.synchronize()
-            notes = await a.dataset("notes")
-            await notes.put("k", "from a")
-            await notes.put("other", "pushed")
+        proxy = await TcpProxy(srv.port).start()
+        try:
+            store = _AppRemovesAsThePushIsNoted(tmp_path / "a.db")
+            routed = proxy.config_for(srv.config)
+            async with _alice_on_two_devices(srv, tmp_path, a_config=routed, a_store=store) as (
+                a,
+                b,
+            ):
+                notes = await a.dataset("notes")
+                await notes.synchronize()  # first contact: the device's data is the identity's
+                await notes.put_all({"k": "removed", "other": "kept"})
+                proxy.cut_answer_to(lambda request: b"pushRecords" in request)
 
-            async def remove_then_resolve(name: str, conflicts: list[Conflict]) -> list[Resolution]:
-                await notes.remove("k")  # the app's own edit was never synced: gone outright
-                return last_writer_wins(name, conflicts)
+                async def refuse_the_retries() -> None:
+                    proxy.refusing = True
 
-            await notes.synchronize(on_conflict=remove_then_resolve)
-            await notes.synchronize()
-            await theirs.synchronize()
-            assert await notes.get_all() == await theirs.get_all()
-            assert (await theirs.get_all())["other"] == "pushed"
+                proxy.hold_request(lambda request: b"pushRecords" in request, refuse_the_retries)
+                with pytest.raises(OfflineError):
+                    await notes.synchronize()
+                assert not store.armed and proxy.cuts == 1
+                proxy.refusing = False
+                await notes.synchronize()
+                other = await b.dataset("notes")
+                await other.synchronize()
+                assert await notes.get_all() == await other.get_all() == {"other": "kept"}
+        finally:
+            await proxy.close()
