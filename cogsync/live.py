@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from cogsync.dataset import LocalView
@@ -25,24 +25,25 @@ from cogsync.exceptions import (
     OfflineError,
     ServerError,
 )
-from cogsync.models import Record
 from cogsync.status import ClientStatus, DatasetStatus, StatusBoard
 
 __all__ = ["LiveState", "SyncObserver"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Fingerprint = dict[str, dict[str, tuple[str | None, int, bool]]]
+Fingerprint = dict[str, dict[str, tuple[str | None, int, int]]]
 SyncObserver = Callable[[commands.Command[Any], Any], Any]
 
 
 @runtime_checkable
 class _Versioned(Protocol):
+    """A store whose file other processes may write (`SQLiteStore`)."""
+
     def data_version(self) -> int: ...
 
-
-def _fingerprint(records: dict[str, Record]) -> dict[str, tuple[str | None, int, bool]]:
-    return {k: (r.value, r.sync_count, r.dirty) for k, r in records.items()}
+    def record_states(
+        self, owner: str, name: str, keys: Collection[str] | None = None
+    ) -> dict[str, tuple[str | None, int, int]]: ...
 
 
 def _server_answered(error: CogsyncError) -> bool | None:
@@ -186,14 +187,15 @@ class LiveState:
     ) -> tuple[int, int]:
         store = self._local.store
         if self._versioned and self._version is not None and self._unchanged(store):
+            assert isinstance(store, _Versioned)
             if keys is None:  # nobody else wrote: keep the picture current
-                self._seen[name] = _fingerprint(store.get_records(owner, name))
+                self._seen[name] = store.record_states(owner, name)
             elif keys:
                 seen = self._seen.setdefault(name, {})
-                now = store.get_records(owner, name, keys=keys)
+                now = store.record_states(owner, name, keys)
                 for key in keys:
                     seen.pop(key, None)
-                seen.update(_fingerprint(now))
+                seen.update(now)
         return self._count_blocking(owner, name)
 
     def _unchanged(self, store: object) -> bool:
@@ -222,8 +224,7 @@ class LiveState:
         first = self._version is None
         self._version = version
         now: Fingerprint = {
-            s.name: _fingerprint(store.get_records(owner, s.name))
-            for s in store.list_datasets(owner)
+            s.name: store.record_states(owner, s.name) for s in store.list_datasets(owner)
         }
         before, self._seen = self._seen, now
         if first:

@@ -370,6 +370,19 @@ class SQLiteStore:
             rows = self._rows(query, (owner, name, *keys))
         return {row[0]: as_record(row) for row in rows}
 
+    def record_states(
+        self, owner: str, name: str, keys: Collection[str] | None = None
+    ) -> dict[str, tuple[str | None, int, int]]:
+        """Key -> (value, sync count, dirty 0 or 1) of every record (or those among ``keys``).
+
+        What a watcher of the file compares, read without building `Record` values.
+        """
+        rows = self._rows(sql.SELECT_STATES, (owner, name))
+        if keys is None:
+            return {key: (value, count, dirty) for key, value, count, dirty in rows}
+        wanted = keys if isinstance(keys, set | frozenset) else set(keys)
+        return {key: (value, count, dirty) for key, value, count, dirty in rows if key in wanted}
+
     def dirty_records(self, owner: str, name: str) -> list[Record]:
         """Records changed locally and not yet pushed."""
         rows = self._rows(
