@@ -31,7 +31,11 @@ __all__ = ["LiveState", "SyncObserver"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Fingerprint = dict[str, dict[str, tuple[str | None, int, int]]]
+State = tuple[str | None, int, int]
+"""What the watcher compares of a record: value, sync count, dirty (0 or 1)."""
+Fingerprint = dict[str, dict[str, State]]
+Applied = dict[str, tuple[State, int] | None]
+"""Key -> the state a sync wrote and the revision it left, or None if unknown (skipped)."""
 SyncObserver = Callable[[commands.Command[Any], Any], Any]
 
 
@@ -43,7 +47,9 @@ class _Versioned(Protocol):
 
     def record_states(
         self, owner: str, name: str, keys: Collection[str] | None = None
-    ) -> dict[str, tuple[str | None, int, int]]: ...
+    ) -> dict[str, State]: ...
+
+    def record_revisions(self, owner: str, name: str) -> dict[str, int]: ...
 
 
 def _server_answered(error: CogsyncError) -> bool | None:
@@ -56,12 +62,12 @@ def _server_answered(error: CogsyncError) -> bool | None:
 
 
 class _PulledKeys:
-    """Collects the keys a sync pulled that another device wrote, and the keys it wrote to
-    the store (None once it touched the whole dataset): a driver observer."""
+    """Collects the keys a sync pulled that another device wrote, and what it wrote to the
+    store (None once it touched the whole dataset): a driver observer."""
 
     def __init__(self, device_id: str | None) -> None:
         self.keys: set[str] = set()
-        self.written: set[str] | None = set()
+        self.written: Applied | None = {}
         self._device_id = device_id
 
     def __call__(self, command: commands.Command[Any], result: Any) -> None:
@@ -72,7 +78,14 @@ class _PulledKeys:
         ):
             self.written = None
         elif isinstance(command, commands.ApplySync) and self.written is not None:
-            self.written.update(write.record.key for write in command.writes)
+            skipped, written = frozenset(result or ()), self.written
+            for write in command.writes:  # an applied write keeps the revision it expected
+                record, revision = write.record, write.expected_revision
+                if revision is None or record.key in skipped:
+                    written[record.key] = None
+                else:
+                    state = (record.value, record.sync_count, int(record.dirty))
+                    written[record.key] = (state, revision)
 
 
 class LiveState:
@@ -136,7 +149,7 @@ class LiveState:
         finally:
             with contextlib.suppress(CogsyncError):
                 written = pulled.written
-                await self._refresh(name, None if written is None else tuple(sorted(written)))
+                await self._refresh(name, None if written is None else tuple(written), written)
             if pulled.keys:
                 self._emit(name, tuple(sorted(pulled.keys)), "remote")
         self.board.sync_succeeded(name)
@@ -176,14 +189,16 @@ class LiveState:
         if self.changes:
             self.changes.emit(ChangeEvent(name, keys, origin))
 
-    async def _refresh(self, name: str, keys: tuple[str, ...] | None = None) -> None:
+    async def _refresh(
+        self, name: str, keys: tuple[str, ...] | None = None, applied: Applied | None = None
+    ) -> None:
         """Re-read the counts of ``name``; keep the watcher's picture of it current (only
-        ``keys`` of it, unless None)."""
-        pending, sync_count = await self._local.read(self._refresh_blocking, name, keys)
+        ``keys`` of it, unless None; ``applied`` says what a sync wrote to them)."""
+        pending, sync_count = await self._local.read(self._refresh_blocking, name, keys, applied)
         self.board.set_counts(name, pending, sync_count)
 
     def _refresh_blocking(
-        self, owner: str, name: str, keys: tuple[str, ...] | None
+        self, owner: str, name: str, keys: tuple[str, ...] | None, applied: Applied | None
     ) -> tuple[int, int]:
         store = self._local.store
         if self._versioned and self._version is not None and self._unchanged(store):
@@ -192,10 +207,18 @@ class LiveState:
                 self._seen[name] = store.record_states(owner, name)
             elif keys:
                 seen = self._seen.setdefault(name, {})
-                now = store.record_states(owner, name, keys)
                 for key in keys:
                     seen.pop(key, None)
-                seen.update(now)
+                unsure: Collection[str] = keys
+                if applied:  # a key still at the revision the sync left holds what it wrote
+                    now, unsure = store.record_revisions(owner, name), []
+                    for key, done in applied.items():
+                        if done is not None and now.get(key) == done[1]:
+                            seen[key] = done[0]
+                        else:
+                            unsure.append(key)
+                if unsure:
+                    seen.update(store.record_states(owner, name, unsure))
         return self._count_blocking(owner, name)
 
     def _unchanged(self, store: object) -> bool:

@@ -373,15 +373,17 @@ class SQLiteStore:
     def record_states(
         self, owner: str, name: str, keys: Collection[str] | None = None
     ) -> dict[str, tuple[str | None, int, int]]:
-        """Key -> (value, sync count, dirty 0 or 1) of every record (or those among ``keys``).
-
-        What a watcher of the file compares, read without building `Record` values.
-        """
+        """Key -> (value, sync count, dirty 0 or 1) of every record (or those among ``keys``):
+        what a watcher of the file compares, read without building `Record` values."""
         rows = self._rows(sql.SELECT_STATES, (owner, name))
         if keys is None:
             return {key: (value, count, dirty) for key, value, count, dirty in rows}
         wanted = keys if isinstance(keys, set | frozenset) else set(keys)
         return {key: (value, count, dirty) for key, value, count, dirty in rows if key in wanted}
+
+    def record_revisions(self, owner: str, name: str) -> dict[str, int]:
+        """Key -> local revision of every record of a dataset."""
+        return dict(self._rows(sql.SELECT_REVISIONS, (owner, name)))
 
     def dirty_records(self, owner: str, name: str) -> list[Record]:
         """Records changed locally and not yet pushed."""

@@ -29,6 +29,7 @@ __all__ = [
     "SELECT_ONE",
     "SELECT_RECORD",
     "SELECT_RECORDS",
+    "SELECT_REVISIONS",
     "SELECT_STATES",
     "SET_SKIPPED",
     "SET_WRITTEN",
@@ -49,6 +50,7 @@ SELECT_RECORDS = (
 )
 # What a watcher of the file compares: value, sync count and dirty flag by key.
 SELECT_STATES = "SELECT key, value, sync_count, dirty FROM records WHERE owner = ? AND dataset = ?"
+SELECT_REVISIONS = "SELECT key, revision FROM records WHERE owner = ? AND dataset = ?"
 SELECT_RECORD = f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND key = ?"
 # Followed by "(?, ?, ...)": the records among some keys.
 SELECT_AMONG = f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND key IN "
