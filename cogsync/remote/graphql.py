@@ -121,6 +121,7 @@ class GraphQLBackend(AsyncClosing):
         self._signed_with: Credentials | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self._ahead: dict[tuple[str, int], asyncio.Future[RecordPage]] = {}
 
     async def server_info(self) -> ServerInfo:
         """Protocol version and limits the server enforces."""
@@ -161,7 +162,37 @@ class GraphQLBackend(AsyncClosing):
     async def list_records(
         self, dataset_name: str, last_sync_count: int, next_token: str | None = None
     ) -> RecordPage:
-        """One page of records with sync_count > ``last_sync_count`` (tombstones included)."""
+        """One page of records with sync_count > ``last_sync_count`` (tombstones included).
+
+        A first page asked for ahead (`fetch_ahead`) is taken instead of asking again.
+        """
+        if next_token is None:
+            ahead = self._ahead.pop((dataset_name, last_sync_count), None)
+            if ahead is not None:
+                return await ahead
+        return await self._list_records(dataset_name, last_sync_count, next_token)
+
+    def fetch_ahead(self, dataset_name: str, last_sync_count: int) -> None:
+        """Start fetching the first page of records since ``last_sync_count``; the next
+        `list_records` of that page takes it (`AsyncClient.synchronize_all` asks for the
+        datasets it syncs next while others sync, so the server works meanwhile)."""
+        key = (dataset_name, last_sync_count)
+        if not self._closed and key not in self._ahead:
+            page = self._list_records(dataset_name, last_sync_count, None)
+            self._ahead[key] = asyncio.ensure_future(page)
+
+    def drop_ahead(self) -> None:
+        """Forget the pages fetched ahead and not taken, stopping those still on their way."""
+        ahead, self._ahead = self._ahead, {}
+        for future in ahead.values():
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()  # an unused failure is no error of anyone's
+
+    async def _list_records(
+        self, dataset_name: str, last_sync_count: int, next_token: str | None
+    ) -> RecordPage:
         variables = {
             "datasetName": dataset_name,
             "lastSyncCount": last_sync_count,
@@ -229,6 +260,7 @@ class GraphQLBackend(AsyncClosing):
     async def close(self) -> None:
         """Close the HTTP session; the backend cannot be used afterwards."""
         self._closed = True
+        self.drop_ahead()
         async with self._lock:
             client, self._client, self._session = self._client, None, None
             if client is not None:

@@ -112,3 +112,27 @@ async def test_a_dataset_only_the_server_knows_is_pulled(
         assert _asked(proxy, since) == ["listDatasets", "listRecords"]
         assert results["new"].pulled == 1
         assert await (await b.dataset("new")).get("k") == "v"
+
+
+async def test_pages_fetched_ahead_are_each_asked_for_once(
+    proxied: tuple[EmbeddedServer, TcpProxy], tmp_path: Path
+) -> None:
+    """A new device's first sync, two at a time: the datasets next in line are fetched
+    while others sync, and every page is still asked for once and stored."""
+    srv, proxy = proxied
+    logins = await developer_logins(srv, "alice")
+    a = AsyncClient(srv.config, db_path=tmp_path / "a.db", logins=logins)
+    b = AsyncClient(proxy.config_for(srv.config), db_path=tmp_path / "b.db", logins=logins)
+    async with a, b:
+        for name in NAMES:
+            await (await a.dataset(name)).put_all({"k": name, "other": "x"})
+        await a.synchronize_all()
+        await b.refresh_dataset_metadata()  # b knows the names, as a listing tells it
+        since = len(proxy.requests)
+        results = await b.synchronize_all(concurrency=2)
+        assert _asked(proxy, since) == ["listDatasets"] + ["listRecords"] * len(NAMES)
+        assert {n: (r.pulled, r.sync_count) for n, r in results.items()} == dict.fromkeys(
+            NAMES, (2, 1)
+        )
+        for name in NAMES:
+            assert await (await b.dataset(name)).get_all() == {"k": name, "other": "x"}
