@@ -164,11 +164,13 @@ class GraphQLBackend(AsyncClosing):
     ) -> RecordPage:
         """One page of records with sync_count > ``last_sync_count`` (tombstones included).
 
-        A first page asked for ahead (`fetch_ahead`) is taken instead of asking again.
+        A first page asked for ahead (`fetch_ahead`) is taken instead of asking again
+        (unless asking ahead already failed: then it is asked for again now).
         """
         if next_token is None:
             ahead = self._ahead.pop((dataset_name, last_sync_count), None)
-            if ahead is not None:
+            failed = ahead is not None and ahead.done() and (ahead.cancelled() or ahead.exception())
+            if ahead is not None and not failed:
                 return await ahead
         return await self._list_records(dataset_name, last_sync_count, next_token)
 
