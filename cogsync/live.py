@@ -49,7 +49,9 @@ class _Versioned(Protocol):
         self, owner: str, name: str, keys: Collection[str] | None = None
     ) -> dict[str, State]: ...
 
-    def record_revisions(self, owner: str, name: str) -> dict[str, int]: ...
+    def record_revisions(
+        self, owner: str, name: str, keys: Collection[str] | None = None
+    ) -> dict[str, int]: ...
 
 
 def _server_answered(error: CogsyncError) -> bool | None:
@@ -211,7 +213,7 @@ class LiveState:
                     seen.pop(key, None)
                 unsure: Collection[str] = keys
                 if applied:  # a key still at the revision the sync left holds what it wrote
-                    now, unsure = store.record_revisions(owner, name), []
+                    now, unsure = store.record_revisions(owner, name, keys), []
                     for key, done in applied.items():
                         if done is not None and now.get(key) == done[1]:
                             seen[key] = done[0]

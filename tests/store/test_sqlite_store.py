@@ -168,4 +168,9 @@ def test_record_states_and_revisions_are_the_records_fields(tmp_path: Path) -> N
         k: (r.value, r.sync_count, int(r.dirty)) for k, r in records.items() if k in "ac"
     }
     assert store.record_revisions("o", "ds") == {k: r.revision for k, r in records.items()}
+    many = [f"k{i}" for i in range(100)] + ["b"]  # more keys than are bound one by one
+    assert store.record_revisions("o", "ds", many) == {"b": records["b"].revision}
+    b = records["b"]
+    assert store.record_states("o", "ds", many) == {"b": (b.value, b.sync_count, int(b.dirty))}
+    assert store.get_records("o", "ds", many) == {"b": records["b"]}
     assert store.record_states("o", "other") == {} == store.record_revisions("o", "other")
