@@ -53,7 +53,7 @@ from cogsync.push import PushScheduler
 from cogsync.remote.base import RemoteBackend
 from cogsync.status import ClientStatus
 from cogsync.store.base import LocalStore
-from cogsync.sync_all import plan_sync_all, sync_concurrently
+from cogsync.sync_all import FetchesAhead, pages_ahead, plan_sync_all, sync_concurrently
 from cogsync.typed.dataset import AsyncTypedDataset, AsyncTypedRecords, RecordModel, typed_view
 
 __all__ = ["AsyncClient", "ClientOptions", "DatasetsMerged", "OnChange"]
@@ -369,12 +369,18 @@ class AsyncClient(AsyncClosing):
         for name, sync_count in plan.settled.items():  # nothing to pull or push: no request
             board.set_counts(name, 0, sync_count)
             board.sync_succeeded(name)
-        return await sync_concurrently(
-            plan.names,
-            lambda name: self.synchronize(name, **callbacks),
-            concurrency,
-            {name: SyncResult(name, sync_count=n) for name, n in plan.settled.items()},
-        )
+        backend = self._identity.backend
+        try:
+            return await sync_concurrently(
+                plan.names,
+                lambda name: self.synchronize(name, **callbacks),
+                concurrency,
+                {name: SyncResult(name, sync_count=n) for name, n in plan.settled.items()},
+                pages_ahead(backend, plan),
+            )
+        finally:
+            if isinstance(backend, FetchesAhead):
+                backend.drop_ahead()
 
     async def synchronize_on_connectivity(self, name: str, **callbacks: Any) -> SyncResult | None:
         """Sync now if the server is reachable; else retry in the background until it is.

@@ -79,6 +79,8 @@ def validate_value(value: object) -> str:
             f"record value must be a str, got {type(value).__name__}: store JSON as text "
             "(json.dumps) and use remove() to delete a record"
         )
+    if value.isascii():  # (no copy needed to know it encodes)
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from cogsync.dataset import LocalView
@@ -25,24 +25,33 @@ from cogsync.exceptions import (
     OfflineError,
     ServerError,
 )
-from cogsync.models import Record
 from cogsync.status import ClientStatus, DatasetStatus, StatusBoard
 
 __all__ = ["LiveState", "SyncObserver"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Fingerprint = dict[str, dict[str, tuple[str | None, int, bool]]]
+State = tuple[str | None, int, int]
+"""What the watcher compares of a record: value, sync count, dirty (0 or 1)."""
+Fingerprint = dict[str, dict[str, State]]
+Applied = dict[str, tuple[State, int] | None]
+"""Key -> the state a sync wrote and the revision it left, or None if unknown (skipped)."""
 SyncObserver = Callable[[commands.Command[Any], Any], Any]
 
 
 @runtime_checkable
 class _Versioned(Protocol):
+    """A store whose file other processes may write (`SQLiteStore`)."""
+
     def data_version(self) -> int: ...
 
+    def record_states(
+        self, owner: str, name: str, keys: Collection[str] | None = None
+    ) -> dict[str, State]: ...
 
-def _fingerprint(records: dict[str, Record]) -> dict[str, tuple[str | None, int, bool]]:
-    return {k: (r.value, r.sync_count, r.dirty) for k, r in records.items()}
+    def record_revisions(
+        self, owner: str, name: str, keys: Collection[str] | None = None
+    ) -> dict[str, int]: ...
 
 
 def _server_answered(error: CogsyncError) -> bool | None:
@@ -55,12 +64,12 @@ def _server_answered(error: CogsyncError) -> bool | None:
 
 
 class _PulledKeys:
-    """Collects the keys a sync pulled that another device wrote, and the keys it wrote to
-    the store (None once it touched the whole dataset): a driver observer."""
+    """Collects the keys a sync pulled that another device wrote, and what it wrote to the
+    store (None once it touched the whole dataset): a driver observer."""
 
     def __init__(self, device_id: str | None) -> None:
         self.keys: set[str] = set()
-        self.written: set[str] | None = set()
+        self.written: Applied | None = {}
         self._device_id = device_id
 
     def __call__(self, command: commands.Command[Any], result: Any) -> None:
@@ -71,7 +80,14 @@ class _PulledKeys:
         ):
             self.written = None
         elif isinstance(command, commands.ApplySync) and self.written is not None:
-            self.written.update(write.record.key for write in command.writes)
+            skipped, written = frozenset(result or ()), self.written
+            for write in command.writes:  # an applied write keeps the revision it expected
+                record, revision = write.record, write.expected_revision
+                if revision is None or record.key in skipped:
+                    written[record.key] = None
+                else:
+                    state = (record.value, record.sync_count, int(record.dirty))
+                    written[record.key] = (state, revision)
 
 
 class LiveState:
@@ -135,7 +151,7 @@ class LiveState:
         finally:
             with contextlib.suppress(CogsyncError):
                 written = pulled.written
-                await self._refresh(name, None if written is None else tuple(sorted(written)))
+                await self._refresh(name, None if written is None else tuple(written), written)
             if pulled.keys:
                 self._emit(name, tuple(sorted(pulled.keys)), "remote")
         self.board.sync_succeeded(name)
@@ -175,25 +191,36 @@ class LiveState:
         if self.changes:
             self.changes.emit(ChangeEvent(name, keys, origin))
 
-    async def _refresh(self, name: str, keys: tuple[str, ...] | None = None) -> None:
+    async def _refresh(
+        self, name: str, keys: tuple[str, ...] | None = None, applied: Applied | None = None
+    ) -> None:
         """Re-read the counts of ``name``; keep the watcher's picture of it current (only
-        ``keys`` of it, unless None)."""
-        pending, sync_count = await self._local.read(self._refresh_blocking, name, keys)
+        ``keys`` of it, unless None; ``applied`` says what a sync wrote to them)."""
+        pending, sync_count = await self._local.read(self._refresh_blocking, name, keys, applied)
         self.board.set_counts(name, pending, sync_count)
 
     def _refresh_blocking(
-        self, owner: str, name: str, keys: tuple[str, ...] | None
+        self, owner: str, name: str, keys: tuple[str, ...] | None, applied: Applied | None
     ) -> tuple[int, int]:
         store = self._local.store
         if self._versioned and self._version is not None and self._unchanged(store):
+            assert isinstance(store, _Versioned)
             if keys is None:  # nobody else wrote: keep the picture current
-                self._seen[name] = _fingerprint(store.get_records(owner, name))
+                self._seen[name] = store.record_states(owner, name)
             elif keys:
                 seen = self._seen.setdefault(name, {})
-                now = store.get_records(owner, name, keys=keys)
                 for key in keys:
                     seen.pop(key, None)
-                seen.update(_fingerprint(now))
+                unsure: Collection[str] = keys
+                if applied:  # a key still at the revision the sync left holds what it wrote
+                    now, unsure = store.record_revisions(owner, name, keys), []
+                    for key, done in applied.items():
+                        if done is not None and now.get(key) == done[1]:
+                            seen[key] = done[0]
+                        else:
+                            unsure.append(key)
+                if unsure:
+                    seen.update(store.record_states(owner, name, unsure))
         return self._count_blocking(owner, name)
 
     def _unchanged(self, store: object) -> bool:
@@ -222,8 +249,7 @@ class LiveState:
         first = self._version is None
         self._version = version
         now: Fingerprint = {
-            s.name: _fingerprint(store.get_records(owner, s.name))
-            for s in store.list_datasets(owner)
+            s.name: store.record_states(owner, s.name) for s in store.list_datasets(owner)
         }
         before, self._seen = self._seen, now
         if first:

@@ -15,7 +15,9 @@ no connection -> `OfflineError`, anything else -> `ServerError`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -252,8 +254,7 @@ class CognitoIdentity:
 
     def _call_blocking(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         if self._client is None:
-            self._client = boto3.session.Session().client(
-                "cognito-identity",
+            self._client = _new_client(
                 region_name=self._config.region,
                 endpoint_url=self._config.identity_endpoint,
                 config=BotoConfig(
@@ -266,6 +267,27 @@ class CognitoIdentity:
         method = getattr(self._client, _METHODS[operation])
         response: dict[str, Any] = method(**params)
         return response
+
+
+_SESSION_LOCK = threading.Lock()
+
+
+@functools.cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
+def _new_client(*, region_name: str, endpoint_url: str | None, config: BotoConfig) -> Any:
+    """A cognito-identity client made from one boto3 session every `CognitoIdentity` shares.
+
+    A new session loads botocore's models and endpoint data again (about 26,000 objects,
+    left for the cycle collector, and tens of milliseconds); a client made from a warm
+    session costs a few milliseconds. Sessions are not thread-safe, their clients are.
+    """
+    with _SESSION_LOCK:
+        return _session().client(
+            "cognito-identity", region_name=region_name, endpoint_url=endpoint_url, config=config
+        )
 
 
 def _field(response: Mapping[str, Any], name: str) -> str:

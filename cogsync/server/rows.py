@@ -6,6 +6,7 @@ since the Unix epoch (UTC); a request's remembered result keeps its records as J
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,7 +43,12 @@ def to_ms(value: datetime | None) -> int | None:
 
 def from_ms(value: int | None) -> datetime | None:
     """Epoch milliseconds as an aware UTC datetime (None stays None)."""
-    return None if value is None else _EPOCH + value * _MILLISECOND
+    return None if value is None else _moment(value)
+
+
+@functools.lru_cache(maxsize=4096)  # a page's records share a few time stamps
+def _moment(ms: int) -> datetime:
+    return _EPOCH + ms * _MILLISECOND
 
 
 def record_row(r: Record) -> RecordRow:

@@ -63,6 +63,7 @@ from cogsync.server.paging import (
     page_limit,
     record_position,
 )
+from cogsync.server.record_pages import page_rows
 from cogsync.server.requests_log import recall_request, remember_request
 from cogsync.server.rows import (
     RECORD_SIZE_SQL,
@@ -469,13 +470,9 @@ class ServerStorage:
                 up_to, position = record_position(
                     next_token, dataset_name, last_sync_count, current
                 )
-            rows = db.execute(
-                "SELECT key, value, sync_count, last_modified_date, last_modified_by, "
-                "device_last_modified_date FROM records WHERE identity_id=? AND dataset=? "
-                "AND sync_count>? AND sync_count<=? AND (sync_count, key) > (?, ?) "
-                "ORDER BY sync_count, key LIMIT ?",
-                (identity_id, dataset_name, last_sync_count, up_to, *position, size + 1),
-            ).fetchall()
+            rows = page_rows(
+                db, identity_id, dataset_name, last_sync_count, up_to, position, size + 1
+            )
             merged = tuple(
                 name
                 for (name,) in db.execute(

@@ -132,6 +132,8 @@ class SQLiteStore:
             if read_only:
                 check_current(self._db, self.path)
             else:
+                # A new file takes larger pages: storing pulled ~1 KB records costs less.
+                conn.execute("PRAGMA page_size = 16384")  # (existing files keep theirs)
                 self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
                 conn.execute("PRAGMA synchronous = FULL")
                 with self._write():
@@ -375,18 +377,37 @@ class SQLiteStore:
         self, owner: str, name: str, keys: Collection[str] | None = None
     ) -> dict[str, Record]:
         """Every record of a dataset (or those among ``keys``), tombstones included."""
-        if keys is None or len(keys) > _SCAN_FROM:  # many keys: one scan beats binding them
-            rows = self._rows(sql.SELECT_RECORDS, (owner, name))
-            if keys is not None:
-                wanted = keys if isinstance(keys, set | frozenset) else set(keys)
-                rows = [row for row in rows if row[0] in wanted]
-        elif not keys:
-            return {}
-        else:
-            marks = ", ".join("?" * len(keys))
-            query = f"{sql.SELECT_AMONG}({marks}) ORDER BY key"
-            rows = self._rows(query, (owner, name, *keys))
+        rows = self._among(sql.SELECT_RECORDS, owner, name, keys, " ORDER BY key")
         return {row[0]: as_record(row) for row in rows}
+
+    def record_states(
+        self, owner: str, name: str, keys: Collection[str] | None = None
+    ) -> dict[str, tuple[str | None, int, int]]:
+        """Key -> (value, sync count, dirty 0 or 1) of every record (or those among ``keys``):
+        what a watcher of the file compares, read without building `Record` values."""
+        rows = self._among(sql.SELECT_STATES, owner, name, keys)
+        return {key: (value, count, dirty) for key, value, count, dirty in rows}
+
+    def record_revisions(
+        self, owner: str, name: str, keys: Collection[str] | None = None
+    ) -> dict[str, int]:
+        """Key -> local revision of every record of a dataset (or those among ``keys``)."""
+        return dict(self._among(sql.SELECT_REVISIONS, owner, name, keys))
+
+    def _among(
+        self, select: str, owner: str, name: str, keys: Collection[str] | None, order: str = ""
+    ) -> list[Any]:
+        """Rows of ``select`` (a dataset's rows, key first) for ``keys`` (None: all)."""
+        if keys is None or len(keys) > _SCAN_FROM:  # many keys: one scan beats binding them
+            rows = self._rows(select + order, (owner, name))
+            if keys is None:
+                return rows
+            wanted = keys if isinstance(keys, set | frozenset) else set(keys)
+            return [row for row in rows if row[0] in wanted]
+        if not keys:
+            return []
+        marks = ", ".join("?" * len(keys))
+        return self._rows(f"{select} AND key IN ({marks}){order}", (owner, name, *keys))
 
     def dirty_records(self, owner: str, name: str) -> list[Record]:
         """Records changed locally and not yet pushed."""

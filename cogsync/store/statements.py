@@ -23,7 +23,6 @@ __all__ = [
     "RESET_SYNC_COUNTS",
     "SAVE_DATASET",
     "SELECT_ALL",
-    "SELECT_AMONG",
     "SELECT_BASES",
     "SELECT_DATASET",
     "SELECT_DATASETS",
@@ -32,6 +31,8 @@ __all__ = [
     "SELECT_ONE",
     "SELECT_RECORD",
     "SELECT_RECORDS",
+    "SELECT_REVISIONS",
+    "SELECT_STATES",
     "SET_SKIPPED",
     "SET_WRITTEN",
     "UPSERT_LOCAL",
@@ -46,12 +47,12 @@ RECORD_COLUMNS = (
 DATASET_COLUMNS = "name, last_sync_count, deleted_pending, last_modified"
 SELECT_DATASETS = f"SELECT {DATASET_COLUMNS} FROM datasets WHERE owner = ? ORDER BY name"
 SELECT_DATASET = f"SELECT {DATASET_COLUMNS} FROM datasets WHERE owner = ? AND name = ?"
-SELECT_RECORDS = (
-    f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? ORDER BY key"
-)
-SELECT_RECORD = f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND key = ?"
-# Followed by "(?, ?, ...)": the records among some keys.
-SELECT_AMONG = f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND key IN "
+# A dataset's rows, key first (followed by an order, or " AND key IN (...)" for some keys).
+SELECT_RECORDS = f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ?"
+# What a watcher of the file compares: value, sync count and dirty flag by key.
+SELECT_STATES = "SELECT key, value, sync_count, dirty FROM records WHERE owner = ? AND dataset = ?"
+SELECT_REVISIONS = "SELECT key, revision FROM records WHERE owner = ? AND dataset = ?"
+SELECT_RECORD = f"{SELECT_RECORDS} AND key = ?"
 SELECT_DIRTY = (
     f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND dirty = 1 "
     "ORDER BY key"

@@ -8,13 +8,21 @@ import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import cogsync
 from cogsync import AsyncClient, ChangeEvent, Client, ClientStatus
+from cogsync._store_thread import StoreThread
+from cogsync.dataset import LocalView
+from cogsync.engine.commands import ApplySync
+from cogsync.live import LiveState
+from cogsync.models import Record, RecordWrite
 from cogsync.server.runner import EmbeddedServer
+from cogsync.store.sqlite import SQLiteStore
 from cogsync.testing.servers import developer_logins
 
 
@@ -189,3 +197,36 @@ async def test_after_a_sync_another_process_write_names_only_its_key(
         event = await asyncio.wait_for(anext(stream), 10)
         assert event == ChangeEvent("shared", ("from-process",), "process")
         await stream.aclose()
+
+
+async def test_the_watcher_keeps_an_app_write_made_after_a_sync_applied(tmp_path: Path) -> None:
+    """A key the app writes between a sync's last store write and its end is seen as it
+    is in the file, not as the sync wrote it: another process's write alone is reported."""
+    store = SQLiteStore(tmp_path / "d.db")
+    thread = StoreThread()
+    me = store.provisional_owner()
+    live = LiveState(LocalView(store, lambda: me, thread.run), poll_interval=0.05)
+    now = datetime.now(UTC)
+    try:
+        await thread.run(store.write_local, me, "ds", {"seed": "0"}, now)
+        live.start()
+        await asyncio.sleep(0.3)  # the watcher has seen the file once
+        stream = live.changes.stream()
+
+        async def sync(observe: Any) -> None:
+            writes = tuple(RecordWrite(Record(k, "1", 1), expected_revision=0) for k in "ab")
+            apply = ApplySync("ds", writes, last_sync_count=1)
+            observe(apply, await thread.run(store.apply_sync, me, "ds", writes))
+            await thread.run(store.write_local, me, "ds", {"a": "app"}, now)
+
+        await live.track("ds", sync)
+        other = SQLiteStore(tmp_path / "d.db")
+        other.write_local(me, "ds", {"c": "other process"}, now)
+        other.close()
+        event = await asyncio.wait_for(anext(stream), 10)
+        assert event == ChangeEvent("ds", ("c",), "process")
+        await stream.aclose()
+    finally:
+        await live.aclose()
+        await thread.close_store(store.close)
+        thread.shutdown()

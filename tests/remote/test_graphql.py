@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from botocore.credentials import Credentials
 
 from cogsync.auth.cognito import CognitoIdentity
@@ -23,14 +25,16 @@ from cogsync.exceptions import (
     NotAuthorizedError,
     OfflineError,
     RecordLimitExceededError,
+    ServerError,
 )
 from cogsync.limits import DEFAULT_LIMITS, Limits
-from cogsync.models import PROTOCOL_VERSION, PatchOp, RecordPatch, utcnow
+from cogsync.models import PROTOCOL_VERSION, PatchOp, Record, RecordPatch, utcnow
 from cogsync.remote.base import RemoteBackend
 from cogsync.remote.graphql import GraphQLBackend
 from cogsync.server.runner import EmbeddedServer
 
 DEVICE = "device-1"
+STAMP = "2026-01-01T00:00:00.123Z"
 
 
 def put(key: str, value: str, sync_count: int = 0) -> RecordPatch:
@@ -291,3 +295,63 @@ async def test_a_closed_backend_refuses_calls(server: EmbeddedServer) -> None:
     await remote.close()
     with pytest.raises(RuntimeError, match="closed"):
         await remote.server_info()
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        ("r1", "no list records"),
+        ({"key": 1, "syncCount": 1, "lastModifiedDate": STAMP}, "no string key"),
+        ({"key": "k", "syncCount": "1", "lastModifiedDate": STAMP}, "no integer syncCount"),
+        ({"key": "k", "syncCount": True, "lastModifiedDate": STAMP}, "no integer syncCount"),
+        ({"key": "k", "syncCount": 1, "lastModifiedDate": "yesterday"}, "invalid AWSDateTime"),
+        ({"key": "k", "syncCount": 1, "lastModifiedDate": [STAMP]}, "AWSDateTime string"),
+    ],
+)
+async def test_a_page_outside_the_protocol_is_a_server_error(
+    server: EmbeddedServer, item: object, problem: str
+) -> None:
+    good = {"key": "a", "value": "1", "syncCount": 2, "lastModifiedDate": STAMP,
+            "lastModifiedBy": "d", "deviceLastModifiedDate": None}  # fmt: skip
+    async with _answering(server, [good, item]) as remote:
+        with pytest.raises(ServerError, match=problem):
+            await remote.list_records("ds", 0)
+
+
+async def test_a_page_decodes_into_records(server: EmbeddedServer) -> None:
+    items = [
+        {"key": "a", "value": "1", "syncCount": 2, "lastModifiedDate": STAMP,
+         "lastModifiedBy": "d", "deviceLastModifiedDate": None},
+        {"key": "b", "value": None, "syncCount": 3, "lastModifiedDate": "2026-01-02T03:04:05Z",
+         "lastModifiedBy": None, "deviceLastModifiedDate": STAMP},
+    ]  # fmt: skip
+    async with _answering(server, items) as remote:
+        page = await remote.list_records("ds", 0)
+    moment = datetime(2026, 1, 1, 0, 0, 0, 123000, tzinfo=UTC)
+    assert page.records == (
+        Record("a", "1", 2, moment, "d", None),
+        Record("b", None, 3, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), None, moment),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _answering(server: EmbeddedServer, items: list[object]) -> AsyncIterator[GraphQLBackend]:
+    """A backend whose GraphQL endpoint answers every request with a page of ``items``."""
+    page = {"datasetName": "ds", "syncCount": 3, "records": items, "nextToken": None}
+
+    async def answer(_request: web.Request) -> web.Response:
+        return web.json_response({"data": {"listRecords": page}})
+
+    app = web.Application()
+    app.router.add_post("/graphql", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    config = replace(server.config, graphql_url=f"http://127.0.0.1:{port}/graphql")
+    try:
+        async with GraphQLBackend(config, CognitoIdentity(server.config)) as remote:
+            yield remote
+    finally:
+        await runner.cleanup()

@@ -150,3 +150,27 @@ def test_file_from_before_the_base_column_keeps_its_edits(tmp_path: Path) -> Non
     store.write_local("o", "d", {"synced": "s2", "edited": "e2"}, T0)
     assert store.get_bases("o", "d") == {"new": None, "synced": "s"}
     store.close()
+
+
+def test_record_states_and_revisions_are_the_records_fields(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "d.db")
+    store.write_local("o", "ds", {"a": "1", "b": "2", "gone": "x"}, T0)
+    writes = [
+        RecordWrite(Record(k, v, 3), expected_revision=1) for k, v in (("b", "2"), ("c", "3"))
+    ]
+    store.apply_sync("o", "ds", writes, last_sync_count=3)
+    store.write_local("o", "ds", {"a": "edited", "gone": None}, T0)
+    records = store.get_records("o", "ds")
+    assert store.record_states("o", "ds") == {
+        k: (r.value, r.sync_count, int(r.dirty)) for k, r in records.items()
+    }
+    assert store.record_states("o", "ds", ["a", "c", "never"]) == {
+        k: (r.value, r.sync_count, int(r.dirty)) for k, r in records.items() if k in "ac"
+    }
+    assert store.record_revisions("o", "ds") == {k: r.revision for k, r in records.items()}
+    many = [f"k{i}" for i in range(100)] + ["b"]  # more keys than are bound one by one
+    assert store.record_revisions("o", "ds", many) == {"b": records["b"].revision}
+    b = records["b"]
+    assert store.record_states("o", "ds", many) == {"b": (b.value, b.sync_count, int(b.dirty))}
+    assert store.get_records("o", "ds", many) == {"b": records["b"]}
+    assert store.record_states("o", "other") == {} == store.record_revisions("o", "other")

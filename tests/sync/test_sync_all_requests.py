@@ -12,7 +12,9 @@ from pathlib import Path
 
 from tcp_proxy import TcpProxy
 
+from cogsync.auth.cognito import CognitoIdentity
 from cogsync.client import AsyncClient
+from cogsync.remote.graphql import GraphQLBackend
 from cogsync.server.runner import EmbeddedServer
 from cogsync.testing.servers import developer_logins
 
@@ -129,3 +131,51 @@ async def test_requests_and_answers_carry_no_needless_headers(
             assert any(line.startswith(b"user-agent: cogsync/") for line in head), head
             assert not [line for line in head if line.startswith(b"accept:")], head
         assert proxy.answers and all(b"\r\nserver:" not in a.lower() for a in proxy.answers)
+
+
+async def test_pages_fetched_ahead_are_each_asked_for_once(
+    proxied: tuple[EmbeddedServer, TcpProxy], tmp_path: Path
+) -> None:
+    """A new device's first sync, two at a time: the datasets next in line are fetched
+    while others sync, and every page is still asked for once and stored."""
+    srv, proxy = proxied
+    logins = await developer_logins(srv, "alice")
+    a = AsyncClient(srv.config, db_path=tmp_path / "a.db", logins=logins)
+    b = AsyncClient(proxy.config_for(srv.config), db_path=tmp_path / "b.db", logins=logins)
+    async with a, b:
+        for name in NAMES:
+            await (await a.dataset(name)).put_all({"k": name, "other": "x"})
+        await a.synchronize_all()
+        await b.refresh_dataset_metadata()  # b knows the names, as a listing tells it
+        since = len(proxy.requests)
+        results = await b.synchronize_all(concurrency=2)
+        assert _asked(proxy, since) == ["listDatasets"] + ["listRecords"] * len(NAMES)
+        assert {n: (r.pulled, r.sync_count) for n, r in results.items()} == dict.fromkeys(
+            NAMES, (2, 1)
+        )
+        for name in NAMES:
+            assert await (await b.dataset(name)).get_all() == {"k": name, "other": "x"}
+
+
+async def test_a_page_fetched_ahead_is_taken_once_and_a_dropped_one_asked_again(
+    proxied: tuple[EmbeddedServer, TcpProxy], tmp_path: Path
+) -> None:
+    srv, proxy = proxied
+    logins = await developer_logins(srv, "alice")
+    async with AsyncClient(srv.config, db_path=tmp_path / "a.db", logins=logins) as a:
+        await (await a.dataset("d0")).put("k", "v")
+        await a.synchronize_all()
+    identity = CognitoIdentity(srv.config, logins=logins)
+    async with GraphQLBackend(proxy.config_for(srv.config), identity) as remote:
+        await remote.server_info()  # the connection and credentials are ready
+        since = len(proxy.requests)
+        remote.fetch_ahead("d0", 0)
+        page = await remote.list_records("d0", 0)
+        assert [r.key for r in page.records] == ["k"]
+        await remote.list_records("d0", 1)  # not the page fetched ahead: asked for
+        assert _asked(proxy, since) == ["listRecords", "listRecords"]
+        remote.fetch_ahead("d0", 0)
+        remote.drop_ahead()
+        since = len(proxy.requests)
+        assert (await remote.list_records("d0", 0)) == page
+        assert _asked(proxy, since) == ["listRecords"]
