@@ -19,13 +19,12 @@ import contextlib
 import json
 import sqlite3
 import threading
-import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlite_utils
 
@@ -42,6 +41,7 @@ from cogsync.limits import (
 from cogsync.models import DatasetState, Record, RecordWrite
 from cogsync.store import owners
 from cogsync.store import statements as sql
+from cogsync.store.connection import BUSY_TIMEOUT_SECONDS, connect, retry_busy
 from cogsync.store.errors import storage_error
 from cogsync.store.memory import check_sync_writes, covered_sync_count
 from cogsync.store.migrations import check_current, migrate
@@ -49,9 +49,6 @@ from cogsync.store.rows import as_dataset, as_record, as_text
 
 __all__ = ["BUSY_TIMEOUT_SECONDS", "SQLiteStore"]
 
-BUSY_TIMEOUT_SECONDS = 30.0
-_T = TypeVar("_T")
-_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 _SCAN_FROM = 64  # batches larger than this read the whole dataset instead of binding keys
 
@@ -77,23 +74,6 @@ def _delete_records(conn: sqlite3.Connection, owner: str, name: str) -> None:
 def _drop(conn: sqlite3.Connection, owner: str, name: str) -> None:
     _delete_records(conn, owner, name)
     conn.execute("DELETE FROM datasets WHERE owner = ? AND name = ?", (owner, name))
-
-
-def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
-    """A connection to ``path``; read-only ones never create or change a file."""
-    if not read_only:
-        return sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
-    if not path.is_file():
-        raise ConfigError(f"no device file at {path}")
-    # No write-ahead log beside the file: nobody has it open, so read it as immutable
-    # (a read-only WAL connection would otherwise leave -wal and -shm files behind).
-    wal = path.with_name(path.name + "-wal")
-    mode = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
-    uri = f"{path.resolve().as_uri()}?{mode}"
-    try:
-        return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise ConfigError(f"cannot open {path} read-only: {exc}") from exc
 
 
 class SQLiteStore:
@@ -125,7 +105,7 @@ class SQLiteStore:
         self.read_only = read_only
         self._lock = threading.RLock()
         self._joined = False  # inside a transaction: writes join it
-        conn = _connect(self.path, read_only=read_only)
+        conn = connect(self.path, read_only=read_only)
         try:
             self._db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
             self._conn = conn
@@ -134,7 +114,7 @@ class SQLiteStore:
             else:
                 # A new file takes larger pages: storing pulled ~1 KB records costs less.
                 conn.execute("PRAGMA page_size = 16384")  # (existing files keep theirs)
-                self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+                retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
                 conn.execute("PRAGMA synchronous = FULL")
                 with self._write():
                     migrate(self._db)
@@ -156,21 +136,6 @@ class SQLiteStore:
 
     # -- transactions -------------------------------------------------------------------
 
-    @staticmethod
-    def _retry_busy(step: Callable[[], _T]) -> _T:
-        """Run ``step()``, retrying while another connection holds the file locked."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
-        pause = 0.001
-        while True:
-            try:
-                return step()
-            except sqlite3.OperationalError as exc:
-                code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-                if code not in _BUSY_CODES or time.monotonic() > deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 0.05)
-
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction: commit on success, roll back on any error.
@@ -185,7 +150,7 @@ class SQLiteStore:
                 yield conn
                 return
             try:
-                self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+                retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
                 self._joined = True
                 try:
                     yield conn
