@@ -36,7 +36,8 @@ class TcpProxy:
         answers: the first 512 bytes of each answer (an HTTP status line and headers).
         cuts: connections cut by `cut_answer_to`.
         refusing: while True new connections are closed at once.
-        rate: bytes per second each direction of a connection carries (None: unlimited).
+        rate: bytes per second each direction of the link carries, shared by all its
+            connections as one network link's bandwidth is (None: unlimited).
         delay: seconds each chunk is held before it is relayed (a link's one-way latency).
     """
 
@@ -52,7 +53,7 @@ class TcpProxy:
         self.refusing = False
         self.rate: float | None = None
         self.delay = 0.0
-        self._free_at: dict[asyncio.StreamWriter, float] = {}
+        self._free_at: dict[str, float] = {}  # per direction: when the link is next free
         self._cut: list[Predicate] = []
         self._hold: list[tuple[Predicate, Callable[[], Awaitable[object]]]] = []
         self._links: set[_Link] = set()
@@ -152,7 +153,7 @@ class TcpProxy:
                         self._cut.remove(predicate)
                         link.doomed = True
                 self.bytes_up += len(data)
-                await self._relay(link.upstream, data)
+                await self._relay(link.upstream, data, "up")
         self._end(link)
 
     async def _pump_down(self, reader: asyncio.StreamReader, link: _Link) -> None:
@@ -166,36 +167,36 @@ class TcpProxy:
                     self.cuts += 1
                     break
                 self.bytes_down += len(data)
-                await self._relay(link.client, data)
+                await self._relay(link.client, data, "down")
         if not link.silent:
             self._end(link)
 
-    async def _relay(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+    async def _relay(self, writer: asyncio.StreamWriter, data: bytes, direction: str) -> None:
         if self.rate is not None or self.delay:
-            await self._pace(writer, data)
+            await self._pace(writer, data, direction)
         else:
             writer.write(data)
         await writer.drain()
 
-    async def _pace(self, writer: asyncio.StreamWriter, data: bytes) -> None:
-        """Send ``data`` no faster than the rate; a burst on an idle link starts one latency
-        late (so each request and each answer pays the latency once)."""
+    async def _pace(self, writer: asyncio.StreamWriter, data: bytes, direction: str) -> None:
+        """Send ``data`` as a link would: its pieces take turns with every connection's
+        pieces in ``direction`` at the link's rate, and each arrives one latency after it
+        was sent."""
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        free = self._free_at.get(writer, 0.0)
-        due = now + self.delay if now >= free else free
-        for start in range(0, len(data), 16384):
+        sent = max(loop.time(), self._free_at.get(direction, 0.0))
+        arrivals = []
+        for start in range(0, len(data), 16384):  # reserved at once: no await in between
             piece = data[start : start + 16384]
             if self.rate is not None:
-                due += len(piece) / self.rate
+                sent += len(piece) / self.rate
+            arrivals.append((sent + self.delay, piece))
+        self._free_at[direction] = sent
+        for due, piece in arrivals:
             if due > loop.time():
                 await asyncio.sleep(due - loop.time())
             writer.write(piece)
-        self._free_at[writer] = due
 
     def _end(self, link: _Link) -> None:
         self._links.discard(link)
-        self._free_at.pop(link.client, None)
-        self._free_at.pop(link.upstream, None)
         for writer in (link.client, link.upstream):
             writer.transport.abort()
