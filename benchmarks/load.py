@@ -563,7 +563,7 @@ def print_ratios(results: list[StepResult], baseline: str | None) -> None:
                 )
             print(
                 f"  {label:>9} {step:>16}: pushes/s {new.achieved / max(old.achieved, 1e-9):.2f}x, "
-                f"p99 {new.p99_ms / old.p99_ms:.2f}x, "
+                f"p99 {new.p99_ms / old.p99_ms:.2g}x, "
                 f"CPU per push {new.cpu_ms_per_push / old.cpu_ms_per_push:.2f}x{growth}"
             )
 
