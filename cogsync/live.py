@@ -55,12 +55,18 @@ def _server_answered(error: CogsyncError) -> bool | None:
 
 
 class _PulledKeys:
-    """Collects the keys a sync pulled that another device wrote, and the keys it wrote to
-    the store (None once it touched the whole dataset): a driver observer."""
+    """Collects the keys a sync pulled that another device wrote, and what it wrote to the
+    store: a driver observer.
+
+    ``stored`` holds the picture (value, sync count, dirty) of each write the store applied,
+    as the write itself says; ``written`` the keys whose picture only the store knows (writes
+    a revision guard skipped), or None once the sync touched the whole dataset.
+    """
 
     def __init__(self, device_id: str | None) -> None:
         self.keys: set[str] = set()
         self.written: set[str] | None = set()
+        self.stored: dict[str, tuple[str | None, int, bool]] = {}
         self._device_id = device_id
 
     def __call__(self, command: commands.Command[Any], result: Any) -> None:
@@ -71,7 +77,15 @@ class _PulledKeys:
         ):
             self.written = None
         elif isinstance(command, commands.ApplySync) and self.written is not None:
-            self.written.update(write.record.key for write in command.writes)
+            skipped = set(result or ())
+            for write in command.writes:
+                record = write.record
+                if record.key in skipped:
+                    self.stored.pop(record.key, None)
+                    self.written.add(record.key)
+                else:
+                    self.written.discard(record.key)
+                    self.stored[record.key] = (record.value, record.sync_count, record.dirty)
 
 
 class LiveState:
@@ -135,7 +149,10 @@ class LiveState:
         finally:
             with contextlib.suppress(CogsyncError):
                 written = pulled.written
-                await self._refresh(name, None if written is None else tuple(sorted(written)))
+                if written is None:
+                    await self._refresh(name)
+                else:
+                    await self._refresh(name, tuple(sorted(written)), pulled.stored)
             if pulled.keys:
                 self._emit(name, tuple(sorted(pulled.keys)), "remote")
         self.board.sync_succeeded(name)
@@ -175,22 +192,32 @@ class LiveState:
         if self.changes:
             self.changes.emit(ChangeEvent(name, keys, origin))
 
-    async def _refresh(self, name: str, keys: tuple[str, ...] | None = None) -> None:
-        """Re-read the counts of ``name``; keep the watcher's picture of it current (only
-        ``keys`` of it, unless None)."""
-        pending, sync_count = await self._local.read(self._refresh_blocking, name, keys)
+    async def _refresh(
+        self,
+        name: str,
+        keys: tuple[str, ...] | None = None,
+        stored: dict[str, tuple[str | None, int, bool]] | None = None,
+    ) -> None:
+        """Re-read the counts of ``name``; keep the watcher's picture of it current: only
+        ``keys`` of it are read again (all, if None), ``stored`` holds pictures known already."""
+        pending, sync_count = await self._local.read(self._refresh_blocking, name, keys, stored)
         self.board.set_counts(name, pending, sync_count)
 
     def _refresh_blocking(
-        self, owner: str, name: str, keys: tuple[str, ...] | None
+        self,
+        owner: str,
+        name: str,
+        keys: tuple[str, ...] | None,
+        stored: dict[str, tuple[str | None, int, bool]] | None,
     ) -> tuple[int, int]:
         store = self._local.store
         if self._versioned and self._version is not None and self._unchanged(store):
             if keys is None:  # nobody else wrote: keep the picture current
                 self._seen[name] = _fingerprint(store.get_records(owner, name))
-            elif keys:
+            elif keys or stored:
                 seen = self._seen.setdefault(name, {})
-                now = store.get_records(owner, name, keys=keys)
+                seen.update(stored or {})
+                now = store.get_records(owner, name, keys=keys) if keys else {}
                 for key in keys:
                     seen.pop(key, None)
                 seen.update(_fingerprint(now))

@@ -199,7 +199,7 @@ class GraphQLBackend(AsyncClosing):
                 "protocolVersion": PROTOCOL_VERSION,
                 "records": [
                     {
-                        "op": patch.op.value,
+                        "op": patch.op,  # a StrEnum: JSON encodes its value
                         "key": patch.key,
                         "value": patch.value,
                         "syncCount": patch.sync_count,
