@@ -6,6 +6,7 @@ since the Unix epoch (UTC); a request's remembered result keeps its records as J
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,7 +38,12 @@ _MILLISECOND = timedelta(milliseconds=1)
 
 def to_ms(value: datetime | None) -> int | None:
     """An aware datetime as epoch milliseconds (None stays None)."""
-    return None if value is None else (value - _EPOCH) // _MILLISECOND
+    return None if value is None else _ms(value)
+
+
+@functools.lru_cache(maxsize=1024)  # a batch's records share a few time stamps
+def _ms(value: datetime) -> int:
+    return (value - _EPOCH) // _MILLISECOND
 
 
 def from_ms(value: int | None) -> datetime | None:
