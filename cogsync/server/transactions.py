@@ -43,27 +43,19 @@ class Transactions:
         """One write: its own transaction, or a savepoint of the open group."""
         db = self._db
         with self._lock:
-            if self._grouped:
-                if not db.in_transaction:  # SQLite rolled the group back (disk full, I/O)
-                    raise sqlite3.OperationalError("the group's transaction was rolled back")
-                db.execute("SAVEPOINT write")
-                try:
-                    yield db
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK TO write")
-                        db.execute("RELEASE write")
-                    raise
-                db.execute("RELEASE write")
-                return
-            db.execute("BEGIN IMMEDIATE")
+            grouped = self._grouped
+            if grouped and not db.in_transaction:  # SQLite rolled the group back (I/O error)
+                raise sqlite3.OperationalError("the group's transaction was rolled back")
+            db.execute("SAVEPOINT write" if grouped else "BEGIN IMMEDIATE")
             try:
                 yield db
             except BaseException:
                 if db.in_transaction:
-                    db.execute("ROLLBACK")
+                    db.execute("ROLLBACK TO write" if grouped else "ROLLBACK")
+                    if grouped:
+                        db.execute("RELEASE write")
                 raise
-            db.execute("COMMIT")
+            db.execute("RELEASE write" if grouped else "COMMIT")
 
     @contextmanager
     def group(self) -> Iterator[None]:
