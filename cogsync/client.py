@@ -288,14 +288,20 @@ class AsyncClient(AsyncClosing):
         Always ends in a `SyncResult` or a typed error (`OfflineError` leaves local data
         intact; `ConflictError` after ``max_retries`` rejected pushes).
         """
+        return await self._synchronize(
+            name,
+            on_conflict=on_conflict,
+            on_dataset_deleted=on_dataset_deleted,
+            on_datasets_merged=on_datasets_merged,
+            max_retries=max_retries,
+            on_progress=on_progress,
+        )
+
+    async def _synchronize(
+        self, name: str, unknown_to_server: bool = False, **callbacks: Any
+    ) -> SyncResult:
         validate_name(name, self.limits)
-        callbacks = {
-            "on_conflict": on_conflict,
-            "on_dataset_deleted": on_dataset_deleted,
-            "on_datasets_merged": on_datasets_merged,
-            "max_retries": max_retries,
-            "on_progress": on_progress,
-        }
+        callbacks["unknown_to_server"] = unknown_to_server
         return await self._live.track(name, lambda observe: self._sync(name, observe, callbacks))
 
     async def _sync(
@@ -309,10 +315,16 @@ class AsyncClient(AsyncClosing):
             owner = await self._thread.run(self._identity.synced_owner)
             lock = self._locks.setdefault(name, asyncio.Lock())
             async with lock:
-                retries, on_progress = callbacks.pop("max_retries"), callbacks.pop("on_progress")
+                retries = callbacks.pop("max_retries", 5)
+                on_progress = callbacks.pop("on_progress", None)
                 if on_progress is not None:
                     observe = chain(observe, await progress_observer(name, on_progress, backend))
-                flow = sync_dataset(name, device_id=self._device_id, max_retries=retries)
+                flow = sync_dataset(
+                    name,
+                    device_id=self._device_id,
+                    max_retries=retries,
+                    unknown_to_server=callbacks.pop("unknown_to_server"),
+                )
                 return await run_sync(
                     flow,
                     store=self._store,
@@ -371,7 +383,7 @@ class AsyncClient(AsyncClosing):
             board.sync_succeeded(name)
         return await sync_concurrently(
             plan.names,
-            lambda name: self.synchronize(name, **callbacks),
+            lambda name: self._synchronize(name, name in plan.unknown, **callbacks),
             concurrency,
             {name: SyncResult(name, sync_count=n) for name, n in plan.settled.items()},
         )

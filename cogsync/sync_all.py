@@ -20,10 +20,12 @@ __all__ = ["SyncAllPlan", "plan_sync_all", "sync_concurrently"]
 
 @dataclass(frozen=True, slots=True)
 class SyncAllPlan:
-    """Every local dataset (``names``) and those already settled: name -> sync count."""
+    """Every local dataset (``names``), those already settled (name -> sync count), and
+    those the server does not list at all, nor any dataset merged into them (``unknown``)."""
 
     names: tuple[str, ...]
     settled: dict[str, int]
+    unknown: frozenset[str] = frozenset()
 
 
 def plan_sync_all(owner: str, store: LocalStore, remote: Sequence[DatasetSummary]) -> SyncAllPlan:
@@ -37,8 +39,13 @@ def plan_sync_all(owner: str, store: LocalStore, remote: Sequence[DatasetSummary
     listed = {d.name: d for d in remote}
     states = store.list_datasets(owner)
     settled: dict[str, int] = {}
+    unknown: set[str] = set()
     for state in states:
         server = listed.get(state.name)
+        prefix = state.name + "."
+        merged = any(name.startswith(prefix) for name in listed)
+        if server is None and not merged:
+            unknown.add(state.name)
         if (
             server is None
             or server.deleted
@@ -46,13 +53,12 @@ def plan_sync_all(owner: str, store: LocalStore, remote: Sequence[DatasetSummary
             or server.sync_count != state.last_sync_count
         ):
             continue
-        prefix = state.name + "."
-        if any(name.startswith(prefix) for name in listed):
+        if merged:
             continue  # a dataset merged into this one: the sync reports it
         if store.dirty_records(owner, state.name):
             continue
         settled[state.name] = server.sync_count
-    return SyncAllPlan(tuple(s.name for s in states), settled)
+    return SyncAllPlan(tuple(s.name for s in states), settled, frozenset(unknown))
 
 
 async def sync_concurrently(

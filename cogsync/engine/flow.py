@@ -194,6 +194,7 @@ def sync_dataset(
     max_retries: int = 5,
     network_retries: int = 2,
     clock: Callable[[], datetime] = utcnow,
+    unknown_to_server: bool = False,
 ) -> Flow[SyncResult]:
     """Synchronize dataset ``name``: delete, pull, resolve conflicts, apply, push.
 
@@ -205,6 +206,11 @@ def sync_dataset(
         network_retries: how many times a push or delete that failed with `OfflineError`
             is re-sent unchanged (same client request id) before the error propagates.
         clock: the time stamped on values a resolver invents.
+        unknown_to_server: the server was just seen without this dataset (no merged one
+            either). If it never synced here, its first pull could only be empty: it is
+            skipped, and the push carries the dirty records the first read found. (Had
+            another device created it meanwhile, the push is refused or does not advance
+            ``last_sync_count``, and the next pull fetches what it wrote.)
 
     Returns:
         What the sync did. Raises `ConflictError` when retries are exhausted or the
@@ -235,10 +241,14 @@ def sync_dataset(
     pulled: set[str] = set()
     merged: tuple[str, ...] = ()
     rejected = 0
+    fresh = unknown_to_server and state is not None and since == 0 and not state.deleted_pending
     while True:
         if snapshot is None:
             snapshot = yield from _ask(ReadLocal(name, only=_DIRTY))
-        pull = yield from _pull(name, since)
+        if fresh:
+            pull = _Pull(0, False, (), ())
+        else:
+            pull = yield from _pull(name, since)
         if pull.merged_names and not merged:
             merged = pull.merged_names
             if not (yield from _ask(DatasetsMerged(name, merged))):
@@ -278,7 +288,8 @@ def sync_dataset(
             missed = [w.record.sync_count for w in apply.writes if w.record.key in skipped]
             behind = min(missed) - 1 if missed else None
 
-        local = yield from _ask(ReadLocal(name, only=_DIRTY))
+        local = snapshot if fresh else (yield from _ask(ReadLocal(name, only=_DIRTY)))
+        fresh = False  # a retry pulls
         dirty_records = sorted((r for r in local.records.values() if r.dirty), key=_key)
         if not dirty_records:
             return _result(name, pulled, 0, conflicts, pull.up_to, merged)
