@@ -53,7 +53,7 @@ from cogsync.push import PushScheduler
 from cogsync.remote.base import RemoteBackend
 from cogsync.status import ClientStatus
 from cogsync.store.base import LocalStore
-from cogsync.sync_all import FetchesAhead, pages_ahead, plan_sync_all, sync_concurrently
+from cogsync.sync_all import plan_sync_all, run_sync_all
 from cogsync.typed.dataset import AsyncTypedDataset, AsyncTypedRecords, RecordModel, typed_view
 
 __all__ = ["AsyncClient", "ClientOptions", "DatasetsMerged", "OnChange"]
@@ -288,14 +288,20 @@ class AsyncClient(AsyncClosing):
         Always ends in a `SyncResult` or a typed error (`OfflineError` leaves local data
         intact; `ConflictError` after ``max_retries`` rejected pushes).
         """
+        return await self._synchronize(
+            name,
+            on_conflict=on_conflict,
+            on_dataset_deleted=on_dataset_deleted,
+            on_datasets_merged=on_datasets_merged,
+            max_retries=max_retries,
+            on_progress=on_progress,
+        )
+
+    async def _synchronize(
+        self, name: str, unknown_to_server: bool = False, **callbacks: Any
+    ) -> SyncResult:
         validate_name(name, self.limits)
-        callbacks = {
-            "on_conflict": on_conflict,
-            "on_dataset_deleted": on_dataset_deleted,
-            "on_datasets_merged": on_datasets_merged,
-            "max_retries": max_retries,
-            "on_progress": on_progress,
-        }
+        callbacks["unknown_to_server"] = unknown_to_server
         return await self._live.track(name, lambda observe: self._sync(name, observe, callbacks))
 
     async def _sync(
@@ -309,10 +315,16 @@ class AsyncClient(AsyncClosing):
             owner = await self._thread.run(self._identity.synced_owner)
             lock = self._locks.setdefault(name, asyncio.Lock())
             async with lock:
-                retries, on_progress = callbacks.pop("max_retries"), callbacks.pop("on_progress")
+                retries = callbacks.pop("max_retries", 5)
+                on_progress = callbacks.pop("on_progress", None)
                 if on_progress is not None:
                     observe = chain(observe, await progress_observer(name, on_progress, backend))
-                flow = sync_dataset(name, device_id=self._device_id, max_retries=retries)
+                flow = sync_dataset(
+                    name,
+                    device_id=self._device_id,
+                    max_retries=retries,
+                    unknown_to_server=callbacks.pop("unknown_to_server"),
+                )
                 return await run_sync(
                     flow,
                     store=self._store,
@@ -369,18 +381,12 @@ class AsyncClient(AsyncClosing):
         for name, sync_count in plan.settled.items():  # nothing to pull or push: no request
             board.set_counts(name, 0, sync_count)
             board.sync_succeeded(name)
-        backend = self._identity.backend
-        try:
-            return await sync_concurrently(
-                plan.names,
-                lambda name: self.synchronize(name, **callbacks),
-                concurrency,
-                {name: SyncResult(name, sync_count=n) for name, n in plan.settled.items()},
-                pages_ahead(backend, plan),
-            )
-        finally:
-            if isinstance(backend, FetchesAhead):
-                backend.drop_ahead()
+        return await run_sync_all(
+            plan,
+            lambda name: self._synchronize(name, name in plan.unknown, **callbacks),
+            concurrency,
+            self._identity.backend,
+        )
 
     async def synchronize_on_connectivity(self, name: str, **callbacks: Any) -> SyncResult | None:
         """Sync now if the server is reachable; else retry in the background until it is.

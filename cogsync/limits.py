@@ -82,7 +82,8 @@ def validate_value(value: object) -> str:
     if value.isascii():  # (no copy needed to know it encodes)
         return value
     try:
-        value.encode("utf-8")
+        if not value.isascii():  # ASCII text (a flag on the str: no scan) always encodes
+            value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise exceptions.InvalidValueError(
             "record value is not valid Unicode text (lone surrogate)"
@@ -94,7 +95,11 @@ def record_size(key: str, value: str | None) -> int:
     """Bytes a record counts towards its dataset's size: UTF-8 key + value; 0 if removed."""
     if value is None:
         return 0
-    return len(key.encode("utf-8")) + len(value.encode("utf-8"))
+    return _utf8_bytes(key) + _utf8_bytes(value)
+
+
+def _utf8_bytes(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def check_dataset_totals(

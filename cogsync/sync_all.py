@@ -19,7 +19,14 @@ from cogsync.exceptions import SyncAllError
 from cogsync.models import DatasetSummary, SyncResult
 from cogsync.store.base import LocalStore
 
-__all__ = ["FetchesAhead", "SyncAllPlan", "pages_ahead", "plan_sync_all", "sync_concurrently"]
+__all__ = [
+    "FetchesAhead",
+    "SyncAllPlan",
+    "pages_ahead",
+    "plan_sync_all",
+    "run_sync_all",
+    "sync_concurrently",
+]
 
 
 @runtime_checkable
@@ -35,11 +42,14 @@ class FetchesAhead(Protocol):
 class SyncAllPlan:
     """Every local dataset (``names``), those already settled (name -> sync count), and
     where the pull of each other one starts (``pulls``: name -> last sync count; not for
-    a dataset whose sync first deletes it on the server)."""
+    a dataset whose sync first deletes it on the server, nor for one the server does not
+    know), and those the server does not list at all, nor any dataset merged into them
+    (``unknown``: their sync pushes without a first pull)."""
 
     names: tuple[str, ...]
     settled: dict[str, int]
     pulls: dict[str, int] = field(default_factory=dict)
+    unknown: frozenset[str] = frozenset()
 
 
 def plan_sync_all(owner: str, store: LocalStore, remote: Sequence[DatasetSummary]) -> SyncAllPlan:
@@ -54,8 +64,13 @@ def plan_sync_all(owner: str, store: LocalStore, remote: Sequence[DatasetSummary
     states = store.list_datasets(owner)
     settled: dict[str, int] = {}
     pulls = {s.name: s.last_sync_count for s in states if not s.deleted_pending}
+    unknown: set[str] = set()
     for state in states:
         server = listed.get(state.name)
+        prefix = state.name + "."
+        merged = any(name.startswith(prefix) for name in listed)
+        if server is None and not merged:
+            unknown.add(state.name)
         if (
             server is None
             or server.deleted
@@ -63,14 +78,15 @@ def plan_sync_all(owner: str, store: LocalStore, remote: Sequence[DatasetSummary
             or server.sync_count != state.last_sync_count
         ):
             continue
-        prefix = state.name + "."
-        if any(name.startswith(prefix) for name in listed):
+        if merged:
             continue  # a dataset merged into this one: the sync reports it
         if store.dirty_records(owner, state.name):
             continue
         settled[state.name] = server.sync_count
         del pulls[state.name]
-    return SyncAllPlan(tuple(s.name for s in states), settled, pulls)
+    for name in unknown:
+        pulls.pop(name, None)
+    return SyncAllPlan(tuple(s.name for s in states), settled, pulls, frozenset(unknown))
 
 
 def pages_ahead(backend: object, plan: SyncAllPlan) -> Callable[[str], None] | None:
@@ -124,3 +140,24 @@ async def sync_concurrently(
         first = next(iter(errors.values()))
         raise SyncAllError.from_failures(results, errors) from first
     return results
+
+
+async def run_sync_all(
+    plan: SyncAllPlan,
+    sync: Callable[[str], Awaitable[SyncResult]],
+    concurrency: int,
+    backend: object,
+) -> dict[str, SyncResult]:
+    """`sync_concurrently` over ``plan`` (its settled datasets answered as they are), the
+    first pages fetched ahead from ``backend`` if it can; pages not taken are dropped."""
+    try:
+        return await sync_concurrently(
+            plan.names,
+            sync,
+            concurrency,
+            {name: SyncResult(name, sync_count=n) for name, n in plan.settled.items()},
+            pages_ahead(backend, plan),
+        )
+    finally:
+        if isinstance(backend, FetchesAhead):
+            backend.drop_ahead()

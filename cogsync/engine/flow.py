@@ -194,6 +194,7 @@ def sync_dataset(
     max_retries: int = 5,
     network_retries: int = 2,
     clock: Callable[[], datetime] = utcnow,
+    unknown_to_server: bool = False,
 ) -> Flow[SyncResult]:
     """Synchronize dataset ``name``: delete, pull, resolve conflicts, apply, push.
 
@@ -205,13 +206,19 @@ def sync_dataset(
         network_retries: how many times a push or delete that failed with `OfflineError`
             is re-sent unchanged (same client request id) before the error propagates.
         clock: the time stamped on values a resolver invents.
+        unknown_to_server: the server was just seen without this dataset (no merged one
+            either). If it never synced here, its first pull could only be empty: it is
+            skipped, and the push carries the dirty records the first read found. (Had
+            another device created it meanwhile, the push is refused or does not advance
+            ``last_sync_count``, and the next pull fetches what it wrote.)
 
     Returns:
         What the sync did. Raises `ConflictError` when retries are exhausted or the
         resolver answered wrongly, `OfflineError` when the server is unreachable (local
         data intact), and whatever the store, backend or callbacks raise.
     """
-    first = yield from _ask(ReadLocal(name, only=_DIRTY))
+    # A dataset unknown to the server may push from this very read: make it one for a push.
+    first = yield from _ask(ReadLocal(name, only=_DIRTY, for_push=unknown_to_server))
     if first.state is not None and first.state.deleted_pending and not first.complete:
         first = yield from _ask(ReadLocal(name))  # deciding to drop needs every record
     snapshot: LocalSnapshot | None = first
@@ -235,10 +242,14 @@ def sync_dataset(
     pulled: set[str] = set()
     merged: tuple[str, ...] = ()
     rejected = 0
+    fresh = unknown_to_server and state is not None and since == 0 and not state.deleted_pending
     while True:
         if snapshot is None:
             snapshot = yield from _ask(ReadLocal(name, only=_DIRTY))
-        pull = yield from _pull(name, since)
+        if fresh:
+            pull = _Pull(0, False, (), ())
+        else:
+            pull = yield from _pull(name, since)
         if pull.merged_names and not merged:
             merged = pull.merged_names
             if not (yield from _ask(DatasetsMerged(name, merged))):
@@ -278,7 +289,11 @@ def sync_dataset(
             missed = [w.record.sync_count for w in apply.writes if w.record.key in skipped]
             behind = min(missed) - 1 if missed else None
 
-        local = yield from _ask(ReadLocal(name, only=_DIRTY, for_push=True))
+        if fresh:
+            local = snapshot  # the first read, made for a push (never-synced records noted)
+        else:
+            local = yield from _ask(ReadLocal(name, only=_DIRTY, for_push=True))
+        fresh = False  # a retry pulls
         dirty_records = sorted((r for r in local.records.values() if r.dirty), key=_key)
         if not dirty_records:
             return _result(name, pulled, 0, conflicts, pull.up_to, merged)

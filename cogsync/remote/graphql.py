@@ -57,6 +57,7 @@ from cogsync.exceptions import (
 )
 from cogsync.models import (
     PROTOCOL_VERSION,
+    PatchOp,
     PushResult,
     Record,
     RecordPage,
@@ -239,16 +240,7 @@ class GraphQLBackend(AsyncClosing):
                 "clientRequestId": client_request_id,
                 "deviceId": device_id,
                 "protocolVersion": PROTOCOL_VERSION,
-                "records": [
-                    {
-                        "op": patch.op.value,
-                        "key": patch.key,
-                        "value": patch.value,
-                        "syncCount": patch.sync_count,
-                        "deviceLastModifiedDate": format_datetime(patch.device_last_modified_date),
-                    }
-                    for patch in patches
-                ],
+                "records": _Patches(patches),
             }
         }
         data = await self._execute(operations.PUSH_RECORDS, variables)
@@ -369,9 +361,61 @@ def _dumps(payload: dict[str, Any]) -> bytes:
     """The UTF-8 JSON body (orjson; the standard library's escapes for what orjson refuses,
     such as lone surrogates, so the server answers them as it always did)."""
     try:
-        return orjson.dumps(payload)
+        return orjson.dumps(payload, default=_Patches.fragment)
     except orjson.JSONEncodeError:
-        return json.dumps(payload).encode("utf-8")
+        return json.dumps(payload, default=_Patches.dicts).encode("utf-8")
+
+
+class _Patches:
+    """A push's records in a request's variables, encoded when the body is: straight to
+    JSON bytes, the same bytes as a dict per record would give without making the dicts
+    (a 1,024-record push made 1,024 of them for the collector to trace)."""
+
+    __slots__ = ("patches",)
+    _OPEN = {op: b'{"op":' + orjson.dumps(op) + b',"key":' for op in PatchOp}
+
+    def __init__(self, patches: Sequence[RecordPatch]) -> None:
+        self.patches = patches
+
+    @staticmethod
+    def fragment(value: object) -> orjson.Fragment:
+        """orjson's ``default``: the records as one JSON array."""
+        if not isinstance(value, _Patches):
+            raise TypeError(f"cannot encode {type(value).__name__}")
+        dumps, opening = orjson.dumps, _Patches._OPEN
+        items = [
+            b"".join(
+                (
+                    opening[p.op],
+                    dumps(p.key),
+                    b',"value":',
+                    dumps(p.value),
+                    b',"syncCount":',
+                    dumps(p.sync_count),
+                    b',"deviceLastModifiedDate":',
+                    dumps(format_datetime(p.device_last_modified_date)),
+                    b"}",
+                )
+            )
+            for p in value.patches
+        ]
+        return orjson.Fragment(b"[" + b",".join(items) + b"]")
+
+    @staticmethod
+    def dicts(value: object) -> list[dict[str, Any]]:
+        """The standard library's ``default``: one dict per record."""
+        if not isinstance(value, _Patches):
+            raise TypeError(f"cannot encode {type(value).__name__}")
+        return [
+            {
+                "op": p.op.value,
+                "key": p.key,
+                "value": p.value,
+                "syncCount": p.sync_count,
+                "deviceLastModifiedDate": format_datetime(p.device_last_modified_date),
+            }
+            for p in value.patches
+        ]
 
 
 class _Request(GraphQLRequest):

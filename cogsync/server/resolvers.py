@@ -53,6 +53,7 @@ from cogsync.server.projection import ProjectedEvents, Projection
 from cogsync.server.querylimits import ResponseBudget, answer_too_large
 from cogsync.server.schema import load_schema
 from cogsync.server.storage import DatasetChange, ServerStorage
+from cogsync.server.transactions import GroupCommitThread
 from cogsync.server.wire import RequestRefused, Variables, graphql_failure
 
 __all__ = ["SubscriptionRefused", "SyncService"]
@@ -333,13 +334,13 @@ class SyncService:
         self.hub = _Hub()
         self.schema = load_schema()
         self.documents = DocumentCache(self.schema, server_limits)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="cogsync-storage")
+        self._storage_thread = GroupCommitThread(storage.group)
         self._documents = ThreadPoolExecutor(2, thread_name_prefix="cogsync-graphql")
 
     async def run(self, function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        """Run a blocking storage call on the storage thread and await its result."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(function, *args, **kwargs))
+        """Run a blocking storage call on the storage thread and await its result (given
+        once the commit holding the call is durable: calls queued together share one)."""
+        return await self._storage_thread.run(function, *args, **kwargs)
 
     def publish(self, change: DatasetChange) -> None:
         """Tell the identity's subscribers about an applied change (no values)."""
@@ -359,7 +360,7 @@ class SyncService:
     def close(self) -> None:
         """End every open subscription and stop the storage thread (the storage stays open)."""
         self.hub.close()
-        self._executor.shutdown(wait=True)
+        self._storage_thread.close()
         self._documents.shutdown(wait=True)
 
     async def _document(self, query: object) -> Outcome:

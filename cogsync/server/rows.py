@@ -38,7 +38,12 @@ _MILLISECOND = timedelta(milliseconds=1)
 
 def to_ms(value: datetime | None) -> int | None:
     """An aware datetime as epoch milliseconds (None stays None)."""
-    return None if value is None else (value - _EPOCH) // _MILLISECOND
+    return None if value is None else _ms(value)
+
+
+@functools.lru_cache(maxsize=1024)  # a batch's records share a few time stamps
+def _ms(value: datetime) -> int:
+    return (value - _EPOCH) // _MILLISECOND
 
 
 def from_ms(value: int | None) -> datetime | None:

@@ -25,8 +25,8 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -72,6 +72,7 @@ from cogsync.server.rows import (
     record_row,
     to_ms,
 )
+from cogsync.server.transactions import Transactions
 from cogsync.server.wire import InvalidRequestError
 
 __all__ = [
@@ -146,6 +147,7 @@ class ServerStorage:
         except BaseException:
             self._db.close()
             raise
+        self._transactions = Transactions(self._db, self._lock)
 
     def close(self) -> None:
         """Close the database file."""
@@ -158,16 +160,13 @@ class ServerStorage:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def group(self) -> AbstractContextManager[None]:
+        """Writes made inside share one transaction and one commit (`GroupCommitThread`);
+        each is a savepoint, rolled back alone if it fails."""
+        return self._transactions.group()
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._transactions.write()
 
     # -- writes ---------------------------------------------------------------------------
 

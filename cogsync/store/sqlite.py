@@ -466,17 +466,22 @@ class SQLiteStore:
 
     @staticmethod
     def _touched(
-        conn: sqlite3.Connection, owner: str, name: str, keys: list[str]
+        conn: sqlite3.Connection,
+        owner: str,
+        name: str,
+        keys: list[str],
+        select: str = sql.SELECT_ALL,
     ) -> dict[str, Any]:
-        """The existing rows among ``keys``, by key (columns as in ``sql.SELECT_ALL``)."""
+        """The existing rows among ``keys``, by key (columns as in ``select``: ``sql.SELECT_ALL``
+        or ``sql.SELECT_REVISIONS``)."""
         if len(keys) == 1:
-            rows = conn.execute(sql.SELECT_ONE, (owner, name, keys[0]))
+            rows = conn.execute(f"{select} AND key = ?", (owner, name, keys[0]))
         elif len(keys) <= _SCAN_FROM:  # (not json_each: it cuts strings at NUL characters)
             marks = ", ".join("?" * len(keys))
-            rows = conn.execute(f"{sql.SELECT_ALL} AND key IN ({marks})", (owner, name, *keys))
+            rows = conn.execute(f"{select} AND key IN ({marks})", (owner, name, *keys))
         else:  # for large batches, reading the whole dataset is cheaper than a join
             wanted = set(keys)
-            rows = conn.execute(sql.SELECT_ALL, (owner, name))
+            rows = conn.execute(select, (owner, name))
             return {row[0]: row for row in rows if row[0] in wanted}
         return {row[0]: row for row in rows}
 
@@ -513,7 +518,8 @@ class SQLiteStore:
                 conn.execute(sql.RESET_SYNC_COUNTS, (owner, name))
             keys = [w.record.key for w in writes]
             revisions: dict[str, int] = {
-                key: row[3] for key, row in self._touched(conn, owner, name, keys).items()
+                key: row[1]
+                for key, row in self._touched(conn, owner, name, keys, sql.SELECT_REVISIONS).items()
             }
             newest: str | None = None
             upserts: list[tuple[Any, ...]] = []  # applied writes, sent as one executemany

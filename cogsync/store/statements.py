@@ -28,7 +28,6 @@ __all__ = [
     "SELECT_DATASETS",
     "SELECT_DIRTY",
     "SELECT_FLOOR",
-    "SELECT_ONE",
     "SELECT_RECORD",
     "SELECT_RECORDS",
     "SELECT_REVISIONS",
@@ -68,7 +67,8 @@ SELECT_ALL = (
     "SELECT key, value, sync_count, revision, length(CAST(key AS BLOB)) + "
     "length(CAST(value AS BLOB)), sent FROM records WHERE owner = ? AND dataset = ?"
 )
-SELECT_ONE = SELECT_ALL + " AND key = ?"
+# The revisions a sync step's guards compare (key, revision): no values read.
+SELECT_REVISIONS = "SELECT key, revision FROM records WHERE owner = ? AND dataset = ?"
 # A dataset counts towards the per-owner limit unless it is pending deletion and empty.
 COUNTED_DATASETS = (
     "SELECT count(*) FROM datasets WHERE owner = ? AND (deleted_pending = 0 OR record_count > 0)"

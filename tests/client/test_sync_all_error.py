@@ -57,6 +57,9 @@ async def test_synchronize_all_raises_it_with_results_and_errors() -> None:
     async with AsyncClient(store=MemoryStore(), backend=backend, identity_id=ID) as client:
         for name in ("a", "b"):
             await (await client.dataset(name)).put("k", name)
+        await client.synchronize_all()  # on the server: the next sync of each pulls first
+        for name in ("a", "b"):
+            await (await client.dataset(name)).put("k", name + "2")
         await client.refresh_dataset_metadata()
         backend.fail_next("list_records")  # the first dataset's pull
         with pytest.raises(OfflineError) as info:

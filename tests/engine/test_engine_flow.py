@@ -547,3 +547,47 @@ def test_a_pending_local_deletion_reads_every_record_first() -> None:
     hand.answer(ReadLocal, snap(2, pending=True))
     hand.answer(DropDataset, None)
     assert hand.done() == SyncResult("ds", sync_count=3, deleted=True)
+
+
+# ---- a dataset the server never had --------------------------------------------------------
+def test_a_dataset_unknown_to_the_server_is_pushed_from_the_first_read_without_a_pull() -> None:
+    local = snap(0, rec("a", "1", 0, dirty=True, revision=1), rec("b", "2", 0, dirty=True))
+    hand = flow(unknown_to_server=True)
+    hand.answer(ReadLocal, local)
+    hand.answer(NewRequestId, "req-1")
+    push = hand.answer(PushRecords, pushed(1, *local.records.values()))
+    assert [p.key for p in push.patches] == ["a", "b"]
+    assert all(p.sync_count == 0 for p in push.patches)
+    ack = hand.answer(ApplySync, [])
+    assert ack.last_sync_count == 1 and len(ack.writes) == 2
+    assert (hand.done().pushed, hand.done().pulled) == (2, 0)
+
+
+def test_unknown_to_the_server_but_refused_then_pulls_as_usual() -> None:
+    local = snap(0, rec("a", "mine", 0, dirty=True, revision=3, at=T2))
+    hand = flow(unknown_to_server=True)
+    hand.answer(ReadLocal, local)
+    hand.answer(NewRequestId, "req-1")
+    hand.fail(PushRecords, ConflictError("stale", key="a", current=1, expected=0))
+    hand.answer(ReadLocal, local)
+    assert hand.expect(ListRecords) == ListRecords("ds", 0)
+    hand.answer(ListRecords, page(1, rec("a", "theirs", 1, at=T1)))
+    hand.answer(ResolveConflicts, [Resolution("a", "mine", "local")])
+    resolved = hand.answer(ApplySync, []).writes[0].record
+    hand.answer(ReadLocal, snap(1, resolved))
+    hand.answer(NewRequestId, "req-2")
+    assert hand.answer(PushRecords, pushed(2, resolved)).patches[0].sync_count == 1
+    assert hand.answer(ApplySync, []).last_sync_count == 2
+
+
+@pytest.mark.parametrize("state", [snap(3, rec("a", "1", 3, dirty=True)), snap(0, pending=True)])
+def test_unknown_to_the_server_pulls_anyway_once_synced_or_pending_deletion(
+    state: LocalSnapshot,
+) -> None:
+    hand = flow(unknown_to_server=True)
+    hand.answer(ReadLocal, state)
+    if state.state is not None and state.state.deleted_pending:
+        hand.answer(NewRequestId, "req-1")
+        hand.expect(DeleteRemote)  # the deletion goes first, as without the hint
+    else:
+        assert hand.expect(ListRecords) == ListRecords("ds", 3)

@@ -14,6 +14,7 @@ from botocore.credentials import Credentials
 from server_wire import LIST_DATASETS, LIST_RECORDS, http_client, identity_client, op
 
 from cogsync.exceptions import ConfigError
+from cogsync.models import PatchOp, RecordPatch
 from cogsync.server.credentials import IdentityDatabase
 from cogsync.server.migrations import (
     IDENTITY_MIGRATIONS,
@@ -105,6 +106,7 @@ def test_new_files_record_every_migration_once(tmp_path: Path) -> None:
         "m001_sync_tables",
         "m002_bounded_history",
         "m003_change_log_key_totals",
+        "m004_records_in_rowid_table",
     ]
     assert migrations_of(tmp_path / "identity.db") == ["m001_identity_tables"]
 
@@ -121,3 +123,47 @@ def test_files_from_a_newer_version_are_refused(tmp_path: Path) -> None:
         ServerStorage(tmp_path / "sync.db")
     with pytest.raises(ConfigError, match="newer cogsync"):
         IdentityDatabase(tmp_path / "identity.db")
+
+
+def _records_table(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute("SELECT sql FROM sqlite_master WHERE name='records'").fetchone()
+        return str(row[0])
+    finally:
+        conn.close()
+
+
+def test_old_records_move_to_a_rowid_table_unchanged(old_data: Path) -> None:
+    conn = sqlite3.connect(old_data / "sync.db")
+    before = conn.execute("SELECT * FROM records ORDER BY 1, 2, 3").fetchall()
+    conn.close()
+    assert before and "WITHOUT ROWID" in _records_table(old_data / "sync.db")
+    ServerStorage(old_data / "sync.db").close()
+    assert "WITHOUT ROWID" not in _records_table(old_data / "sync.db")
+    conn = sqlite3.connect(old_data / "sync.db")
+    try:
+        assert conn.execute("SELECT * FROM records ORDER BY 1, 2, 3").fetchall() == before
+        indexes = {r[0] for r in conn.execute("SELECT name FROM pragma_index_list('records')")}
+        assert "records_by_sync_count" in indexes
+    finally:
+        conn.close()
+
+
+def test_records_of_one_kilobyte_need_no_overflow_pages(tmp_path: Path) -> None:
+    """In the old WITHOUT ROWID table each 1 KB record took an overflow page of its own
+    (~4.8x the data); the rowid table keeps such rows in their pages."""
+    records = 400
+    with ServerStorage(tmp_path / "sync.db") as storage:
+        empty = storage.path.stat().st_size
+        patches = [
+            RecordPatch(PatchOp.REPLACE, f"r{i:04d}", f"{i:04d}" * 250, 0) for i in range(records)
+        ]
+        storage.push_records("us-east-1:a", "ds", patches, client_request_id="r", device_id="d")
+        conn = sqlite3.connect(tmp_path / "sync.db")
+        try:
+            (pages,) = conn.execute("PRAGMA page_count").fetchone()
+            (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        finally:
+            conn.close()
+    assert (pages * page_size - empty) < 2 * records * 1000

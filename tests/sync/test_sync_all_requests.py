@@ -179,3 +179,54 @@ async def test_a_page_fetched_ahead_is_taken_once_and_a_dropped_one_asked_again(
         since = len(proxy.requests)
         assert (await remote.list_records("d0", 0)) == page
         assert _asked(proxy, since) == ["listRecords"]
+
+
+async def test_a_dataset_the_server_never_had_is_pushed_without_a_pull(
+    proxied: tuple[EmbeddedServer, TcpProxy], tmp_path: Path
+) -> None:
+    srv, proxy = proxied
+    a, b = await _two_devices(srv, proxy, tmp_path)
+    async with a, b:
+        await (await b.dataset("fresh")).put_all({"x": "1", "y": "2"})
+        since = len(proxy.requests)
+        results = await b.synchronize_all()
+        assert _asked(proxy, since) == ["listDatasets", "pushRecords"]
+        assert (results["fresh"].pushed, results["fresh"].sync_count) == (2, 1)
+        assert (await (await b.dataset("fresh")).status()).pending_changes == 0
+        since = len(proxy.requests)
+        await b.synchronize_all()
+        assert _asked(proxy, since) == ["listDatasets"]  # last_sync_count moved to 1
+        await a.synchronize("fresh")
+        assert await (await a.dataset("fresh")).get_all() == {"x": "1", "y": "2"}
+
+
+async def test_a_dataset_created_elsewhere_after_the_listing_still_ends_merged(
+    proxied: tuple[EmbeddedServer, TcpProxy], tmp_path: Path
+) -> None:
+    """The listing said the server had no "late"; another device creates it before the push:
+    the push (sync counts 0) is refused on the shared key, re-pulled and resolved."""
+    srv, proxy = proxied
+    a, b = await _two_devices(srv, proxy, tmp_path)
+    async with a, b:
+        await (await b.dataset("late")).put_all({"shared": "from b", "mine": "b"})
+        theirs = await a.dataset("late")
+        await theirs.put_all({"shared": "from a", "theirs": "a"})
+        listed = await b.refresh_dataset_metadata()
+        assert "late" not in {d.name for d in listed if d.sync_count}
+        original = b.refresh_dataset_metadata
+
+        async def listing_then_a_writes() -> object:
+            answer = await original()
+            await theirs.synchronize()  # after b's listing, before its push
+            return answer
+
+        b.refresh_dataset_metadata = listing_then_a_writes  # type: ignore[method-assign]
+        since = len(proxy.requests)
+        results = await b.synchronize_all()
+        refused_then_pulled = ["pushRecords", "listRecords", "pushRecords"]
+        assert _asked(proxy, since) == ["listDatasets", *refused_then_pulled]
+        assert results["late"].sync_count >= 2
+        await a.synchronize("late")
+        mine, other = await b.dataset("late"), await a.dataset("late")
+        assert await mine.get("theirs") == "a" and await other.get("mine") == "b"
+        assert await mine.get("shared") == await other.get("shared")
