@@ -20,9 +20,7 @@ import asyncio
 import functools
 import importlib.metadata
 import io
-import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,7 +39,7 @@ from gql.transport.exceptions import (
 from graphql import DocumentNode, parse, print_ast
 from graphql.utilities import strip_ignored_characters
 
-from cogsync import _awsdatetime, exceptions
+from cogsync import exceptions
 from cogsync._closing import AsyncClosing
 from cogsync._signing import iam_auth
 from cogsync.auth.cognito import CognitoIdentity
@@ -57,15 +55,26 @@ from cogsync.exceptions import (
 )
 from cogsync.models import (
     PROTOCOL_VERSION,
-    PatchOp,
     PushResult,
-    Record,
     RecordPage,
     RecordPatch,
     RemoteDataset,
     ServerInfo,
 )
 from cogsync.remote import operations
+from cogsync.remote.payloads import (
+    PushPatches,
+    answer_int,
+    answer_list,
+    answer_object,
+    answer_str,
+    decode_record,
+    decode_records,
+    dumps_body,
+    format_datetime,
+    optional_int,
+    parse_datetime,
+)
 
 __all__ = ["GraphQLBackend", "format_datetime", "parse_datetime", "translate_graphql_error"]
 
@@ -136,13 +145,13 @@ class GraphQLBackend(AsyncClosing):
     async def server_info(self) -> ServerInfo:
         """Protocol version and limits the server enforces."""
         data = await self._execute(operations.SERVER_INFO, {})
-        info = _object(data, "serverInfo")
+        info = answer_object(data, "serverInfo")
         return ServerInfo(
-            protocol_version=_int(info, "protocolVersion"),
-            max_datasets=_int(info, "maxDatasets"),
-            max_records=_int(info, "maxRecords"),
-            max_dataset_bytes=_int(info, "maxDatasetBytes"),
-            max_key_bytes=_int(info, "maxKeyBytes"),
+            protocol_version=answer_int(info, "protocolVersion"),
+            max_datasets=answer_int(info, "maxDatasets"),
+            max_records=answer_int(info, "maxRecords"),
+            max_dataset_bytes=answer_int(info, "maxDatasetBytes"),
+            max_key_bytes=answer_int(info, "maxKeyBytes"),
         )
 
     async def list_datasets(self) -> list[RemoteDataset]:
@@ -153,14 +162,14 @@ class GraphQLBackend(AsyncClosing):
             data = await self._execute(
                 operations.LIST_DATASETS, {"nextToken": token, "limit": self._page_size}
             )
-            page = _object(data, "listDatasets")
-            for item in _list(page, "datasets"):
+            page = answer_object(data, "listDatasets")
+            for item in answer_list(page, "datasets"):
                 datasets.append(
                     RemoteDataset(
-                        name=_str(item, "name"),
-                        sync_count=_int(item, "syncCount"),
-                        size_in_bytes=_int(item, "sizeInBytes"),
-                        record_count=_int(item, "recordCount"),
+                        name=answer_str(item, "name"),
+                        sync_count=answer_int(item, "syncCount"),
+                        size_in_bytes=answer_int(item, "sizeInBytes"),
+                        record_count=answer_int(item, "recordCount"),
                         last_modified=parse_datetime(item.get("lastModifiedDate")),
                         deleted=bool(item.get("deleted")),
                     )
@@ -212,12 +221,12 @@ class GraphQLBackend(AsyncClosing):
             "limit": self._page_size,
         }
         data = await self._execute(operations.LIST_RECORDS, variables)
-        page = _object(data, "listRecords")
+        page = answer_object(data, "listRecords")
         return RecordPage(
-            dataset_name=_str(page, "datasetName"),
-            sync_count=_int(page, "syncCount"),
+            dataset_name=answer_str(page, "datasetName"),
+            sync_count=answer_int(page, "syncCount"),
             deleted=bool(page.get("deleted")),
-            records=_records(page),
+            records=decode_records(page),
             next_token=page.get("nextToken") or None,
             merged_dataset_names=tuple(str(n) for n in page.get("mergedDatasetNames") or ()),
         )
@@ -240,17 +249,18 @@ class GraphQLBackend(AsyncClosing):
                 "clientRequestId": client_request_id,
                 "deviceId": device_id,
                 "protocolVersion": PROTOCOL_VERSION,
-                "records": _Patches(patches),
+                "records": PushPatches(patches),
             }
         }
         data = await self._execute(operations.PUSH_RECORDS, variables)
-        change = _object(data, "pushRecords")
+        change = answer_object(data, "pushRecords")
         sent = {patch.key: patch.value for patch in patches}
         return PushResult(
-            dataset_name=_str(change, "datasetName"),
-            sync_count=_int(change, "syncCount"),
+            dataset_name=answer_str(change, "datasetName"),
+            sync_count=answer_int(change, "syncCount"),
             records=tuple(
-                _record(item, sent.get(_str(item, "key"))) for item in change.get("records") or ()
+                decode_record(item, sent.get(answer_str(item, "key")))
+                for item in change.get("records") or ()
             ),
         )
 
@@ -258,7 +268,7 @@ class GraphQLBackend(AsyncClosing):
         """Delete a dataset (the server keeps a tombstone); return its new sync count."""
         variables = {"datasetName": dataset_name, "clientRequestId": client_request_id}
         data = await self._execute(operations.DELETE_DATASET, variables)
-        return _int(_object(data, "deleteDataset"), "syncCount")
+        return answer_int(answer_object(data, "deleteDataset"), "syncCount")
 
     async def close(self) -> None:
         """Close the HTTP session; the backend cannot be used afterwards."""
@@ -348,74 +358,13 @@ class _StreamingTransport(AIOHTTPTransport):
         else:
             payload = dict(request.payload)
             payload["query"] = strip_ignored_characters(payload["query"])  # fewer bytes
-        body = _dumps(payload)
+        body = dumps_body(payload)
         headers = {"content-type": "application/json"}
         if isinstance(self.auth, AppSyncIAMAuthentication):
             headers = self.auth.get_headers(body, headers)  # type: ignore[arg-type]  # bytes sign
         post_args = {"data": io.BytesIO(body), "headers": headers}
         post_args.update(extra_args or {})
         return post_args
-
-
-def _dumps(payload: dict[str, Any]) -> bytes:
-    """The UTF-8 JSON body (orjson; the standard library's escapes for what orjson refuses,
-    such as lone surrogates, so the server answers them as it always did)."""
-    try:
-        return orjson.dumps(payload, default=_Patches.fragment)
-    except orjson.JSONEncodeError:
-        return json.dumps(payload, default=_Patches.dicts).encode("utf-8")
-
-
-class _Patches:
-    """A push's records in a request's variables, encoded when the body is: straight to
-    JSON bytes, the same bytes as a dict per record would give without making the dicts
-    (a 1,024-record push made 1,024 of them for the collector to trace)."""
-
-    __slots__ = ("patches",)
-    _OPEN = {op: b'{"op":' + orjson.dumps(op) + b',"key":' for op in PatchOp}
-
-    def __init__(self, patches: Sequence[RecordPatch]) -> None:
-        self.patches = patches
-
-    @staticmethod
-    def fragment(value: object) -> orjson.Fragment:
-        """orjson's ``default``: the records as one JSON array."""
-        if not isinstance(value, _Patches):
-            raise TypeError(f"cannot encode {type(value).__name__}")
-        dumps, opening = orjson.dumps, _Patches._OPEN
-        items = [
-            b"".join(
-                (
-                    opening[p.op],
-                    dumps(p.key),
-                    b',"value":',
-                    dumps(p.value),
-                    b',"syncCount":',
-                    dumps(p.sync_count),
-                    b',"deviceLastModifiedDate":',
-                    dumps(format_datetime(p.device_last_modified_date)),
-                    b"}",
-                )
-            )
-            for p in value.patches
-        ]
-        return orjson.Fragment(b"[" + b",".join(items) + b"]")
-
-    @staticmethod
-    def dicts(value: object) -> list[dict[str, Any]]:
-        """The standard library's ``default``: one dict per record."""
-        if not isinstance(value, _Patches):
-            raise TypeError(f"cannot encode {type(value).__name__}")
-        return [
-            {
-                "op": p.op.value,
-                "key": p.key,
-                "value": p.value,
-                "syncCount": p.sync_count,
-                "deviceLastModifiedDate": format_datetime(p.device_last_modified_date),
-            }
-            for p in value.patches
-        ]
 
 
 class _Request(GraphQLRequest):
@@ -479,15 +428,15 @@ def translate_graphql_error(error: Mapping[str, Any]) -> CogsyncError:
         return ConflictError(
             f"the server holds newer data: {message}; synchronize again",
             key=info.get("key"),
-            current=_opt_int(info.get("current")),
-            expected=_opt_int(info.get("expected")),
+            current=optional_int(info.get("current")),
+            expected=optional_int(info.get("expected")),
         )
     if kind == "LimitExceededException":
         error_class = _LIMIT_ERRORS.get(str(info.get("limit")), LimitExceededError)
         return error_class(
             f"the server refused a write that would exceed a limit: {message}",
-            limit=_opt_int(info.get("max")) or 0,
-            attempted=_opt_int(info.get("attempted")) or 0,
+            limit=optional_int(info.get("max")) or 0,
+            attempted=optional_int(info.get("attempted")) or 0,
         )
     if kind == "InvalidParameterException":
         return _usage_error(message, info)
@@ -507,109 +456,9 @@ def _usage_error(message: str, info: Mapping[str, Any]) -> UsageError:
     return UsageError(text)
 
 
-def parse_datetime(value: object) -> datetime | None:
-    """An AWSDateTime string as an aware UTC datetime (None stays None; naive means UTC)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ServerError(f"expected an AWSDateTime string, got {value!r}")
-    try:
-        return _parse_loose(value)
-    except ValueError as exc:
-        raise ServerError(f"the server sent an invalid AWSDateTime {value!r}") from exc
-
-
-# A page's records share a few time stamps (one per pushed batch): parse each once.
 # A short User-Agent that names the client (for server logs), and no ``Accept: */*``: both
 # cross the wire with every request.
 _SESSION_ARGS: dict[str, Any] = {
     "headers": {"User-Agent": f"cogsync/{_package_version()}"},
     "skip_auto_headers": ("Accept",),
 }
-
-_parse_loose = functools.lru_cache(maxsize=1024)(_awsdatetime.parse_loose)
-
-
-def format_datetime(value: datetime | None) -> str | None:
-    """A datetime as AWSDateTime (UTC, milliseconds, ``Z``); naive means UTC, None stays None."""
-    return None if value is None else _format_moment(value)
-
-
-@functools.lru_cache(maxsize=1024)  # a pushed batch shares a few edit times
-def _format_moment(value: datetime) -> str:
-    return _awsdatetime.format_datetime(_awsdatetime.as_utc(value))
-
-
-def _record(item: Mapping[str, Any], value: str | None) -> Record:
-    return Record(
-        key=_str(item, "key"),
-        value=value,
-        sync_count=_int(item, "syncCount"),
-        last_modified_date=parse_datetime(item.get("lastModifiedDate")),
-        last_modified_by=item.get("lastModifiedBy"),
-        device_last_modified_date=parse_datetime(item.get("deviceLastModifiedDate")),
-    )
-
-
-def _records(page: Mapping[str, Any]) -> tuple[Record, ...]:
-    """The records of a listRecords page: `_record`'s checks, inlined for a page of 1,024."""
-    items = page.get("records")
-    if type(items) is not list:
-        items = _list(page, "records")  # raises the error
-    moments: dict[Any, datetime | None] = {None: None}  # a page shares a few time stamps
-
-    def moment(text: Any) -> datetime | None:
-        try:
-            return moments[text]
-        except KeyError:
-            moments[text] = parse_datetime(text)
-            return moments[text]
-        except TypeError:  # not a string (unhashable)
-            return parse_datetime(text)
-
-    records = []
-    for item in items:
-        if type(item) is not dict:
-            _list(page, "records")  # raises the error
-        key, count = item.get("key"), item.get("syncCount")
-        if type(key) is not str or type(count) is not int:
-            records.append(_record(item, item.get("value")))  # the checks name the problem
-            continue
-        modified = moment(item.get("lastModifiedDate"))
-        device = moment(item.get("deviceLastModifiedDate"))
-        records.append(
-            Record(key, item.get("value"), count, modified, item.get("lastModifiedBy"), device)
-        )
-    return tuple(records)
-
-
-def _object(data: Mapping[str, Any], field: str) -> dict[str, Any]:
-    value = data.get(field)
-    if not isinstance(value, dict):
-        raise ServerError(f"the server's answer lacks {field}")
-    return value
-
-
-def _list(data: Mapping[str, Any], field: str) -> list[dict[str, Any]]:
-    value = data.get(field)
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ServerError(f"the server's answer has no list {field}")
-    return value
-
-
-def _str(data: Mapping[str, Any], field: str) -> str:
-    value = data.get(field)
-    if not isinstance(value, str):
-        raise ServerError(f"the server's answer has no string {field}")
-    return value
-
-
-def _int(data: Mapping[str, Any], field: str) -> int:
-    value = data.get(field)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ServerError(f"the server's answer has no integer {field}")
-    return value
-
-
-def _opt_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

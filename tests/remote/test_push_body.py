@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cogsync.models import PatchOp, RecordPatch
-from cogsync.remote.graphql import _dumps, _Patches
+from cogsync.remote.payloads import PushPatches, dumps_body
 
 texts = st.text(max_size=40)  # any code point, lone surrogates included
 moments = st.none() | st.datetimes(
@@ -32,8 +32,10 @@ patches = st.lists(
 
 @given(patches, texts)
 def test_the_body_is_what_one_dict_per_record_gives(batch: list[RecordPatch], name: str) -> None:
-    body = _dumps({"variables": {"input": {"datasetName": name, "records": _Patches(batch)}}})
-    dicts = _Patches.dicts(_Patches(batch))  # what the standard library's encoder gets
+    body = dumps_body(
+        {"variables": {"input": {"datasetName": name, "records": PushPatches(batch)}}}
+    )
+    dicts = PushPatches.dicts(PushPatches(batch))  # what the standard library's encoder gets
     plain = {"variables": {"input": {"datasetName": name, "records": dicts}}}
     try:
         expected = orjson.dumps(plain)
