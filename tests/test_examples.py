@@ -23,6 +23,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """A `cogsync serve` subprocess; yields (cogsync.json, admin.json)."""
@@ -35,15 +43,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pat
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise AssertionError((tmp / "serve.log").read_text()) from None
-                time.sleep(0.1)
+        while not (_listening(port) and config.is_file()):  # the config is written after
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                raise AssertionError((tmp / "serve.log").read_text())
+            time.sleep(0.1)
         assert config.is_file()
         admin = tmp / "data" / "admin.json"
         assert admin.stat().st_mode & 0o777 == 0o600
