@@ -79,11 +79,10 @@ def validate_value(value: object) -> str:
             f"record value must be a str, got {type(value).__name__}: store JSON as text "
             "(json.dumps) and use remove() to delete a record"
         )
-    if value.isascii():  # (no copy needed to know it encodes)
+    if value.isascii():  # ASCII text (a flag on the str: no scan, no copy) always encodes
         return value
     try:
-        if not value.isascii():  # ASCII text (a flag on the str: no scan) always encodes
-            value.encode("utf-8")
+        value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise exceptions.InvalidValueError(
             "record value is not valid Unicode text (lone surrogate)"
