@@ -76,6 +76,29 @@ def _drop(conn: sqlite3.Connection, owner: str, name: str) -> None:
     conn.execute("DELETE FROM datasets WHERE owner = ? AND name = ?", (owner, name))
 
 
+def _rows_among(
+    conn: sqlite3.Connection,
+    select: str,
+    owner: str,
+    name: str,
+    keys: Collection[str] | None,
+    order: str = "",
+) -> list[Any]:
+    """Rows of ``select`` (a dataset's rows, key first) for ``keys`` (None: all). Few keys
+    are bound (not with json_each: it cuts strings at NUL characters); for many, one scan
+    of the dataset filtered here is cheaper."""
+    if keys is None or len(keys) > _SCAN_FROM:
+        rows = conn.execute(select + order, (owner, name)).fetchall()
+        if keys is None:
+            return rows
+        wanted = keys if isinstance(keys, set | frozenset) else set(keys)
+        return [row for row in rows if row[0] in wanted]
+    if not keys:
+        return []
+    marks = ", ".join("?" * len(keys))
+    return conn.execute(f"{select} AND key IN ({marks}){order}", (owner, name, *keys)).fetchall()
+
+
 class SQLiteStore:
     """A `LocalStore` kept in one SQLite file per device.
 
@@ -362,17 +385,11 @@ class SQLiteStore:
     def _among(
         self, select: str, owner: str, name: str, keys: Collection[str] | None, order: str = ""
     ) -> list[Any]:
-        """Rows of ``select`` (a dataset's rows, key first) for ``keys`` (None: all)."""
-        if keys is None or len(keys) > _SCAN_FROM:  # many keys: one scan beats binding them
-            rows = self._rows(select + order, (owner, name))
-            if keys is None:
-                return rows
-            wanted = keys if isinstance(keys, set | frozenset) else set(keys)
-            return [row for row in rows if row[0] in wanted]
-        if not keys:
-            return []
-        marks = ", ".join("?" * len(keys))
-        return self._rows(f"{select} AND key IN ({marks}){order}", (owner, name, *keys))
+        with self._lock:
+            try:
+                return _rows_among(self._conn, select, owner, name, keys, order)
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path) from exc
 
     def dirty_records(self, owner: str, name: str) -> list[Record]:
         """Records changed locally and not yet pushed."""
@@ -474,16 +491,7 @@ class SQLiteStore:
     ) -> dict[str, Any]:
         """The existing rows among ``keys``, by key (columns as in ``select``: ``sql.SELECT_ALL``
         or ``sql.SELECT_REVISIONS``)."""
-        if len(keys) == 1:
-            rows = conn.execute(f"{select} AND key = ?", (owner, name, keys[0]))
-        elif len(keys) <= _SCAN_FROM:  # (not json_each: it cuts strings at NUL characters)
-            marks = ", ".join("?" * len(keys))
-            rows = conn.execute(f"{select} AND key IN ({marks})", (owner, name, *keys))
-        else:  # for large batches, reading the whole dataset is cheaper than a join
-            wanted = set(keys)
-            rows = conn.execute(select, (owner, name))
-            return {row[0]: row for row in rows if row[0] in wanted}
-        return {row[0]: row for row in rows}
+        return {row[0]: row for row in _rows_among(conn, select, owner, name, keys)}
 
     def mark_sent(self, owner: str, name: str, keys: Sequence[str]) -> None:
         """Note that a push carrying these never-synced records is about to be sent."""
