@@ -14,6 +14,7 @@ from cogsync import exceptions
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "RECORD_SIZE_SQL",
     "Limits",
     "check_dataset_count",
     "check_dataset_sizes",
@@ -95,6 +96,11 @@ def record_size(key: str, value: str | None) -> int:
     if value is None:
         return 0
     return _utf8_bytes(key) + _utf8_bytes(value)
+
+
+RECORD_SIZE_SQL = "length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))"
+"""`record_size` in SQL over a row's ``key`` and ``value`` columns (NULL for a tombstone),
+so client and server stores measure sizes where the values lie, without reading them."""
 
 
 def _utf8_bytes(text: str) -> int:

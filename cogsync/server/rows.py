@@ -13,7 +13,6 @@ from typing import Any
 from cogsync.models import Record
 
 __all__ = [
-    "RECORD_SIZE_SQL",
     "RecordRow",
     "from_ms",
     "record_from_json",
@@ -24,13 +23,6 @@ __all__ = [
 
 RecordRow = tuple[str, str | None, int, int | None, str | None, int | None]
 """``(key, value, sync_count, last_modified_ms, last_modified_by, device_modified_ms)``."""
-
-RECORD_SIZE_SQL = (
-    "CASE WHEN value IS NULL THEN NULL "
-    "ELSE length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)) END"
-)
-"""A ``records`` row's `cogsync.limits.record_size` in SQL (NULL for a tombstone): the
-UTF-8 bytes of key and value, measured without reading the value into Python."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)

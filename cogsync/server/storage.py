@@ -34,6 +34,7 @@ from pathlib import Path
 from cogsync.exceptions import ConfigError
 from cogsync.limits import (
     DEFAULT_LIMITS,
+    RECORD_SIZE_SQL,
     Limits,
     check_dataset_count,
     check_dataset_sizes,
@@ -66,7 +67,6 @@ from cogsync.server.paging import (
 from cogsync.server.record_pages import page_rows
 from cogsync.server.requests_log import recall_request, remember_request
 from cogsync.server.rows import (
-    RECORD_SIZE_SQL,
     RecordRow,
     from_ms,
     record_row,

@@ -6,6 +6,8 @@ Column lists fix the order in which rows are read back; the statements are plain
 
 from __future__ import annotations
 
+from cogsync.limits import RECORD_SIZE_SQL
+
 __all__ = [
     "COUNTED_DATASETS",
     "DATASET_COLUMNS",
@@ -64,8 +66,8 @@ SELECT_BASES = (
 # Rows a write touches: key, value, sync_count, revision, bytes it counts (None if removed),
 # and whether a push carrying it may have reached the server (m005_sent_records).
 SELECT_ALL = (
-    "SELECT key, value, sync_count, revision, length(CAST(key AS BLOB)) + "
-    "length(CAST(value AS BLOB)), sent FROM records WHERE owner = ? AND dataset = ?"
+    f"SELECT key, value, sync_count, revision, {RECORD_SIZE_SQL}, sent "
+    "FROM records WHERE owner = ? AND dataset = ?"
 )
 # The revisions a sync step's guards compare (key, revision): no values read.
 SELECT_REVISIONS = "SELECT key, revision FROM records WHERE owner = ? AND dataset = ?"
@@ -117,10 +119,10 @@ ON CONFLICT (owner, name) DO UPDATE SET last_modified = {LATER},
   record_count = excluded.record_count, size_bytes = excluded.size_bytes
 """
 # Recount a dataset's live totals and fold in a sync step's bookkeeping (nulls keep values).
-FINISH_DATASET = """
+FINISH_DATASET = f"""
 UPDATE datasets SET
   record_count = (SELECT count(value) FROM records WHERE owner = :do AND dataset = :dn),
-  size_bytes = (SELECT total(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)))
+  size_bytes = (SELECT total({RECORD_SIZE_SQL})
                 FROM records WHERE owner = :do AND dataset = :dn),
   last_modified = coalesce(max(coalesce(last_modified, ''), :newest), last_modified),
   last_sync_count = coalesce(:count, last_sync_count),
