@@ -1,12 +1,12 @@
 """`CognitoIdentity`: a device's Cognito identity id and its temporary AWS credentials.
 
-It speaks the Cognito Identity API through boto3 (``cognito-identity``) to AWS or to
+It speaks the Cognito Identity API through a botocore client (``cognito-identity``) to AWS or to
 ``cogsync serve``: ``GetId`` once (the id is cached and handed to ``on_identity`` so the
 client can store it), then ``GetCredentialsForIdentity`` whenever the credentials are
 missing or close to expiry. Both calls are unsigned, as Cognito expects; the logins
 (developer-authenticated OpenID tokens or OIDC ID tokens) travel in the request body.
 
-boto3 blocks, so every call runs in a worker thread; the event loop never waits on it.
+botocore blocks, so every call runs in a worker thread; the event loop never waits on it.
 botocore's failures are translated here: refused logins -> `NotAuthorizedError`, an
 identity the server does not know -> `IdentityNotFoundError` (a `NotAuthorizedError`),
 no connection -> `OfflineError`, anything else -> `ServerError`.
@@ -15,18 +15,16 @@ no connection -> `OfflineError`, anything else -> `ServerError`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from botocore import UNSIGNED
 from botocore.config import Config as BotoConfig
 from botocore.credentials import Credentials
 
+from cogsync._aws_session import new_client
 from cogsync._boto_errors import BOTO_ERRORS, translate_boto_error
 from cogsync._callbacks import maybe_await
 from cogsync.config import Config
@@ -254,7 +252,8 @@ class CognitoIdentity:
 
     def _call_blocking(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         if self._client is None:
-            self._client = _new_client(
+            self._client = new_client(  # from the process's one session: see _aws_session
+                "cognito-identity",
                 region_name=self._config.region,
                 endpoint_url=self._config.identity_endpoint,
                 config=BotoConfig(
@@ -267,27 +266,6 @@ class CognitoIdentity:
         method = getattr(self._client, _METHODS[operation])
         response: dict[str, Any] = method(**params)
         return response
-
-
-_SESSION_LOCK = threading.Lock()
-
-
-@functools.cache
-def _session() -> boto3.session.Session:
-    return boto3.session.Session()
-
-
-def _new_client(*, region_name: str, endpoint_url: str | None, config: BotoConfig) -> Any:
-    """A cognito-identity client made from one boto3 session every `CognitoIdentity` shares.
-
-    A new session loads botocore's models and endpoint data again (about 26,000 objects,
-    left for the cycle collector, and tens of milliseconds); a client made from a warm
-    session costs a few milliseconds. Sessions are not thread-safe, their clients are.
-    """
-    with _SESSION_LOCK:
-        return _session().client(
-            "cognito-identity", region_name=region_name, endpoint_url=endpoint_url, config=config
-        )
 
 
 def _field(response: Mapping[str, Any], name: str) -> str:
