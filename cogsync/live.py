@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from cogsync.dataset import LocalView
@@ -25,6 +25,7 @@ from cogsync.exceptions import (
     OfflineError,
     ServerError,
 )
+from cogsync.models import RecordWrite
 from cogsync.status import ClientStatus, DatasetStatus, StatusBoard
 
 __all__ = ["LiveState", "SyncObserver"]
@@ -34,8 +35,8 @@ T = TypeVar("T")
 State = tuple[str | None, int, int]
 """What the watcher compares of a record: value, sync count, dirty (0 or 1)."""
 Fingerprint = dict[str, dict[str, State]]
-Applied = dict[str, tuple[State, int] | None]
-"""Key -> the state a sync wrote and the revision it left, or None if unknown (skipped)."""
+Applied = list[tuple[Sequence[RecordWrite], frozenset[str]]]
+"""The writes of each `ApplySync` a sync ran, with the keys its revision guards skipped."""
 SyncObserver = Callable[[commands.Command[Any], Any], Any]
 
 
@@ -69,25 +70,25 @@ class _PulledKeys:
 
     def __init__(self, device_id: str | None) -> None:
         self.keys: set[str] = set()
-        self.written: Applied | None = {}
+        self.written: Applied | None = []
         self._device_id = device_id
 
     def __call__(self, command: commands.Command[Any], result: Any) -> None:
         if isinstance(command, commands.ListRecords):
-            self.keys.update(r.key for r in result.records if r.last_modified_by != self._device_id)
+            device = self._device_id
+            self.keys.update([r.key for r in result.records if r.last_modified_by != device])
         elif isinstance(command, commands.DropDataset) or (
             isinstance(command, commands.ApplySync) and command.reset_sync_counts
         ):
             self.written = None
         elif isinstance(command, commands.ApplySync) and self.written is not None:
-            skipped, written = frozenset(result or ()), self.written
-            for write in command.writes:  # an applied write keeps the revision it expected
-                record, revision = write.record, write.expected_revision
-                if revision is None or record.key in skipped:
-                    written[record.key] = None
-                else:
-                    state = (record.value, record.sync_count, int(record.dirty))
-                    written[record.key] = (state, revision)
+            self.written.append((command.writes, frozenset(result or ())))
+
+    def touched(self) -> tuple[str, ...] | None:
+        """The keys the sync wrote (None: the whole dataset)."""
+        if self.written is None:
+            return None
+        return tuple({w.record.key: None for writes, _ in self.written for w in writes})
 
 
 class LiveState:
@@ -150,8 +151,7 @@ class LiveState:
             raise
         finally:
             with contextlib.suppress(CogsyncError):
-                written = pulled.written
-                await self._refresh(name, None if written is None else tuple(written), written)
+                await self._refresh(name, pulled.touched(), pulled.written)
             if pulled.keys:
                 self._emit(name, tuple(sorted(pulled.keys)), "remote")
         self.board.sync_succeeded(name)
@@ -214,11 +214,14 @@ class LiveState:
                 unsure: Collection[str] = keys
                 if applied:  # a key still at the revision the sync left holds what it wrote
                     now, unsure = store.record_revisions(owner, name, keys), []
-                    for key, done in applied.items():
-                        if done is not None and now.get(key) == done[1]:
-                            seen[key] = done[0]
-                        else:
-                            unsure.append(key)
+                    for writes, skipped in applied:  # in order: the last write of a key wins
+                        for write in writes:
+                            record, revision = write.record, write.expected_revision
+                            key = record.key
+                            if revision is None or key in skipped or now.get(key) != revision:
+                                unsure.append(key)  # read back below, after every write
+                            else:
+                                seen[key] = (record.value, record.sync_count, int(record.dirty))
                 if unsure:
                     seen.update(store.record_states(owner, name, unsure))
         return self._count_blocking(owner, name)

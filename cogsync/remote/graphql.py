@@ -140,7 +140,9 @@ class GraphQLBackend(AsyncClosing):
         self._signed_with: Credentials | None = None
         self._lock = asyncio.Lock()
         self._closed = False
-        self._ahead: dict[tuple[str, int], asyncio.Future[RecordPage]] = {}
+        # Pages fetched ahead stay as parsed JSON until taken: their dicts of strings and
+        # numbers are no work for the garbage collector, 1,024 `Record` objects each are.
+        self._ahead: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
 
     async def server_info(self) -> ServerInfo:
         """Protocol version and limits the server enforces."""
@@ -190,8 +192,8 @@ class GraphQLBackend(AsyncClosing):
             ahead = self._ahead.pop((dataset_name, last_sync_count), None)
             failed = ahead is not None and ahead.done() and (ahead.cancelled() or ahead.exception())
             if ahead is not None and not failed:
-                return await ahead
-        return await self._list_records(dataset_name, last_sync_count, next_token)
+                return _record_page(await ahead)
+        return _record_page(await self._fetch_page(dataset_name, last_sync_count, next_token))
 
     def fetch_ahead(self, dataset_name: str, last_sync_count: int) -> None:
         """Start fetching the first page of records since ``last_sync_count``; the next
@@ -199,7 +201,7 @@ class GraphQLBackend(AsyncClosing):
         datasets it syncs next while others sync, so the server works meanwhile)."""
         key = (dataset_name, last_sync_count)
         if not self._closed and key not in self._ahead:
-            page = self._list_records(dataset_name, last_sync_count, None)
+            page = self._fetch_page(dataset_name, last_sync_count, None)
             self._ahead[key] = asyncio.ensure_future(page)
 
     def drop_ahead(self) -> None:
@@ -211,9 +213,9 @@ class GraphQLBackend(AsyncClosing):
             elif not future.cancelled():
                 future.exception()  # an unused failure is no error of anyone's
 
-    async def _list_records(
+    async def _fetch_page(
         self, dataset_name: str, last_sync_count: int, next_token: str | None
-    ) -> RecordPage:
+    ) -> dict[str, Any]:
         variables = {
             "datasetName": dataset_name,
             "lastSyncCount": last_sync_count,
@@ -221,15 +223,7 @@ class GraphQLBackend(AsyncClosing):
             "limit": self._page_size,
         }
         data = await self._execute(operations.LIST_RECORDS, variables)
-        page = answer_object(data, "listRecords")
-        return RecordPage(
-            dataset_name=answer_str(page, "datasetName"),
-            sync_count=answer_int(page, "syncCount"),
-            deleted=bool(page.get("deleted")),
-            records=decode_records(page),
-            next_token=page.get("nextToken") or None,
-            merged_dataset_names=tuple(str(n) for n in page.get("mergedDatasetNames") or ()),
-        )
+        return answer_object(data, "listRecords")
 
     async def push_records(
         self,
@@ -462,3 +456,15 @@ _SESSION_ARGS: dict[str, Any] = {
     "headers": {"User-Agent": f"cogsync/{_package_version()}"},
     "skip_auto_headers": ("Accept",),
 }
+
+
+def _record_page(page: dict[str, Any]) -> RecordPage:
+    """The `RecordPage` of a listRecords answer."""
+    return RecordPage(
+        dataset_name=answer_str(page, "datasetName"),
+        sync_count=answer_int(page, "syncCount"),
+        deleted=bool(page.get("deleted")),
+        records=decode_records(page),
+        next_token=page.get("nextToken") or None,
+        merged_dataset_names=tuple(str(n) for n in page.get("mergedDatasetNames") or ()),
+    )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cogsync.models import DatasetState, Record
+from cogsync.models import DatasetState, Record, RecordWrite
 
-__all__ = ["as_dataset", "as_moment", "as_record", "as_text"]
+__all__ = ["SyncedRows", "as_dataset", "as_moment", "as_record", "as_text"]
 
 
 def as_text(moment: datetime | None) -> str | None:
@@ -42,3 +42,38 @@ def as_record(row: Sequence[Any]) -> Record:
 def as_dataset(row: Sequence[Any]) -> DatasetState:
     """A `DatasetState` from a row of ``statements.DATASET_COLUMNS``."""
     return DatasetState(row[0], row[1], bool(row[2]), as_moment(row[3] or None))
+
+
+class SyncedRows:
+    """The ``statements.UPSERT_SYNCED`` rows of the applied sync writes `add`-ed, made one
+    at a time as ``executemany`` steps through `drain` (a pull of 1,024 records keeps no
+    1,024 row tuples alive). ``newest`` is the latest modification time among them."""
+
+    def __init__(self, owner: str, name: str) -> None:
+        self.owner, self.name = owner, name
+        self.newest: str | None = None
+        self._writes: list[RecordWrite] = []
+        self._revisions: list[int] = []
+
+    def add(self, write: RecordWrite, revision: int) -> None:
+        """Queue ``write``, applied keeping local revision ``revision``."""
+        self._writes.append(write)
+        self._revisions.append(revision)
+
+    def drain(self) -> Iterator[tuple[Any, ...]]:
+        """The rows of the writes queued so far, in order; the queue is empty after."""
+        owner, name, newest = self.owner, self.name, self.newest
+        try:
+            for write, revision in zip(self._writes, self._revisions, strict=True):
+                rec = write.record
+                modified = as_text(rec.last_modified_date)
+                if modified is not None and (newest is None or modified > newest):
+                    newest = modified
+                dirty = int(rec.dirty)
+                yield (owner, name, rec.key, rec.value, rec.sync_count, modified,
+                       rec.last_modified_by, as_text(rec.device_last_modified_date),
+                       dirty, revision, write.base if dirty else None, dirty)  # fmt: skip
+        finally:
+            self.newest = newest
+            self._writes.clear()
+            self._revisions.clear()

@@ -45,7 +45,7 @@ from cogsync.store.connection import BUSY_TIMEOUT_SECONDS, connect, retry_busy
 from cogsync.store.errors import storage_error
 from cogsync.store.memory import check_sync_writes, covered_sync_count
 from cogsync.store.migrations import check_current, migrate
-from cogsync.store.rows import as_dataset, as_record, as_text
+from cogsync.store.rows import SyncedRows, as_dataset, as_record, as_text
 
 __all__ = ["BUSY_TIMEOUT_SECONDS", "SQLiteStore"]
 
@@ -529,29 +529,20 @@ class SQLiteStore:
                 key: row[1]
                 for key, row in self._touched(conn, owner, name, keys, sql.SELECT_REVISIONS).items()
             }
-            newest: str | None = None
-            upserts: list[tuple[Any, ...]] = []  # applied writes, sent as one executemany
+            # Applied writes go to one executemany, their rows made as it steps (none kept).
+            rows = SyncedRows(owner, name)
             for write in writes:
                 rec = write.record
                 current = revisions.get(rec.key)
                 if write.expected_revision in (None, current or 0):
-                    modified = as_text(rec.last_modified_date)
-                    upserts.append(
-                        (owner, name, rec.key, rec.value, rec.sync_count, modified,
-                         rec.last_modified_by, as_text(rec.device_last_modified_date),
-                         int(rec.dirty), current or 0, write.base if rec.dirty else None,
-                         int(rec.dirty))
-                    )  # fmt: skip
+                    rows.add(write, current or 0)
                     revisions[rec.key] = current or 0
-                    if modified is not None and (newest is None or modified > newest):
-                        newest = modified
                     continue
                 skipped.append(rec.key)
                 missed.append(write)
                 if not write.keep_sync_count_on_mismatch:
                     continue
-                conn.executemany(sql.UPSERT_SYNCED, upserts)  # keep the order per key
-                upserts.clear()
+                conn.executemany(sql.UPSERT_SYNCED, rows.drain())  # keep the order per key
                 if current is not None:
                     conn.execute(sql.SET_SKIPPED, (rec.sync_count, rec.value, owner, name, rec.key))
                     continue
@@ -562,7 +553,8 @@ class SQLiteStore:
                      1, revision, rec.value, 1),
                 )  # fmt: skip
                 revisions[rec.key] = revision
-            conn.executemany(sql.UPSERT_SYNCED, upserts)
+            conn.executemany(sql.UPSERT_SYNCED, rows.drain())
+            newest = rows.newest
             conn.execute(
                 sql.FINISH_DATASET,
                 {"do": owner, "dn": name, "newest": newest,
