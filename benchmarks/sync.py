@@ -10,7 +10,8 @@ Prints one table, medians of interleaved rounds, every ratio taken in the same r
 * the push of the same 20 MB, the one-record delta ``dataset.synchronize``,
   ``synchronize_all`` after one change, and the bytes and requests of those on the wire (a
   TCP relay counts them) for a device on loopback (where ``auto`` compression sends plain
-  answers) and for a remote one (answers compressed), each beside the ``--baseline-ref``
+  answers) and for a remote one (answers compressed; also its HTTP bodies alone, without
+  the request and answer headers, SigV4's among them), each beside the ``--baseline-ref``
   code;
 * a full sync over a slow link (the relay throttled to 20 Mbit/s, 10 ms each way) from a
   server run with ``--compression always`` and with ``--compression never`` ("n/a" when
@@ -192,6 +193,8 @@ class Worker:
                 await watched.synchronize_all()
             answer[f"{prefix}{kind}_bytes"] = proxy.bytes_up - up + proxy.bytes_down - down
             answer[f"{prefix}{kind}_requests"] = len(proxy.requests) - asked
+            heads = sum(map(_head_size, proxy.requests[asked:] + proxy.answers[asked:]))
+            answer[f"{prefix}{kind}_body_bytes"] = answer[f"{prefix}{kind}_bytes"] - heads
         return answer
 
     async def _remote_setup(self) -> tuple[Any, Any, Any]:
@@ -296,6 +299,14 @@ async def _fill(client: Any, values: list[dict[str, str]], timed: bool = True) -
         await (await client.dataset(f"ds{d:02d}")).put_all(records)
     if timed:
         await client.synchronize_all()
+
+
+def _head_size(message: bytes) -> int:
+    """Bytes of an HTTP message's start line and headers (``message`` holds them whole)."""
+    end = message.find(b"\r\n\r\n")
+    if end < 0:
+        raise ValueError("an HTTP message without the end of its headers")
+    return end + 4
 
 
 def _port(url: str) -> int:
@@ -528,6 +539,10 @@ def _print_table(
          num("cogsync.remote_delta_bytes", "B", digits=0),
          ratio("cogsync.remote_delta_bytes", "baseline.remote_delta_bytes"),
          f"<= {GOALS['bytes']} B"),
+        ("    of which HTTP bodies (request + answer)", "", "",
+         num("baseline.remote_delta_body_bytes", "B", digits=0),
+         num("cogsync.remote_delta_body_bytes", "B", digits=0),
+         ratio("cogsync.remote_delta_body_bytes", "baseline.remote_delta_body_bytes"), ""),
         ("  loopback device (auto: plain answers)", "", "",
          num("baseline.delta_bytes", "B", digits=0),
          num("cogsync.delta_bytes", "B", digits=0),
