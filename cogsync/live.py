@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -25,15 +26,16 @@ from cogsync.exceptions import (
     OfflineError,
     ServerError,
 )
-from cogsync.models import RecordWrite
+from cogsync.models import RecordWrite, SyncWrites
 from cogsync.status import ClientStatus, DatasetStatus, StatusBoard
 
 __all__ = ["LiveState", "SyncObserver"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-State = tuple[str | None, int, int]
-"""What the watcher compares of a record: value, sync count, dirty (0 or 1)."""
+State = int
+"""What the watcher compares of a record: the hash of (value, sync count, dirty 0 or 1).
+A number, not the tuple: the picture of 20 datasets of 1 MB keeps no value alive."""
 Fingerprint = dict[str, dict[str, State]]
 Applied = list[tuple[Sequence[RecordWrite], frozenset[str]]]
 """The writes of each `ApplySync` a sync ran, with the keys its revision guards skipped."""
@@ -48,11 +50,18 @@ class _Versioned(Protocol):
 
     def record_states(
         self, owner: str, name: str, keys: Collection[str] | None = None
-    ) -> dict[str, State]: ...
+    ) -> dict[str, tuple[str | None, int, int]]: ...
 
     def record_revisions(
         self, owner: str, name: str, keys: Collection[str] | None = None
     ) -> dict[str, int]: ...
+
+
+def _states(
+    store: _Versioned, owner: str, name: str, keys: Collection[str] | None = None
+) -> dict[str, State]:
+    """The `State` of every record of a dataset (or those among ``keys``)."""
+    return {key: hash(state) for key, state in store.record_states(owner, name, keys).items()}
 
 
 def _server_answered(error: CogsyncError) -> bool | None:
@@ -88,7 +97,12 @@ class _PulledKeys:
         """The keys the sync wrote (None: the whole dataset)."""
         if self.written is None:
             return None
-        return tuple({w.record.key: None for writes, _ in self.written for w in writes})
+        keys: dict[str, None] = {}
+        for writes, _ in self.written:
+            ours, pulled = SyncWrites.parts(writes)
+            keys.update((w.record.key, None) for w in ours)
+            keys.update((r.key, None) for r in pulled)
+        return tuple(keys)
 
 
 class LiveState:
@@ -206,7 +220,7 @@ class LiveState:
         if self._versioned and self._version is not None and self._unchanged(store):
             assert isinstance(store, _Versioned)
             if keys is None:  # nobody else wrote: keep the picture current
-                self._seen[name] = store.record_states(owner, name)
+                self._seen[name] = _states(store, owner, name)
             elif keys:
                 seen = self._seen.setdefault(name, {})
                 for key in keys:
@@ -215,15 +229,20 @@ class LiveState:
                 if applied:  # a key still at the revision the sync left holds what it wrote
                     now, unsure = store.record_revisions(owner, name, keys), []
                     for writes, skipped in applied:  # in order: the last write of a key wins
-                        for write in writes:
-                            record, revision = write.record, write.expected_revision
+                        ours, pulled = SyncWrites.parts(writes)
+                        zeros = itertools.repeat(0, len(pulled))  # each pulled one expected 0
+                        done = [(w.record, w.expected_revision) for w in ours]
+                        for record, revision in itertools.chain(
+                            done, zip(pulled, zeros, strict=True)
+                        ):
                             key = record.key
                             if revision is None or key in skipped or now.get(key) != revision:
                                 unsure.append(key)  # read back below, after every write
                             else:
-                                seen[key] = (record.value, record.sync_count, int(record.dirty))
+                                state = (record.value, record.sync_count, int(record.dirty))
+                                seen[key] = hash(state)
                 if unsure:
-                    seen.update(store.record_states(owner, name, unsure))
+                    seen.update(_states(store, owner, name, unsure))
         return self._count_blocking(owner, name)
 
     def _unchanged(self, store: object) -> bool:
@@ -252,7 +271,7 @@ class LiveState:
         first = self._version is None
         self._version = version
         now: Fingerprint = {
-            s.name: store.record_states(owner, s.name) for s in store.list_datasets(owner)
+            s.name: _states(store, owner, s.name) for s in store.list_datasets(owner)
         }
         before, self._seen = self._seen, now
         if first:

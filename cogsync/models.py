@@ -5,9 +5,11 @@ All are immutable dataclasses; datetimes are timezone-aware UTC.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import overload
 
 __all__ = [
     "Conflict",
@@ -24,6 +26,7 @@ __all__ = [
     "Resolution",
     "ServerInfo",
     "SyncResult",
+    "SyncWrites",
     "utcnow",
 ]
 
@@ -108,6 +111,61 @@ class RecordWrite:
     expected_revision: int | None
     keep_sync_count_on_mismatch: bool = False
     base: str | None = None
+
+
+class SyncWrites(Sequence[RecordWrite]):
+    """The writes of one sync step: ``writes``, then each of ``pulled`` as
+    ``RecordWrite(record, 0)`` (a clean pulled record for a key the device did not hold).
+
+    Those are made only when asked for: a store reads ``pulled`` directly, so a pull of
+    1,024 new records keeps no 1,024 `RecordWrite` objects alive. Equal to any sequence
+    of the same writes.
+    """
+
+    __slots__ = ("pulled", "writes")
+
+    def __init__(self, writes: Iterable[RecordWrite] = (), pulled: Iterable[Record] = ()) -> None:
+        self.writes: tuple[RecordWrite, ...] = tuple(writes)
+        self.pulled: tuple[Record, ...] = tuple(pulled)
+
+    def __len__(self) -> int:
+        return len(self.writes) + len(self.pulled)
+
+    @overload
+    def __getitem__(self, index: int) -> RecordWrite: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[RecordWrite, ...]: ...
+    def __getitem__(self, index: int | slice) -> RecordWrite | tuple[RecordWrite, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        size, first = len(self), len(self.writes)
+        if not -size <= index < size:
+            raise IndexError("sync write index out of range")
+        index %= size
+        return self.writes[index] if index < first else RecordWrite(self.pulled[index - first], 0)
+
+    def __iter__(self) -> Iterator[RecordWrite]:
+        yield from self.writes
+        for record in self.pulled:
+            yield RecordWrite(record, 0)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"SyncWrites({self.writes!r}, pulled={self.pulled!r})"
+
+    @staticmethod
+    def parts(writes: Sequence[RecordWrite]) -> tuple[Sequence[RecordWrite], Sequence[Record]]:
+        """``writes`` as (writes, pulled records written with expected revision 0)."""
+        if isinstance(writes, SyncWrites):
+            return writes.writes, writes.pulled
+        return writes, ()
 
 
 class PatchOp(StrEnum):

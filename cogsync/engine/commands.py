@@ -9,7 +9,7 @@ executes them: store commands against a `LocalStore`, remote commands against a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -89,7 +89,7 @@ class ApplySync(Command[list[str]]):
     """One `LocalStore.apply_sync` transaction -> the keys skipped by revision guards."""
 
     dataset: str
-    writes: tuple[RecordWrite, ...] = ()
+    writes: Sequence[RecordWrite] = ()
     last_sync_count: int | None = None
     clear_deleted_pending: bool = False
     reset_sync_counts: bool = False

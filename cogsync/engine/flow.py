@@ -53,6 +53,7 @@ from cogsync.models import (
     RecordWrite,
     Resolution,
     SyncResult,
+    SyncWrites,
     utcnow,
 )
 
@@ -99,10 +100,19 @@ def _pull(name: str, since: int) -> Flow[_Pull]:
 
 @dataclass(slots=True)
 class PullPlan:
-    """What a pull means for the local store: writes to apply and conflicts to resolve."""
+    """What a pull means for the local store: writes to apply and conflicts to resolve.
+
+    ``pulled`` holds the clean records for keys with no local record, each to be written
+    as ``RecordWrite(record, 0)`` (`sync_writes` gives them all as one sequence).
+    """
 
     writes: list[RecordWrite] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    pulled: list[Record] = field(default_factory=list)
+
+    def sync_writes(self) -> SyncWrites:
+        """``writes``, then ``pulled`` as writes expecting revision 0."""
+        return SyncWrites(self.writes, self.pulled)
 
 
 def plan_pull(
@@ -119,16 +129,16 @@ def plan_pull(
     plan = PullPlan()
     for theirs in remote:
         ours = local.get(theirs.key)
-        clean = RecordWrite(_clean(theirs), expected_revision=ours.revision if ours else 0)
         if ours is None:
-            plan.writes.append(clean)  # tombstones too: a later put then carries their count
+            plan.pulled.append(_clean(theirs))  # tombstones too: a later put carries the count
         elif theirs.sync_count < ours.sync_count:
             continue  # this device already stores a newer server version
         elif ours.value == theirs.value:
             if ours.dirty or theirs.sync_count > ours.sync_count:
-                plan.writes.append(clean)  # same value: adopt the server's count, stay clean
+                # same value: adopt the server's count, stay clean
+                plan.writes.append(RecordWrite(_clean(theirs), ours.revision))
         elif not ours.dirty:
-            plan.writes.append(clean)
+            plan.writes.append(RecordWrite(_clean(theirs), ours.revision))
         elif theirs.sync_count > ours.sync_count:
             base = None
             if theirs.key in bases:
@@ -280,14 +290,15 @@ def sync_dataset(
                 now = clock()
                 plan.writes.extend(_settle(c, resolved[c.key], now) for c in plan.conflicts)
                 conflicts.extend(plan.conflicts)
-            apply = ApplySync(name, tuple(plan.writes), last_sync_count=pull.up_to)
+            apply = ApplySync(name, plan.sync_writes(), last_sync_count=pull.up_to)
         # A pulled write skipped by its revision guard (the app wrote the key meanwhile)
         # keeps last_sync_count below it; so must every later step of this sync.
         behind: int | None = None
         if apply.writes or apply.reset_sync_counts or pull.up_to != since:
             skipped = set((yield from _ask(apply)) or ())
-            missed = [w.record.sync_count for w in apply.writes if w.record.key in skipped]
-            behind = min(missed) - 1 if missed else None
+            if skipped:
+                missed = [w.record.sync_count for w in apply.writes if w.record.key in skipped]
+                behind = min(missed) - 1 if missed else None
 
         if fresh:
             local = snapshot  # the first read, made for a push (never-synced records noted)

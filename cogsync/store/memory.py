@@ -7,6 +7,7 @@ everything first and mutates only afterwards, so a failed call changes nothing.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -25,7 +26,7 @@ from cogsync.limits import (
     validate_name,
     validate_value,
 )
-from cogsync.models import DatasetState, Record, RecordWrite
+from cogsync.models import DatasetState, Record, RecordWrite, SyncWrites
 from cogsync.store.owners import follow_moves
 
 __all__ = ["MemoryStore", "check_sync_writes", "covered_sync_count"]
@@ -38,8 +39,9 @@ def check_sync_writes(writes: Sequence[RecordWrite]) -> None:
 
     Sync writes bypass the app limits but never the shape of a record.
     """
-    for write in writes:
-        key, value = write.record.key, write.record.value
+    ours, pulled = SyncWrites.parts(writes)
+    for record in itertools.chain([w.record for w in ours], pulled):
+        key, value = record.key, record.value
         if not isinstance(key, str) or not key:
             raise InvalidKeyError(f"sync wrote a record key {key!r}: keys are non-empty str")
         if value is not None:

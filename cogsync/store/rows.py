@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cogsync.models import DatasetState, Record, RecordWrite
+from cogsync.models import DatasetState, Record
 
 __all__ = ["SyncedRows", "as_dataset", "as_moment", "as_record", "as_text"]
 
@@ -52,28 +52,32 @@ class SyncedRows:
     def __init__(self, owner: str, name: str) -> None:
         self.owner, self.name = owner, name
         self.newest: str | None = None
-        self._writes: list[RecordWrite] = []
+        self._records: list[Record] = []
         self._revisions: list[int] = []
+        self._bases: list[str | None] = []
 
-    def add(self, write: RecordWrite, revision: int) -> None:
-        """Queue ``write``, applied keeping local revision ``revision``."""
-        self._writes.append(write)
+    def add(self, record: Record, revision: int, base: str | None = None) -> None:
+        """Queue ``record``'s write, keeping local revision ``revision`` (and ``base``, the
+        sync base of a dirty one)."""
+        self._records.append(record)
         self._revisions.append(revision)
+        self._bases.append(base)
 
     def drain(self) -> Iterator[tuple[Any, ...]]:
         """The rows of the writes queued so far, in order; the queue is empty after."""
         owner, name, newest = self.owner, self.name, self.newest
         try:
-            for write, revision in zip(self._writes, self._revisions, strict=True):
-                rec = write.record
+            queued = zip(self._records, self._revisions, self._bases, strict=True)
+            for rec, revision, base in queued:
                 modified = as_text(rec.last_modified_date)
                 if modified is not None and (newest is None or modified > newest):
                     newest = modified
                 dirty = int(rec.dirty)
                 yield (owner, name, rec.key, rec.value, rec.sync_count, modified,
                        rec.last_modified_by, as_text(rec.device_last_modified_date),
-                       dirty, revision, write.base if dirty else None, dirty)  # fmt: skip
+                       dirty, revision, base if dirty else None, dirty)  # fmt: skip
         finally:
             self.newest = newest
-            self._writes.clear()
+            self._records.clear()
             self._revisions.clear()
+            self._bases.clear()

@@ -38,7 +38,7 @@ from cogsync.limits import (
     validate_name,
     validate_value,
 )
-from cogsync.models import DatasetState, Record, RecordWrite
+from cogsync.models import DatasetState, Record, RecordWrite, SyncWrites
 from cogsync.store import owners
 from cogsync.store import statements as sql
 from cogsync.store.connection import BUSY_TIMEOUT_SECONDS, connect, retry_busy
@@ -524,18 +524,19 @@ class SQLiteStore:
             )
             if reset_sync_counts:
                 conn.execute(sql.RESET_SYNC_COUNTS, (owner, name))
-            keys = [w.record.key for w in writes]
+            ours, pulled = SyncWrites.parts(writes)
+            keys = [w.record.key for w in ours] + [r.key for r in pulled]
             revisions: dict[str, int] = {
                 key: row[1]
                 for key, row in self._touched(conn, owner, name, keys, sql.SELECT_REVISIONS).items()
             }
             # Applied writes go to one executemany, their rows made as it steps (none kept).
             rows = SyncedRows(owner, name)
-            for write in writes:
+            for write in ours:
                 rec = write.record
                 current = revisions.get(rec.key)
                 if write.expected_revision in (None, current or 0):
-                    rows.add(write, current or 0)
+                    rows.add(rec, current or 0, write.base)
                     revisions[rec.key] = current or 0
                     continue
                 skipped.append(rec.key)
@@ -553,6 +554,13 @@ class SQLiteStore:
                      1, revision, rec.value, 1),
                 )  # fmt: skip
                 revisions[rec.key] = revision
+            for rec in pulled:  # each as RecordWrite(rec, 0)
+                if revisions.get(rec.key):
+                    skipped.append(rec.key)
+                    missed.append(RecordWrite(rec, 0))
+                else:
+                    rows.add(rec, 0)
+                    revisions[rec.key] = 0
             conn.executemany(sql.UPSERT_SYNCED, rows.drain())
             newest = rows.newest
             conn.execute(

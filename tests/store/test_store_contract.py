@@ -10,14 +10,15 @@ from cogsync.store.memory import MemoryStore
 from cogsync.store.sqlite import SQLiteStore
 from cogsync.testing.base_contract import SyncBaseContract
 from cogsync.testing.store_contract import StoreContract
+from cogsync.testing.sync_writes_contract import SyncWritesContract
 
 
-class TestMemoryStore(StoreContract, SyncBaseContract):
+class TestMemoryStore(StoreContract, SyncBaseContract, SyncWritesContract):
     def make_store(self, directory: Path, limits: Limits) -> LocalStore:
         return MemoryStore(limits=limits)
 
 
-class TestSQLiteStore(StoreContract, SyncBaseContract):
+class TestSQLiteStore(StoreContract, SyncBaseContract, SyncWritesContract):
     def make_store(self, directory: Path, limits: Limits) -> LocalStore:
         return SQLiteStore(directory / "device.db", limits=limits)
 
