@@ -1,5 +1,4 @@
-"""`AsyncClient`: the async core of cogsync (its blocking facade `Client` is in
-`cogsync.blocking`).
+"""`AsyncClient`: the async core of cogsync (its blocking facade is `cogsync.blocking`).
 
 A client owns one device's local store, knows (or learns, via `cogsync.identity`) its
 Cognito identity, and synchronizes datasets with a backend. Local reads and writes never
@@ -15,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable, Collection
@@ -46,7 +46,7 @@ from cogsync.exceptions import (
 )
 from cogsync.identity import ClientIdentity, Logins, require_config
 from cogsync.limits import DEFAULT_LIMITS, Limits, validate_name
-from cogsync.live import LiveState, SyncObserver
+from cogsync.live import LiveState, OnApplied, SyncObserver
 from cogsync.models import DatasetMetadata, SyncResult
 from cogsync.progress import OnProgress, chain, progress_observer
 from cogsync.push import PushScheduler
@@ -302,10 +302,10 @@ class AsyncClient(AsyncClosing):
     ) -> SyncResult:
         validate_name(name, self.limits)
         callbacks["unknown_to_server"] = unknown_to_server
-        return await self._live.track(name, lambda observe: self._sync(name, observe, callbacks))
+        return await self._live.track(name, functools.partial(self._sync, name, callbacks))
 
     async def _sync(
-        self, name: str, observe: SyncObserver, callbacks: dict[str, Any]
+        self, name: str, callbacks: dict[str, Any], observe: SyncObserver, on_applied: OnApplied
     ) -> SyncResult:
         await self._connect()
         async with self._gate.shared():
@@ -332,6 +332,7 @@ class AsyncClient(AsyncClosing):
                     backend=backend,
                     run_blocking=self._thread.run,
                     observe=observe,
+                    on_applied=on_applied,
                     **callbacks,
                 )
 

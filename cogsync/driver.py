@@ -23,7 +23,14 @@ from cogsync.models import Conflict, Resolution, SyncResult
 from cogsync.remote.base import RemoteBackend
 from cogsync.store.base import LocalStore
 
-__all__ = ["OnConflict", "OnDatasetDeleted", "OnDatasetsMerged", "RunBlocking", "run_sync"]
+__all__ = [
+    "OnApplied",
+    "OnConflict",
+    "OnDatasetDeleted",
+    "OnDatasetsMerged",
+    "RunBlocking",
+    "run_sync",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,8 +70,14 @@ def _read_for_push(
         return _read(store, owner, name, only)
 
 
-def _apply(store: LocalStore, owner: str, command: commands.ApplySync) -> list[str]:
-    return store.apply_sync(
+OnApplied = Callable[[LocalStore, str, commands.ApplySync, list[str]], None]
+"""``(store, owner, command, skipped keys)``, called where an `ApplySync` was applied."""
+
+
+def _apply(
+    store: LocalStore, owner: str, command: commands.ApplySync, then: OnApplied | None
+) -> list[str]:
+    skipped = store.apply_sync(
         owner,
         command.dataset,
         command.writes,
@@ -72,6 +85,9 @@ def _apply(store: LocalStore, owner: str, command: commands.ApplySync) -> list[s
         clear_deleted_pending=command.clear_deleted_pending,
         reset_sync_counts=command.reset_sync_counts,
     )
+    if then is not None:
+        then(store, owner, command, skipped)
+    return skipped
 
 
 async def run_sync(
@@ -86,6 +102,7 @@ async def run_sync(
     run_blocking: RunBlocking | None = None,
     new_request_id: Callable[[], str] | None = None,
     observe: Callable[[commands.Command[Any], Any], Any] | None = None,
+    on_applied: OnApplied | None = None,
 ) -> SyncResult:
     """Execute ``flow`` against ``store`` (data of ``owner``) and ``backend``.
 
@@ -105,6 +122,9 @@ async def run_sync(
         new_request_id: makes client request ids; None uses random UUIDs.
         observe: called (or awaited) with each command and its result once it succeeded
             (status, change events, progress).
+        on_applied: called on the store's thread right after each `ApplySync`, in the same
+            call (no other store call comes between): what a watcher of the device file
+            learns of the sync's writes there needs no reading back. It must not raise.
 
     Returns:
         The flow's `SyncResult`. Raises what the flow raises: `OfflineError` (the server is
@@ -120,7 +140,7 @@ async def run_sync(
             case commands.ReadLocal(dataset=name, only=only):
                 return await blocking(_read, store, owner, name, only)
             case commands.ApplySync():
-                return await blocking(_apply, store, owner, command)
+                return await blocking(_apply, store, owner, command, on_applied)
             case commands.DropDataset(dataset=name):
                 return await blocking(store.drop_dataset, owner, name)
             case commands.NewRequestId():

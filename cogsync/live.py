@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from cogsync.dataset import LocalView
@@ -26,10 +26,10 @@ from cogsync.exceptions import (
     OfflineError,
     ServerError,
 )
-from cogsync.models import RecordWrite, SyncWrites
+from cogsync.models import SyncWrites
 from cogsync.status import ClientStatus, DatasetStatus, StatusBoard
 
-__all__ = ["LiveState", "SyncObserver"]
+__all__ = ["LiveState", "OnApplied", "SyncObserver"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,9 +37,9 @@ State = int
 """What the watcher compares of a record: the hash of (value, sync count, dirty 0 or 1).
 A number, not the tuple: the picture of 20 datasets of 1 MB keeps no value alive."""
 Fingerprint = dict[str, dict[str, State]]
-Applied = list[tuple[Sequence[RecordWrite], frozenset[str]]]
-"""The writes of each `ApplySync` a sync ran, with the keys its revision guards skipped."""
 SyncObserver = Callable[[commands.Command[Any], Any], Any]
+OnApplied = Callable[[Any, str, commands.ApplySync, list[str]], None]
+"""`cogsync.driver.OnApplied`: (store, owner, command, skipped keys)."""
 
 
 @runtime_checkable
@@ -74,12 +74,12 @@ def _server_answered(error: CogsyncError) -> bool | None:
 
 
 class _PulledKeys:
-    """Collects the keys a sync pulled that another device wrote, and what it wrote to the
-    store (None once it touched the whole dataset): a driver observer."""
+    """Collects the keys a sync pulled that another device wrote, and whether it touched
+    the whole dataset: a driver observer."""
 
     def __init__(self, device_id: str | None) -> None:
         self.keys: set[str] = set()
-        self.written: Applied | None = []
+        self.whole = False
         self._device_id = device_id
 
     def __call__(self, command: commands.Command[Any], result: Any) -> None:
@@ -89,20 +89,7 @@ class _PulledKeys:
         elif isinstance(command, commands.DropDataset) or (
             isinstance(command, commands.ApplySync) and command.reset_sync_counts
         ):
-            self.written = None
-        elif isinstance(command, commands.ApplySync) and self.written is not None:
-            self.written.append((command.writes, frozenset(result or ())))
-
-    def touched(self) -> tuple[str, ...] | None:
-        """The keys the sync wrote (None: the whole dataset)."""
-        if self.written is None:
-            return None
-        keys: dict[str, None] = {}
-        for writes, _ in self.written:
-            ours, pulled = SyncWrites.parts(writes)
-            keys.update((w.record.key, None) for w in ours)
-            keys.update((r.key, None) for r in pulled)
-        return tuple(keys)
+            self.whole = True
 
 
 class LiveState:
@@ -151,12 +138,13 @@ class LiveState:
         self._emit(name, keys, "local")
         await self._refresh(name, keys or None)
 
-    async def track(self, name: str, sync: Callable[[SyncObserver], Awaitable[T]]) -> T:
-        """Run ``sync(observer)`` for dataset ``name``, keeping status and events current."""
+    async def track(self, name: str, sync: Callable[[SyncObserver, OnApplied], Awaitable[T]]) -> T:
+        """Run ``sync(observer, on_applied)`` for dataset ``name`` (the driver's ``observe``
+        and ``on_applied``), keeping status and events current."""
         pulled = _PulledKeys(self._device_id)
         self.board.sync_started(name)
         try:
-            result = await sync(pulled)
+            result = await sync(pulled, self._applied_blocking)
         except CogsyncError as exc:
             self.board.sync_failed(name, exc, online=_server_answered(exc))
             raise
@@ -165,7 +153,7 @@ class LiveState:
             raise
         finally:
             with contextlib.suppress(CogsyncError):
-                await self._refresh(name, pulled.touched(), pulled.written)
+                await self._refresh(name, None if pulled.whole else ())
             if pulled.keys:
                 self._emit(name, tuple(sorted(pulled.keys)), "remote")
         self.board.sync_succeeded(name)
@@ -205,19 +193,17 @@ class LiveState:
         if self.changes:
             self.changes.emit(ChangeEvent(name, keys, origin))
 
-    async def _refresh(
-        self, name: str, keys: tuple[str, ...] | None = None, applied: Applied | None = None
-    ) -> None:
+    async def _refresh(self, name: str, keys: tuple[str, ...] | None = None) -> None:
         """Re-read the counts of ``name``; keep the watcher's picture of it current (only
-        ``keys`` of it, unless None; ``applied`` says what a sync wrote to them)."""
-        pending, sync_count = await self._local.read(self._refresh_blocking, name, keys, applied)
+        ``keys`` of it, unless None)."""
+        pending, sync_count = await self._local.read(self._refresh_blocking, name, keys)
         self.board.set_counts(name, pending, sync_count)
 
     def _refresh_blocking(
-        self, owner: str, name: str, keys: tuple[str, ...] | None, applied: Applied | None
+        self, owner: str, name: str, keys: tuple[str, ...] | None
     ) -> tuple[int, int]:
         store = self._local.store
-        if self._versioned and self._version is not None and self._unchanged(store):
+        if self._watching(store):
             assert isinstance(store, _Versioned)
             if keys is None:  # nobody else wrote: keep the picture current
                 self._seen[name] = _states(store, owner, name)
@@ -225,25 +211,40 @@ class LiveState:
                 seen = self._seen.setdefault(name, {})
                 for key in keys:
                     seen.pop(key, None)
-                unsure: Collection[str] = keys
-                if applied:  # a key still at the revision the sync left holds what it wrote
-                    now, unsure = store.record_revisions(owner, name, keys), []
-                    for writes, skipped in applied:  # in order: the last write of a key wins
-                        ours, pulled = SyncWrites.parts(writes)
-                        zeros = itertools.repeat(0, len(pulled))  # each pulled one expected 0
-                        done = [(w.record, w.expected_revision) for w in ours]
-                        for record, revision in itertools.chain(
-                            done, zip(pulled, zeros, strict=True)
-                        ):
-                            key = record.key
-                            if revision is None or key in skipped or now.get(key) != revision:
-                                unsure.append(key)  # read back below, after every write
-                            else:
-                                state = (record.value, record.sync_count, int(record.dirty))
-                                seen[key] = hash(state)
-                if unsure:
-                    seen.update(_states(store, owner, name, unsure))
+                seen.update(_states(store, owner, name, keys))
         return self._count_blocking(owner, name)
+
+    def _applied_blocking(
+        self, store: object, owner: str, command: commands.ApplySync, skipped: list[str]
+    ) -> None:
+        """The driver's ``on_applied``: in the very call that applied a sync's writes (so no
+        write came after them), a key written with a known revision holds what was written;
+        only the others are read back."""
+        if not self._watching(store):
+            return
+        assert isinstance(store, _Versioned)
+        name = command.dataset
+        if command.reset_sync_counts:
+            self._seen[name] = _states(store, owner, name)
+            return
+        seen, unsure, missed = self._seen.setdefault(name, {}), [], frozenset(skipped)
+        ours, pulled = SyncWrites.parts(command.writes)
+        for record in itertools.chain(
+            [w.record for w in ours if w.expected_revision is not None], pulled
+        ):
+            if record.key in missed:
+                unsure.append(record.key)
+            else:
+                seen[record.key] = hash((record.value, record.sync_count, int(record.dirty)))
+        unsure.extend(w.record.key for w in ours if w.expected_revision is None)
+        for key in unsure:
+            seen.pop(key, None)
+        if unsure:
+            seen.update(_states(store, owner, name, unsure))
+
+    def _watching(self, store: object) -> bool:
+        """Whether the picture of the file is kept (and no other process wrote since)."""
+        return self._versioned and self._version is not None and self._unchanged(store)
 
     def _unchanged(self, store: object) -> bool:
         assert isinstance(store, _Versioned)

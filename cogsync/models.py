@@ -6,7 +6,7 @@ All are immutable dataclasses; datetimes are timezone-aware UTC.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import overload
@@ -39,7 +39,7 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Record:
     """One key/value record of a dataset, as stored locally or on the server.
 
@@ -57,6 +57,35 @@ class Record:
     device_last_modified_date: datetime | None = None
     dirty: bool = False
     revision: int = 0
+
+    def __init__(
+        self,
+        key: str,
+        value: str | None,
+        sync_count: int = 0,
+        last_modified_date: datetime | None = None,
+        last_modified_by: str | None = None,
+        device_last_modified_date: datetime | None = None,
+        dirty: bool = False,
+        revision: int = 0,
+    ) -> None:
+        # What the dataclass's __init__ does, through the slots' own setters: it calls
+        # object.__setattr__ by name per field (the class is frozen), ~2.5x slower, and a
+        # full sync makes 20,000 records.
+        set_key, set_value, set_count, set_modified, set_by, set_device, set_dirty, set_rev = (
+            _RECORD_SETTERS
+        )
+        set_key(self, key)
+        set_value(self, value)
+        set_count(self, sync_count)
+        set_modified(self, last_modified_date)
+        set_by(self, last_modified_by)
+        set_device(self, device_last_modified_date)
+        set_dirty(self, dirty)
+        set_rev(self, revision)
+
+
+_RECORD_SETTERS = tuple(getattr(Record, f.name).__set__ for f in fields(Record))
 
 
 @dataclass(frozen=True, slots=True)

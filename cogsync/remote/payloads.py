@@ -136,8 +136,6 @@ def decode_records(page: Mapping[str, Any]) -> tuple[Record, ...]:
 
     def moment(text: Any) -> datetime | None:
         try:
-            return moments[text]
-        except KeyError:
             moments[text] = parse_datetime(text)
             return moments[text]
         except TypeError:  # not a string (unhashable)
@@ -151,8 +149,15 @@ def decode_records(page: Mapping[str, Any]) -> tuple[Record, ...]:
         if type(key) is not str or type(count) is not int:
             records.append(decode_record(item, item.get("value")))  # the checks name the problem
             continue
-        modified = moment(item.get("lastModifiedDate"))
-        device = moment(item.get("deviceLastModifiedDate"))
+        text, device_text = item.get("lastModifiedDate"), item.get("deviceLastModifiedDate")
+        try:
+            modified = moments[text]
+        except (KeyError, TypeError):
+            modified = moment(text)
+        try:
+            device = moments[device_text]
+        except (KeyError, TypeError):
+            device = moment(device_text)
         records.append(
             Record(key, item.get("value"), count, modified, item.get("lastModifiedBy"), device)
         )

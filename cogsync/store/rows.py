@@ -66,15 +66,24 @@ class SyncedRows:
     def drain(self) -> Iterator[tuple[Any, ...]]:
         """The rows of the writes queued so far, in order; the queue is empty after."""
         owner, name, newest = self.owner, self.name, self.newest
+        texts: dict[datetime | None, str | None] = {None: None}  # records share time stamps
         try:
             queued = zip(self._records, self._revisions, self._bases, strict=True)
             for rec, revision, base in queued:
-                modified = as_text(rec.last_modified_date)
+                moment, device_moment = rec.last_modified_date, rec.device_last_modified_date
+                try:
+                    modified = texts[moment]
+                except KeyError:
+                    modified = texts[moment] = as_text(moment)
+                try:
+                    device_modified = texts[device_moment]
+                except KeyError:
+                    device_modified = texts[device_moment] = as_text(device_moment)
                 if modified is not None and (newest is None or modified > newest):
                     newest = modified
                 dirty = int(rec.dirty)
                 yield (owner, name, rec.key, rec.value, rec.sync_count, modified,
-                       rec.last_modified_by, as_text(rec.device_last_modified_date),
+                       rec.last_modified_by, device_modified,
                        dirty, revision, base if dirty else None, dirty)  # fmt: skip
         finally:
             self.newest = newest

@@ -20,7 +20,7 @@ from cogsync._store_thread import StoreThread
 from cogsync.dataset import LocalView
 from cogsync.engine.commands import ApplySync
 from cogsync.live import LiveState
-from cogsync.models import Record, RecordWrite
+from cogsync.models import Record, RecordWrite, SyncWrites
 from cogsync.server.runner import EmbeddedServer
 from cogsync.store.sqlite import SQLiteStore
 from cogsync.testing.servers import developer_logins
@@ -199,6 +199,59 @@ async def test_after_a_sync_another_process_write_names_only_its_key(
         await stream.aclose()
 
 
+async def _next_of_other_processes(stream: Any) -> ChangeEvent:
+    """The next event with origin "process" (this client's own "local" ones skipped)."""
+    async for event in stream:
+        if event.origin == "process":
+            return event  # type: ignore[no-any-return]
+    raise AssertionError("the stream ended")
+
+
+async def test_the_watcher_reads_back_what_a_sync_did_not_write_as_planned(
+    tmp_path: Path,
+) -> None:
+    """Keys a sync's revision guard skipped (the app wrote them first) and keys it wrote
+    without a guard are read back where the sync applied: another process's write alone is
+    reported afterwards."""
+    store = SQLiteStore(tmp_path / "d.db")
+    thread = StoreThread()
+    me = store.provisional_owner()
+    live = LiveState(LocalView(store, lambda: me, thread.run), poll_interval=0.05)
+    now = datetime.now(UTC)
+    try:
+        await thread.run(store.write_local, me, "ds", {"seed": "0", "u": "0"}, now)
+        live.start()
+        await asyncio.sleep(0.3)  # the watcher has seen the file once
+        stream = live.changes.stream()
+
+        async def sync(observe: Any, on_applied: Any) -> None:  # as the driver calls them
+            await thread.run(store.write_local, me, "ds", {"a": "app"}, now)
+            await live.local_write("ds", ("a",))
+            guarded = [RecordWrite(Record("u", "1", 1), None)]
+            writes = SyncWrites(guarded, [Record(k, "1", 1) for k in "ab"])  # "a" is skipped
+            apply = ApplySync("ds", writes, last_sync_count=1)
+
+            def applied() -> list[str]:
+                skipped = store.apply_sync(me, "ds", writes)
+                assert skipped == ["a"]
+                on_applied(store, me, apply, skipped)
+                return skipped
+
+            observe(apply, await thread.run(applied))
+
+        await live.track("ds", sync)
+        other = SQLiteStore(tmp_path / "d.db")
+        other.write_local(me, "ds", {"c": "other process"}, now)
+        other.close()
+        event = await asyncio.wait_for(_next_of_other_processes(stream), 10)
+        assert event == ChangeEvent("ds", ("c",), "process")
+        await stream.aclose()
+    finally:
+        await live.aclose()
+        await thread.close_store(store.close)
+        thread.shutdown()
+
+
 async def test_the_watcher_keeps_an_app_write_made_after_a_sync_applied(tmp_path: Path) -> None:
     """A key the app writes between a sync's last store write and its end is seen as it
     is in the file, not as the sync wrote it: another process's write alone is reported."""
@@ -213,17 +266,24 @@ async def test_the_watcher_keeps_an_app_write_made_after_a_sync_applied(tmp_path
         await asyncio.sleep(0.3)  # the watcher has seen the file once
         stream = live.changes.stream()
 
-        async def sync(observe: Any) -> None:
+        async def sync(observe: Any, on_applied: Any) -> None:  # as the driver calls them
             writes = tuple(RecordWrite(Record(k, "1", 1), expected_revision=0) for k in "ab")
             apply = ApplySync("ds", writes, last_sync_count=1)
-            observe(apply, await thread.run(store.apply_sync, me, "ds", writes))
+
+            def applied() -> list[str]:
+                skipped = store.apply_sync(me, "ds", writes)
+                on_applied(store, me, apply, skipped)
+                return skipped
+
+            observe(apply, await thread.run(applied))
             await thread.run(store.write_local, me, "ds", {"a": "app"}, now)
+            await live.local_write("ds", ("a",))  # as AsyncDataset tells it after each write
 
         await live.track("ds", sync)
         other = SQLiteStore(tmp_path / "d.db")
         other.write_local(me, "ds", {"c": "other process"}, now)
         other.close()
-        event = await asyncio.wait_for(anext(stream), 10)
+        event = await asyncio.wait_for(_next_of_other_processes(stream), 10)
         assert event == ChangeEvent("ds", ("c",), "process")
         await stream.aclose()
     finally:
