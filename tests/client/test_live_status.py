@@ -7,7 +7,7 @@ import dataclasses
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -207,38 +207,43 @@ async def _next_of_other_processes(stream: Any) -> ChangeEvent:
     raise AssertionError("the stream ended")
 
 
-async def test_the_watcher_reads_back_what_a_sync_did_not_write_as_planned(
-    tmp_path: Path,
+async def _only_another_process_is_reported(
+    tmp_path: Path, writes: Sequence[RecordWrite], *, app_first: bool
 ) -> None:
-    """Keys a sync's revision guard skipped (the app wrote them first) and keys it wrote
-    without a guard are read back where the sync applied: another process's write alone is
-    reported afterwards."""
+    """A sync applies ``writes`` to a seeded file as the driver does (``on_applied`` in the
+    same store call); the app writes key "a" (and tells the watcher, as `AsyncDataset`
+    does) before the sync applies if ``app_first``, else after it but before the sync ends.
+    Then another process writes "c": the watcher reports that key alone."""
     store = SQLiteStore(tmp_path / "d.db")
     thread = StoreThread()
     me = store.provisional_owner()
     live = LiveState(LocalView(store, lambda: me, thread.run), poll_interval=0.05)
     now = datetime.now(UTC)
+
+    async def app_writes() -> None:
+        await thread.run(store.write_local, me, "ds", {"a": "app"}, now)
+        await live.local_write("ds", ("a",))
+
+    async def sync(observe: Any, on_applied: Any) -> None:
+        apply = ApplySync("ds", writes, last_sync_count=1)
+
+        def applied() -> list[str]:
+            skipped = store.apply_sync(me, "ds", writes)
+            assert skipped == (["a"] if app_first else [])
+            on_applied(store, me, apply, skipped)
+            return skipped
+
+        if app_first:
+            await app_writes()
+        observe(apply, await thread.run(applied))
+        if not app_first:
+            await app_writes()
+
     try:
         await thread.run(store.write_local, me, "ds", {"seed": "0", "u": "0"}, now)
         live.start()
         await asyncio.sleep(0.3)  # the watcher has seen the file once
         stream = live.changes.stream()
-
-        async def sync(observe: Any, on_applied: Any) -> None:  # as the driver calls them
-            await thread.run(store.write_local, me, "ds", {"a": "app"}, now)
-            await live.local_write("ds", ("a",))
-            guarded = [RecordWrite(Record("u", "1", 1), None)]
-            writes = SyncWrites(guarded, [Record(k, "1", 1) for k in "ab"])  # "a" is skipped
-            apply = ApplySync("ds", writes, last_sync_count=1)
-
-            def applied() -> list[str]:
-                skipped = store.apply_sync(me, "ds", writes)
-                assert skipped == ["a"]
-                on_applied(store, me, apply, skipped)
-                return skipped
-
-            observe(apply, await thread.run(applied))
-
         await live.track("ds", sync)
         other = SQLiteStore(tmp_path / "d.db")
         other.write_local(me, "ds", {"c": "other process"}, now)
@@ -250,43 +255,20 @@ async def test_the_watcher_reads_back_what_a_sync_did_not_write_as_planned(
         await live.aclose()
         await thread.close_store(store.close)
         thread.shutdown()
+
+
+async def test_the_watcher_reads_back_what_a_sync_did_not_write_as_planned(
+    tmp_path: Path,
+) -> None:
+    """Keys a sync's revision guard skipped (the app wrote them first) and keys it wrote
+    without a guard are read back where the sync applied."""
+    guarded = [RecordWrite(Record("u", "1", 1), None)]
+    writes = SyncWrites(guarded, [Record(k, "1", 1) for k in "ab"])  # "a" is skipped
+    await _only_another_process_is_reported(tmp_path, writes, app_first=True)
 
 
 async def test_the_watcher_keeps_an_app_write_made_after_a_sync_applied(tmp_path: Path) -> None:
     """A key the app writes between a sync's last store write and its end is seen as it
-    is in the file, not as the sync wrote it: another process's write alone is reported."""
-    store = SQLiteStore(tmp_path / "d.db")
-    thread = StoreThread()
-    me = store.provisional_owner()
-    live = LiveState(LocalView(store, lambda: me, thread.run), poll_interval=0.05)
-    now = datetime.now(UTC)
-    try:
-        await thread.run(store.write_local, me, "ds", {"seed": "0"}, now)
-        live.start()
-        await asyncio.sleep(0.3)  # the watcher has seen the file once
-        stream = live.changes.stream()
-
-        async def sync(observe: Any, on_applied: Any) -> None:  # as the driver calls them
-            writes = tuple(RecordWrite(Record(k, "1", 1), expected_revision=0) for k in "ab")
-            apply = ApplySync("ds", writes, last_sync_count=1)
-
-            def applied() -> list[str]:
-                skipped = store.apply_sync(me, "ds", writes)
-                on_applied(store, me, apply, skipped)
-                return skipped
-
-            observe(apply, await thread.run(applied))
-            await thread.run(store.write_local, me, "ds", {"a": "app"}, now)
-            await live.local_write("ds", ("a",))  # as AsyncDataset tells it after each write
-
-        await live.track("ds", sync)
-        other = SQLiteStore(tmp_path / "d.db")
-        other.write_local(me, "ds", {"c": "other process"}, now)
-        other.close()
-        event = await asyncio.wait_for(_next_of_other_processes(stream), 10)
-        assert event == ChangeEvent("ds", ("c",), "process")
-        await stream.aclose()
-    finally:
-        await live.aclose()
-        await thread.close_store(store.close)
-        thread.shutdown()
+    is in the file, not as the sync wrote it."""
+    writes = tuple(RecordWrite(Record(k, "1", 1), expected_revision=0) for k in "ab")
+    await _only_another_process_is_reported(tmp_path, writes, app_first=False)
