@@ -220,6 +220,16 @@ class LiveState:
         """The driver's ``on_applied``: in the very call that applied a sync's writes (so no
         write came after them), a key written with a known revision holds what was written;
         only the others are read back."""
+        try:
+            self._note_applied(store, owner, command, skipped)
+        except CogsyncError as exc:  # the sync's writes stand; only the picture is behind
+            log.warning("cannot note what a sync of %r wrote: %s", command.dataset, exc)
+            self._seen.pop(command.dataset, None)
+            self._version = None  # the next poll takes a new picture, reporting nothing
+
+    def _note_applied(
+        self, store: object, owner: str, command: commands.ApplySync, skipped: list[str]
+    ) -> None:
         if not self._watching(store):
             return
         assert isinstance(store, _Versioned)

@@ -19,6 +19,7 @@ from cogsync import AsyncClient, ChangeEvent, Client, ClientStatus
 from cogsync._store_thread import StoreThread
 from cogsync.dataset import LocalView
 from cogsync.engine.commands import ApplySync
+from cogsync.exceptions import StorageError
 from cogsync.live import LiveState
 from cogsync.models import Record, RecordWrite, SyncWrites
 from cogsync.server.runner import EmbeddedServer
@@ -272,3 +273,42 @@ async def test_the_watcher_keeps_an_app_write_made_after_a_sync_applied(tmp_path
     is in the file, not as the sync wrote it."""
     writes = tuple(RecordWrite(Record(k, "1", 1), expected_revision=0) for k in "ab")
     await _only_another_process_is_reported(tmp_path, writes, app_first=False)
+
+
+async def test_a_failed_read_back_leaves_the_sync_applied(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If reading back what a sync wrote fails, the sync still succeeds (its writes are
+    committed); the watcher only starts its picture again."""
+    store = SQLiteStore(tmp_path / "d.db")
+    thread = StoreThread()
+    me = store.provisional_owner()
+    live = LiveState(LocalView(store, lambda: me, thread.run), poll_interval=0.05)
+    writes = (RecordWrite(Record("k", "1", 1), None),)  # unguarded: read back
+
+    def broken(*args: Any) -> Any:
+        raise StorageError("disk I/O error")
+
+    async def sync(observe: Any, on_applied: Any) -> str:
+        def applied() -> list[str]:
+            skipped = store.apply_sync(me, "ds", writes)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(store, "record_states", broken)
+                on_applied(store, me, ApplySync("ds", writes), skipped)
+            return skipped
+
+        observe(ApplySync("ds", writes), await thread.run(applied))
+        return "done"
+
+    try:
+        await thread.run(store.write_local, me, "ds", {"seed": "0"}, datetime.now(UTC))
+        live.start()
+        await asyncio.sleep(0.3)  # the watcher has seen the file once
+        assert await live.track("ds", sync) == "done"
+        assert "cannot note what a sync of 'ds' wrote" in caplog.text
+        record = await thread.run(store.get_record, me, "ds", "k")
+        assert record is not None and record.value == "1"
+    finally:
+        await live.aclose()
+        await thread.close_store(store.close)
+        thread.shutdown()
