@@ -21,9 +21,8 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -36,13 +35,10 @@ from graphql import (
     GraphQLInputType,
     GraphQLList,
     GraphQLNonNull,
-    GraphQLObjectType,
-    GraphQLOutputType,
     GraphQLScalarType,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
-    SelectionSetNode,
     Undefined,
     VariableNode,
     is_input_type,
@@ -53,24 +49,20 @@ from graphql import (
 )
 
 from cogsync.remote.operations import LIST_DATASETS, LIST_RECORDS, PUSH_RECORDS
+from cogsync.server.completion import (
+    MAX_INT,
+    MIN_INT,
+    Collector,
+    Convert,
+    Declined,
+    decline,
+    output,
+)
 
 __all__ = ["CLIENT_DOCUMENTS", "CompiledOperation", "compile_operation"]
 
 CLIENT_DOCUMENTS = (LIST_RECORDS, PUSH_RECORDS, LIST_DATASETS)
 """The documents that are compiled (in any formatting)."""
-
-_MIN_INT, _MAX_INT = -(2**31), 2**31 - 1
-
-_Convert = Callable[[Any], Any]
-"""Turns a non-null input or output value into its coerced or completed form, or raises."""
-
-
-class _Declined(Exception):
-    """A value the compiled path does not vouch for: graphql-core takes over."""
-
-
-def _decline(_value: object = None) -> Any:
-    raise _Declined
 
 
 @cache
@@ -84,20 +76,20 @@ def _client_shapes() -> frozenset[str]:
 _EXACT = {"String": str, "ID": str, "Int": int, "Boolean": bool}
 
 
-def _exact_input(exact: type, non_null: bool) -> _Convert:
+def _exact_input(exact: type, non_null: bool) -> Convert:
     """A String, ID, Int or Boolean: exactly that JSON type (None if nullable), as is."""
     if exact is int and non_null:
-        return lambda v: v if type(v) is int and _MIN_INT <= v <= _MAX_INT else _decline()
+        return lambda v: v if type(v) is int and MIN_INT <= v <= MAX_INT else decline()
     if exact is int:
         return lambda v: (
-            v if v is None or (type(v) is int and _MIN_INT <= v <= _MAX_INT) else _decline()
+            v if v is None or (type(v) is int and MIN_INT <= v <= MAX_INT) else decline()
         )
     if non_null:
-        return lambda value: value if type(value) is exact else _decline()
-    return lambda value: value if value is None or type(value) is exact else _decline()
+        return lambda value: value if type(value) is exact else decline()
+    return lambda value: value if value is None or type(value) is exact else decline()
 
 
-def _input(type_: GraphQLInputType) -> _Convert:
+def _input(type_: GraphQLInputType) -> Convert:
     """The strict coercion of a value of ``type_``, None included."""
     non_null = isinstance(type_, GraphQLNonNull)
     nullable = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
@@ -106,17 +98,17 @@ def _input(type_: GraphQLInputType) -> _Convert:
         return _exact_input(exact, non_null)
     convert = _nullable_input(nullable)
     if non_null:
-        return lambda value: _decline() if value is None else convert(value)
+        return lambda value: decline() if value is None else convert(value)
     return lambda value: None if value is None else convert(value)
 
 
-def _nullable_input(type_: GraphQLInputType) -> _Convert:
+def _nullable_input(type_: GraphQLInputType) -> Convert:
     if isinstance(type_, GraphQLList):
         item = _input(type_.of_type)
 
         def items(value: Any) -> Any:
             if type(value) is not list:  # graphql-core would wrap a lone value: let it
-                raise _Declined
+                raise Declined
             return [item(v) for v in value]
 
         return items
@@ -124,7 +116,7 @@ def _nullable_input(type_: GraphQLInputType) -> _Convert:
         return _input_object(type_)
     if isinstance(type_, GraphQLEnumType):
         names = {name: type_.coerce_input_value(name) for name in type_.values}
-        return lambda value: names[value] if type(value) is str and value in names else _decline()
+        return lambda value: names[value] if type(value) is str and value in names else decline()
     assert isinstance(type_, GraphQLScalarType)
     coerce = type_.coerce_input_value
 
@@ -132,136 +124,36 @@ def _nullable_input(type_: GraphQLInputType) -> _Convert:
         try:
             result = coerce(value)
         except Exception as exc:
-            raise _Declined from exc
+            raise Declined from exc
         if result is Undefined:
-            raise _Declined
+            raise Declined
         return result
 
     return scalar
 
 
-def _input_object(type_: GraphQLInputObjectType) -> _Convert:
+def _input_object(type_: GraphQLInputObjectType) -> Convert:
     if type_.is_one_of or type_.out_type is not GraphQLInputObjectType.out_type:
-        raise _Declined
+        raise Declined
     fields = {}
     for name, field in type_.fields.items():
         if field.default_value is not Undefined:
-            raise _Declined  # not in the client's documents: keep graphql-core's rules
+            raise Declined  # not in the client's documents: keep graphql-core's rules
         fields[name] = (field.out_name or name, _input(field.type))
     required = {n for n, f in type_.fields.items() if isinstance(f.type, GraphQLNonNull)}
 
     def input_object(value: Any) -> Any:
         if type(value) is not dict or not value.keys() >= required:
-            raise _Declined
+            raise Declined
         coerced = {}
         for name, field_value in value.items():
             field = fields.get(name)
             if field is None:
-                raise _Declined
+                raise Declined
             coerced[field[0]] = field[1](field_value)
         return coerced
 
     return input_object
-
-
-# -- completion ------------------------------------------------------------------------
-
-
-def _leaf_output(type_: GraphQLScalarType | GraphQLEnumType, non_null: bool) -> _Convert:
-    serialize = type_.coerce_output_value
-
-    def general(value: Any) -> Any:
-        if value is None:
-            if non_null:
-                raise _Declined
-            return None
-        if callable(value):
-            raise _Declined  # graphql-core would call it
-        try:
-            result = serialize(value)
-        except Exception as exc:
-            raise _Declined from exc
-        if result is None or result is Undefined:
-            raise _Declined
-        return result
-
-    name = type_.name if isinstance(type_, GraphQLScalarType) else None
-    if name in ("String", "ID"):  # the common cases first, exactly as graphql-core has them
-        return lambda value: value if type(value) is str else general(value)
-    if name == "Int":
-        return lambda v: v if type(v) is int and _MIN_INT <= v <= _MAX_INT else general(v)
-    if name == "Boolean":
-        return lambda value: value if type(value) is bool else general(value)
-    if name == "AWSDateTime":
-        return _last_moment(general)
-    return general
-
-
-def _last_moment(complete: _Convert) -> _Convert:
-    """``complete``, answering again at once for the datetime object it completed last.
-
-    The records of a page share a few time stamps, read as the very same objects.
-    """
-    last: list[tuple[object, Any]] = [(None, None)]
-
-    def moment(value: Any) -> Any:
-        seen, result = last[0]
-        if value is seen and value is not None:
-            return result
-        result = complete(value)
-        if type(value) is datetime:
-            last[0] = (value, result)
-        return result
-
-    return moment
-
-
-def _output(type_: GraphQLOutputType, selections: SelectionSetNode | None) -> _Convert:
-    """The completion of a value of ``type_`` (None allowed unless non-null)."""
-    non_null = isinstance(type_, GraphQLNonNull)
-    nullable = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
-    if isinstance(nullable, GraphQLScalarType | GraphQLEnumType):
-        return _leaf_output(nullable, non_null)
-    convert = _nullable_output(nullable, selections)
-    if non_null:
-        return lambda value: _decline() if value is None else convert(value)
-    return lambda value: None if value is None else convert(value)
-
-
-def _nullable_output(type_: GraphQLOutputType, selections: SelectionSetNode | None) -> _Convert:
-    if isinstance(type_, GraphQLList):
-        item = _output(type_.of_type, selections)
-
-        def items(value: Any) -> Any:
-            if type(value) is not list and type(value) is not tuple:
-                raise _Declined
-            return [item(v) for v in value]
-
-        return items
-    if isinstance(type_, GraphQLObjectType):
-        assert selections is not None
-        return _object(type_, selections)
-    raise _Declined
-
-
-def _object(type_: GraphQLObjectType, selections: SelectionSetNode) -> _Convert:
-    fields: list[tuple[str, str, _Convert]] = []
-    for node in selections.selections:
-        if not isinstance(node, FieldNode) or node.directives or node.arguments:
-            raise _Declined
-        name = node.name.value
-        key = node.alias.value if node.alias else name
-        if name not in type_.fields or key in {k for k, _, _ in fields}:
-            raise _Declined
-        fields.append((key, name, _output(type_.fields[name].type, node.selection_set)))
-
-    def object_(value: Any) -> Any:
-        if type(value) is not dict:
-            raise _Declined
-        get = value.get
-        return {key: convert(get(name)) for key, name, convert in fields}
-
-    return object_
 
 
 # -- operations ------------------------------------------------------------------------
@@ -280,10 +172,10 @@ class CompiledOperation:
     field: str
     node: FieldNode
     operation_name: str | None
-    _variables: tuple[tuple[str, str, bool, _Convert], ...]
+    _variables: tuple[tuple[str, str, bool, Convert], ...]
     _key: str
     _non_null: bool
-    _complete: _Convert
+    _complete: Convert
 
     def arguments(
         self, variables: Mapping[str, Any] | None, operation_name: object
@@ -299,7 +191,7 @@ class CompiledOperation:
                     arguments[argument] = convert(given[variable])
                 elif required:
                     return None
-        except _Declined:
+        except Declined:
             return None
         return arguments
 
@@ -307,7 +199,7 @@ class CompiledOperation:
         """The result of the resolver's ``value``, or None: let graphql-core complete it."""
         try:
             return ExecutionResult({self._key: self._complete(value)}, None)
-        except _Declined:
+        except Declined:
             return None
 
     def failure(self, error: Exception) -> ExecutionResult:
@@ -322,7 +214,7 @@ def compile_operation(document: DocumentNode, schema: GraphQLSchema) -> Compiled
         return None
     try:
         return _compile(document, schema)
-    except _Declined:
+    except Declined:
         return None
 
 
@@ -334,25 +226,25 @@ def _compile(document: DocumentNode, schema: GraphQLSchema) -> CompiledOperation
     (node,) = operation.selection_set.selections
     assert isinstance(node, FieldNode) and root is not None
     if node.directives or operation.directives:
-        raise _Declined
+        raise Declined
     definition = root.fields[node.name.value]
     types = {}
     for variable in operation.variable_definitions or ():
         if variable.default_value is not None or variable.directives:
-            raise _Declined
+            raise Declined
         type_ = type_from_ast(schema, variable.type)
         if not is_input_type(type_):
-            raise _Declined
+            raise Declined
         types[variable.variable.name.value] = type_
     variables = []
     for argument in node.arguments or ():
         spec = definition.args[argument.name.value]
         if not isinstance(argument.value, VariableNode) or spec.default_value is not Undefined:
-            raise _Declined
+            raise Declined
         name = argument.value.name.value
         type_ = types[name]
         if str(type_) not in (str(spec.type), f"{spec.type}!"):
-            raise _Declined
+            raise Declined
         required = isinstance(type_, GraphQLNonNull) or isinstance(spec.type, GraphQLNonNull)
         out_name = spec.out_name or argument.name.value
         variables.append((name, out_name, required, _input(type_)))
@@ -364,5 +256,5 @@ def _compile(document: DocumentNode, schema: GraphQLSchema) -> CompiledOperation
         tuple(variables),
         key,
         isinstance(definition.type, GraphQLNonNull),
-        _output(definition.type, node.selection_set),
+        output(definition.type, [node], Collector()),
     )
