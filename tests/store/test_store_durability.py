@@ -92,7 +92,13 @@ def test_acknowledged_puts_survive_sigkill(tmp_path: Path, seed: int) -> None:
     first = proc.stdout.readline()  # the kill comes after the first put, however busy the machine
     time.sleep(random.Random(seed).uniform(0.0, 0.5))
     proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=10)
+    # Read on through the same buffered stream: readline() may already hold later lines,
+    # which communicate() (reading the pipe itself) would drop.
+    out = proc.stdout.read()
+    proc.wait(timeout=10)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
     acknowledged = (first + out).split()
     assert proc.returncode == -signal.SIGKILL
     assert acknowledged, "the writer printed no acknowledged put"
