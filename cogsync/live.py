@@ -52,10 +52,6 @@ class _Versioned(Protocol):
         self, owner: str, name: str, keys: Collection[str] | None = None
     ) -> dict[str, tuple[str | None, int, int]]: ...
 
-    def record_revisions(
-        self, owner: str, name: str, keys: Collection[str] | None = None
-    ) -> dict[str, int]: ...
-
 
 def _states(
     store: _Versioned, owner: str, name: str, keys: Collection[str] | None = None
@@ -208,11 +204,15 @@ class LiveState:
             if keys is None:  # nobody else wrote: keep the picture current
                 self._seen[name] = _states(store, owner, name)
             elif keys:
-                seen = self._seen.setdefault(name, {})
-                for key in keys:
-                    seen.pop(key, None)
-                seen.update(_states(store, owner, name, keys))
+                self._read_back(store, owner, name, keys)
         return self._count_blocking(owner, name)
+
+    def _read_back(self, store: _Versioned, owner: str, name: str, keys: Collection[str]) -> None:
+        """Take ``keys`` of dataset ``name`` into the picture as the file holds them now."""
+        seen = self._seen.setdefault(name, {})
+        for key in keys:
+            seen.pop(key, None)
+        seen.update(_states(store, owner, name, keys))
 
     def _applied_blocking(
         self, store: object, owner: str, command: commands.ApplySync, skipped: list[str]
@@ -247,10 +247,8 @@ class LiveState:
             else:
                 seen[record.key] = hash((record.value, record.sync_count, int(record.dirty)))
         unsure.extend(w.record.key for w in ours if w.expected_revision is None)
-        for key in unsure:
-            seen.pop(key, None)
         if unsure:
-            seen.update(_states(store, owner, name, unsure))
+            self._read_back(store, owner, name, unsure)
 
     def _watching(self, store: object) -> bool:
         """Whether the picture of the file is kept (and no other process wrote since)."""

@@ -376,12 +376,6 @@ class SQLiteStore:
         rows = self._among(sql.SELECT_STATES, owner, name, keys)
         return {key: (value, count, dirty) for key, value, count, dirty in rows}
 
-    def record_revisions(
-        self, owner: str, name: str, keys: Collection[str] | None = None
-    ) -> dict[str, int]:
-        """Key -> local revision of every record of a dataset (or those among ``keys``)."""
-        return dict(self._among(sql.SELECT_REVISIONS, owner, name, keys))
-
     def _among(
         self, select: str, owner: str, name: str, keys: Collection[str] | None, order: str = ""
     ) -> list[Any]:

@@ -52,7 +52,6 @@ SELECT_DATASET = f"SELECT {DATASET_COLUMNS} FROM datasets WHERE owner = ? AND na
 SELECT_RECORDS = f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ?"
 # What a watcher of the file compares: value, sync count and dirty flag by key.
 SELECT_STATES = "SELECT key, value, sync_count, dirty FROM records WHERE owner = ? AND dataset = ?"
-SELECT_REVISIONS = "SELECT key, revision FROM records WHERE owner = ? AND dataset = ?"
 SELECT_RECORD = f"{SELECT_RECORDS} AND key = ?"
 SELECT_DIRTY = (
     f"SELECT {RECORD_COLUMNS} FROM records WHERE owner = ? AND dataset = ? AND dirty = 1 "

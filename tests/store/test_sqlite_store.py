@@ -152,7 +152,7 @@ def test_file_from_before_the_base_column_keeps_its_edits(tmp_path: Path) -> Non
     store.close()
 
 
-def test_record_states_and_revisions_are_the_records_fields(tmp_path: Path) -> None:
+def test_record_states_are_the_records_fields(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "d.db")
     store.write_local("o", "ds", {"a": "1", "b": "2", "gone": "x"}, T0)
     writes = [
@@ -167,10 +167,8 @@ def test_record_states_and_revisions_are_the_records_fields(tmp_path: Path) -> N
     assert store.record_states("o", "ds", ["a", "c", "never"]) == {
         k: (r.value, r.sync_count, int(r.dirty)) for k, r in records.items() if k in "ac"
     }
-    assert store.record_revisions("o", "ds") == {k: r.revision for k, r in records.items()}
     many = [f"k{i}" for i in range(100)] + ["b"]  # more keys than are bound one by one
-    assert store.record_revisions("o", "ds", many) == {"b": records["b"].revision}
     b = records["b"]
     assert store.record_states("o", "ds", many) == {"b": (b.value, b.sync_count, int(b.dirty))}
     assert store.get_records("o", "ds", many) == {"b": records["b"]}
-    assert store.record_states("o", "other") == {} == store.record_revisions("o", "other")
+    assert store.record_states("o", "other") == {}
