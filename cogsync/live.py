@@ -26,7 +26,7 @@ from cogsync.exceptions import (
     OfflineError,
     ServerError,
 )
-from cogsync.models import SyncWrites
+from cogsync.models import SyncWrites, record_rows
 from cogsync.status import ClientStatus, DatasetStatus, StatusBoard
 
 __all__ = ["LiveState", "OnApplied", "SyncObserver"]
@@ -81,7 +81,7 @@ class _PulledKeys:
     def __call__(self, command: commands.Command[Any], result: Any) -> None:
         if isinstance(command, commands.ListRecords):
             device = self._device_id
-            self.keys.update([r.key for r in result.records if r.last_modified_by != device])
+            self.keys.update([row[0] for row in record_rows(result.records) if row[4] != device])
         elif isinstance(command, commands.DropDataset) or (
             isinstance(command, commands.ApplySync) and command.reset_sync_counts
         ):
@@ -239,13 +239,17 @@ class LiveState:
             return
         seen, unsure, missed = self._seen.setdefault(name, {}), [], frozenset(skipped)
         ours, pulled = SyncWrites.parts(command.writes)
-        for record in itertools.chain(
-            [w.record for w in ours if w.expected_revision is not None], pulled
-        ):
-            if record.key in missed:
-                unsure.append(record.key)
+        known = [
+            (w.record.key, w.record.value, w.record.sync_count, int(w.record.dirty))
+            for w in ours
+            if w.expected_revision is not None
+        ]
+        clean = ((row[0], row[1], row[2], 0) for row in record_rows(pulled))
+        for key, value, count, dirty in itertools.chain(known, clean):
+            if key in missed:
+                unsure.append(key)
             else:
-                seen[record.key] = hash((record.value, record.sync_count, int(record.dirty)))
+                seen[key] = hash((value, count, dirty))
         unsure.extend(w.record.key for w in ours if w.expected_revision is None)
         if unsure:
             self._read_back(store, owner, name, unsure)

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import overload
+from typing import TypeVar, overload
 
 __all__ = [
     "Conflict",
@@ -17,6 +17,7 @@ __all__ = [
     "DatasetState",
     "DatasetSummary",
     "PatchOp",
+    "PulledRecords",
     "PushResult",
     "Record",
     "RecordPage",
@@ -27,8 +28,11 @@ __all__ = [
     "ServerInfo",
     "SyncResult",
     "SyncWrites",
+    "record_rows",
     "utcnow",
 ]
+
+_T = TypeVar("_T")
 
 PROTOCOL_VERSION = 1
 
@@ -142,7 +146,22 @@ class RecordWrite:
     base: str | None = None
 
 
-class SyncWrites(Sequence[RecordWrite]):
+class _SequenceValue(Sequence[_T]):
+    """A sequence made on demand, equal (and hashing alike) to any sequence of the same
+    items, as a tuple of them is."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+
+class SyncWrites(_SequenceValue[RecordWrite]):
     """The writes of one sync step: ``writes``, then each of ``pulled`` as
     ``RecordWrite(record, 0)`` (a clean pulled record for a key the device did not hold).
 
@@ -155,7 +174,9 @@ class SyncWrites(Sequence[RecordWrite]):
 
     def __init__(self, writes: Iterable[RecordWrite] = (), pulled: Iterable[Record] = ()) -> None:
         self.writes: tuple[RecordWrite, ...] = tuple(writes)
-        self.pulled: tuple[Record, ...] = tuple(pulled)
+        self.pulled: Sequence[Record] = (
+            pulled if isinstance(pulled, PulledRecords) else tuple(pulled)
+        )
 
     def __len__(self) -> int:
         return len(self.writes) + len(self.pulled)
@@ -178,14 +199,6 @@ class SyncWrites(Sequence[RecordWrite]):
         for record in self.pulled:
             yield RecordWrite(record, 0)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
     def __repr__(self) -> str:
         return f"SyncWrites({self.writes!r}, pulled={self.pulled!r})"
 
@@ -195,6 +208,68 @@ class SyncWrites(Sequence[RecordWrite]):
         if isinstance(writes, SyncWrites):
             return writes.writes, writes.pulled
         return writes, ()
+
+
+RecordRow = tuple[str, str | None, int, datetime | None, str | None, datetime | None]
+"""A clean record's fields in `Record`'s order: key, value, sync_count, last_modified_date,
+last_modified_by, device_last_modified_date."""
+
+
+class PulledRecords(_SequenceValue[Record]):
+    """Clean records held as `RecordRow` tuples, each `Record` made only when asked for.
+
+    A page of 1,024 pulled records is then 1,024 tuples the garbage collector stops
+    tracking at its first look, not 1,024 objects it scans (and promotes while they wait
+    to be stored). Equal to any sequence of the same records.
+    """
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: Iterable[RecordRow] = ()) -> None:
+        self.rows: tuple[RecordRow, ...] = tuple(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Record: ...
+    @overload
+    def __getitem__(self, index: slice) -> PulledRecords: ...
+    def __getitem__(self, index: int | slice) -> Record | PulledRecords:
+        if isinstance(index, slice):
+            return PulledRecords(self.rows[index])
+        return Record(*self.rows[index])
+
+    def __iter__(self) -> Iterator[Record]:
+        for row in self.rows:
+            yield Record(*row)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PulledRecords):
+            return self.rows == other.rows
+        return _SequenceValue.__eq__(self, other)
+
+    __hash__ = _SequenceValue.__hash__
+
+    def __repr__(self) -> str:
+        return f"PulledRecords({list(self)!r})"
+
+    @classmethod
+    def join(cls, parts: Iterable[Sequence[Record]]) -> PulledRecords:
+        """The records of ``parts`` in order, as clean rows."""
+        return cls(row for part in parts for row in record_rows(part))
+
+
+def record_rows(records: Iterable[Record]) -> Sequence[RecordRow]:
+    """The `RecordRow` of each record (their ``dirty`` and ``revision`` left out); the
+    rows themselves for `PulledRecords`."""
+    if isinstance(records, PulledRecords):
+        return records.rows
+    return [
+        (r.key, r.value, r.sync_count, r.last_modified_date, r.last_modified_by,
+         r.device_last_modified_date)
+        for r in records
+    ]  # fmt: skip
 
 
 class PatchOp(StrEnum):
@@ -227,7 +302,7 @@ class RecordPage:
     dataset_name: str
     sync_count: int
     deleted: bool
-    records: tuple[Record, ...]
+    records: Sequence[Record]
     next_token: str | None
     merged_dataset_names: tuple[str, ...] = ()
 

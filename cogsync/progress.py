@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from cogsync._callbacks import maybe_await
 from cogsync.engine import commands
+from cogsync.models import record_rows
 from cogsync.remote.base import RemoteBackend
 
 __all__ = ["OnProgress", "ProgressTracker", "SyncProgress", "chain", "progress_observer"]
@@ -70,7 +71,7 @@ class ProgressTracker:
         elif isinstance(command, commands.ListRecords):
             done, total, size = self._pull
             done += len(result.records)
-            size += sum(_size(r.key, r.value) for r in result.records)
+            size += sum(_size(row[0], row[1]) for row in record_rows(result.records))
             total = done if result.next_token is None else max(total, done)
             self._pull = [done, total, size]
             await self._report("pull", self._pull)

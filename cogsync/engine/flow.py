@@ -23,7 +23,7 @@ Design rules (each fixes a failure mode of Cognito Sync's clients):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -47,6 +47,7 @@ from cogsync.exceptions import ConflictError, OfflineError
 from cogsync.models import (
     Conflict,
     PatchOp,
+    PulledRecords,
     PushResult,
     Record,
     RecordPatch,
@@ -54,6 +55,7 @@ from cogsync.models import (
     Resolution,
     SyncResult,
     SyncWrites,
+    record_rows,
     utcnow,
 )
 
@@ -84,18 +86,25 @@ def _mutate(command: Command[T], network_retries: int) -> Flow[T]:
 class _Pull:
     up_to: int
     deleted: bool
-    records: tuple[Record, ...]
+    records: Sequence[Record]
     merged_names: tuple[str, ...]
 
 
 def _pull(name: str, since: int) -> Flow[_Pull]:
     """Fetch every page since ``since``; the first page fixes the up-to sync count."""
     first = page = yield from _ask(ListRecords(name, since))
-    records = list(page.records)
+    pages = [page.records]
     while page.next_token is not None:
         page = yield from _ask(ListRecords(name, since, page.next_token))
-        records.extend(page.records)
-    return _Pull(first.sync_count, first.deleted, tuple(records), first.merged_dataset_names)
+        pages.append(page.records)
+    records = pages[0] if len(pages) == 1 else _joined(pages)
+    return _Pull(first.sync_count, first.deleted, records, first.merged_dataset_names)
+
+
+def _joined(pages: list[Sequence[Record]]) -> Sequence[Record]:
+    if all(isinstance(page, PulledRecords) for page in pages):
+        return PulledRecords.join(pages)
+    return tuple(record for page in pages for record in page)
 
 
 @dataclass(slots=True)
@@ -108,7 +117,7 @@ class PullPlan:
 
     writes: list[RecordWrite] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
-    pulled: list[Record] = field(default_factory=list)
+    pulled: Sequence[Record] = ()
 
     def sync_writes(self) -> SyncWrites:
         """``writes``, then ``pulled`` as writes expecting revision 0."""
@@ -127,10 +136,18 @@ def plan_pull(
     """
     bases = bases or {}
     plan = PullPlan()
+    if isinstance(remote, PulledRecords):  # no `Record` made for a key this device lacks
+        if not local:
+            plan.pulled = remote
+            return plan
+        rows = remote.rows
+        plan.pulled = PulledRecords(row for row in rows if row[0] not in local)
+        remote = [Record(*row) for row in rows if row[0] in local]
+    pulled: list[Record] = []
     for theirs in remote:
         ours = local.get(theirs.key)
         if ours is None:
-            plan.pulled.append(_clean(theirs))  # tombstones too: a later put carries the count
+            pulled.append(_clean(theirs))  # tombstones too: a later put carries the count
         elif theirs.sync_count < ours.sync_count:
             continue  # this device already stores a newer server version
         elif ours.value == theirs.value:
@@ -145,6 +162,8 @@ def plan_pull(
                 base = Record(theirs.key, bases[theirs.key], ours.sync_count)
             plan.conflicts.append(Conflict(theirs.key, ours, theirs, base))
         # else: a dirty edit made on top of this very server version; it will be pushed
+    if pulled:
+        plan.pulled = pulled
     return plan
 
 
@@ -278,7 +297,7 @@ def sync_dataset(
             # Kept (or edited during this sync): recreate the dataset from the local data.
             apply = ApplySync(name, last_sync_count=pull.up_to, reset_sync_counts=True)
         else:
-            keys = frozenset(r.key for r in pull.records)
+            keys = frozenset(row[0] for row in record_rows(pull.records))
             pulled.update(keys)
             if keys and not snapshot.complete:
                 # Only the pulled keys meet local records: read those (and the dirty ones).

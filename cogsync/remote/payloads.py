@@ -13,7 +13,7 @@ import orjson
 
 from cogsync import _awsdatetime
 from cogsync.exceptions import ServerError
-from cogsync.models import PatchOp, Record, RecordPatch
+from cogsync.models import PatchOp, PulledRecords, Record, RecordPatch, RecordRow, record_rows
 
 __all__ = [
     "PushPatches",
@@ -127,8 +127,9 @@ def decode_record(item: Mapping[str, Any], value: str | None) -> Record:
     )
 
 
-def decode_records(page: Mapping[str, Any]) -> tuple[Record, ...]:
-    """The records of a listRecords page: `decode_record`'s checks, inlined for a page of 1,024."""
+def decode_records(page: Mapping[str, Any]) -> PulledRecords:
+    """The records of a listRecords page: `decode_record`'s checks, inlined for a page of
+    1,024, kept as rows (`PulledRecords`: no `Record` object until one is asked for)."""
     items = page.get("records")
     if type(items) is not list:
         items = answer_list(page, "records")  # raises the error
@@ -141,13 +142,13 @@ def decode_records(page: Mapping[str, Any]) -> tuple[Record, ...]:
         except TypeError:  # not a string (unhashable)
             return parse_datetime(text)
 
-    records = []
+    rows: list[RecordRow] = []
     for item in items:
         if type(item) is not dict:
             answer_list(page, "records")  # raises the error
         key, count = item.get("key"), item.get("syncCount")
         if type(key) is not str or type(count) is not int:
-            records.append(decode_record(item, item.get("value")))  # the checks name the problem
+            rows.extend(record_rows([decode_record(item, item.get("value"))]))  # names the problem
             continue
         text, device_text = item.get("lastModifiedDate"), item.get("deviceLastModifiedDate")
         try:
@@ -158,10 +159,8 @@ def decode_records(page: Mapping[str, Any]) -> tuple[Record, ...]:
             device = moments[device_text]
         except (KeyError, TypeError):
             device = moment(device_text)
-        records.append(
-            Record(key, item.get("value"), count, modified, item.get("lastModifiedBy"), device)
-        )
-    return tuple(records)
+        rows.append((key, item.get("value"), count, modified, item.get("lastModifiedBy"), device))
+    return PulledRecords(rows)
 
 
 def answer_object(data: Mapping[str, Any], field: str) -> dict[str, Any]:

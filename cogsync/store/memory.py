@@ -26,7 +26,7 @@ from cogsync.limits import (
     validate_name,
     validate_value,
 )
-from cogsync.models import DatasetState, Record, RecordWrite, SyncWrites
+from cogsync.models import DatasetState, Record, RecordWrite, SyncWrites, record_rows
 from cogsync.store.owners import follow_moves
 
 __all__ = ["MemoryStore", "check_sync_writes", "covered_sync_count"]
@@ -40,8 +40,9 @@ def check_sync_writes(writes: Sequence[RecordWrite]) -> None:
     Sync writes bypass the app limits but never the shape of a record.
     """
     ours, pulled = SyncWrites.parts(writes)
-    for record in itertools.chain([w.record for w in ours], pulled):
-        key, value = record.key, record.value
+    mine = [(w.record.key, w.record.value) for w in ours]
+    theirs = ((row[0], row[1]) for row in record_rows(pulled))
+    for key, value in itertools.chain(mine, theirs):
         if not isinstance(key, str) or not key:
             raise InvalidKeyError(f"sync wrote a record key {key!r}: keys are non-empty str")
         if value is not None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
-from cogsync.models import DatasetState, Record
+from cogsync.models import DatasetState, Record, RecordRow
 
 __all__ = ["SyncedRows", "as_dataset", "as_moment", "as_record", "as_text"]
 
@@ -45,9 +46,10 @@ def as_dataset(row: Sequence[Any]) -> DatasetState:
 
 
 class SyncedRows:
-    """The ``statements.UPSERT_SYNCED`` rows of the applied sync writes `add`-ed, made one
-    at a time as ``executemany`` steps through `drain` (a pull of 1,024 records keeps no
-    1,024 row tuples alive). ``newest`` is the latest modification time among them."""
+    """The ``statements.UPSERT_SYNCED`` rows of the applied sync writes queued (`add`, then
+    `add_pulled`), made one at a time as ``executemany`` steps through `drain` (a pull of
+    1,024 records keeps no 1,024 row tuples alive). ``newest`` is the latest modification
+    time among them."""
 
     def __init__(self, owner: str, name: str) -> None:
         self.owner, self.name = owner, name
@@ -55,6 +57,7 @@ class SyncedRows:
         self._records: list[Record] = []
         self._revisions: list[int] = []
         self._bases: list[str | None] = []
+        self._pulled: list[RecordRow] = []
 
     def add(self, record: Record, revision: int, base: str | None = None) -> None:
         """Queue ``record``'s write, keeping local revision ``revision`` (and ``base``, the
@@ -63,14 +66,24 @@ class SyncedRows:
         self._revisions.append(revision)
         self._bases.append(base)
 
+    def add_pulled(self, row: RecordRow) -> None:
+        """Queue a clean pulled record's write at revision 0 (after every `add`-ed one)."""
+        self._pulled.append(row)
+
     def drain(self) -> Iterator[tuple[Any, ...]]:
         """The rows of the writes queued so far, in order; the queue is empty after."""
         owner, name, newest = self.owner, self.name, self.newest
         texts: dict[datetime | None, str | None] = {None: None}  # records share time stamps
+        ours = (
+            (r.key, r.value, r.sync_count, r.last_modified_date, r.last_modified_by,
+             r.device_last_modified_date, int(r.dirty), revision, base)
+            for r, revision, base in zip(self._records, self._revisions, self._bases, strict=True)
+        )  # fmt: skip
+        pulled = ((*row, 0, 0, None) for row in self._pulled)
         try:
-            queued = zip(self._records, self._revisions, self._bases, strict=True)
-            for rec, revision, base in queued:
-                moment, device_moment = rec.last_modified_date, rec.device_last_modified_date
+            for key, value, count, moment, by, device_moment, dirty, revision, base in chain(
+                ours, pulled
+            ):
                 try:
                     modified = texts[moment]
                 except KeyError:
@@ -81,12 +94,11 @@ class SyncedRows:
                     device_modified = texts[device_moment] = as_text(device_moment)
                 if modified is not None and (newest is None or modified > newest):
                     newest = modified
-                dirty = int(rec.dirty)
-                yield (owner, name, rec.key, rec.value, rec.sync_count, modified,
-                       rec.last_modified_by, device_modified,
+                yield (owner, name, key, value, count, modified, by, device_modified,
                        dirty, revision, base if dirty else None, dirty)  # fmt: skip
         finally:
             self.newest = newest
             self._records.clear()
             self._revisions.clear()
             self._bases.clear()
+            self._pulled.clear()

@@ -38,7 +38,7 @@ from cogsync.limits import (
     validate_name,
     validate_value,
 )
-from cogsync.models import DatasetState, Record, RecordWrite, SyncWrites
+from cogsync.models import DatasetState, Record, RecordWrite, SyncWrites, record_rows
 from cogsync.store import owners
 from cogsync.store import statements as sql
 from cogsync.store.connection import BUSY_TIMEOUT_SECONDS, connect, retry_busy
@@ -519,7 +519,8 @@ class SQLiteStore:
             if reset_sync_counts:
                 conn.execute(sql.RESET_SYNC_COUNTS, (owner, name))
             ours, pulled = SyncWrites.parts(writes)
-            keys = [w.record.key for w in ours] + [r.key for r in pulled]
+            pulled_rows = record_rows(pulled)
+            keys = [w.record.key for w in ours] + [row[0] for row in pulled_rows]
             revisions: dict[str, int] = {
                 key: row[1]
                 for key, row in self._touched(conn, owner, name, keys, sql.SELECT_REVISIONS).items()
@@ -548,13 +549,13 @@ class SQLiteStore:
                      1, revision, rec.value, 1),
                 )  # fmt: skip
                 revisions[rec.key] = revision
-            for rec in pulled:  # each as RecordWrite(rec, 0)
-                if revisions.get(rec.key):
-                    skipped.append(rec.key)
-                    missed.append(RecordWrite(rec, 0))
+            for row in pulled_rows:  # each as RecordWrite(Record(*row), 0)
+                if revisions.get(row[0]):
+                    skipped.append(row[0])
+                    missed.append(RecordWrite(Record(*row), 0))
                 else:
-                    rows.add(rec, 0)
-                    revisions[rec.key] = 0
+                    rows.add_pulled(row)
+                    revisions[row[0]] = 0
             conn.executemany(sql.UPSERT_SYNCED, rows.drain())
             newest = rows.newest
             conn.execute(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cogsync.exceptions import InvalidKeyError, InvalidValueError
-from cogsync.models import Record, RecordWrite, SyncWrites
+from cogsync.models import PulledRecords, Record, RecordWrite, SyncWrites, record_rows
 from cogsync.store.base import LocalStore
 from cogsync.testing.store_contract import OWNER, T0, snapshot, synced
 
@@ -37,7 +37,7 @@ class SyncWritesContract:
         raise NotImplementedError
 
     def test_pulled_records_apply_as_writes_expecting_revision_0(self, store: LocalStore) -> None:
-        for name in ("plain", "split"):
+        for name in ("plain", "split", "rows"):
             synced(store, OWNER, name, {"a": "1"}, 1)
             store.write_local(OWNER, name, {"k": "the app wrote it meanwhile"}, T0)
         pulled = [
@@ -51,14 +51,17 @@ class SyncWritesContract:
         assert store.apply_sync(OWNER, "split", SyncWrites(ours, pulled), last_sync_count=5) == [
             "k"
         ]
+        rows = SyncWrites(ours, PulledRecords(record_rows(pulled)))
+        assert store.apply_sync(OWNER, "rows", rows, last_sync_count=5) == ["k"]
         store = self.again(store)
-        assert store.get_records(OWNER, "split") == store.get_records(OWNER, "plain")
-        assert store.get_bases(OWNER, "split") == store.get_bases(OWNER, "plain")
-        split, same = store.get_dataset(OWNER, "split"), store.get_dataset(OWNER, "plain")
-        assert split is not None and same is not None
-        assert split.last_sync_count == same.last_sync_count == 2  # below the skipped "k"
-        assert split.last_modified == same.last_modified == T1
-        records = store.get_records(OWNER, "split")
+        for name in ("split", "rows"):
+            assert store.get_records(OWNER, name) == store.get_records(OWNER, "plain")
+            assert store.get_bases(OWNER, name) == store.get_bases(OWNER, "plain")
+            split, same = store.get_dataset(OWNER, name), store.get_dataset(OWNER, "plain")
+            assert split is not None and same is not None
+            assert split.last_sync_count == same.last_sync_count == 2  # below the skipped "k"
+            assert split.last_modified == same.last_modified == T1
+        records = store.get_records(OWNER, "rows")
         assert (records["new"].value, records["new"].dirty, records["new"].revision) == (
             "server",
             False,
@@ -75,4 +78,8 @@ class SyncWritesContract:
         bad = Record("b", 5)  # type: ignore[arg-type]
         with pytest.raises(InvalidValueError):
             store.apply_sync(OWNER, "d", SyncWrites([RecordWrite(Record("a", "2", 2), 0)], [bad]))
+        for row in [("", "v", 2, None, None, None), ("b", 5, 2, None, None, None)]:
+            with pytest.raises((InvalidKeyError, InvalidValueError)):
+                pulled = PulledRecords([("c", "ok", 2, None, None, None), row])  # type: ignore[list-item]
+                store.apply_sync(OWNER, "d", SyncWrites(pulled=pulled), last_sync_count=2)
         self.assert_unchanged(store, before)
