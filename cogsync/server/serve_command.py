@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from cogsync.exceptions import ConfigError
-from cogsync.server.collector import tune_collector
+from cogsync.server.collector import QuietCollector, tune_collector
 from cogsync.server.log_format import configure_logging
 from cogsync.server.serve_options import server_kwargs
 from cogsync.server.settings import add_flags, load_settings, render_settings
@@ -102,6 +102,7 @@ async def _serve_until_signal(server: Any) -> None:
             loop.add_signal_handler(sig, stop.set)
     async with server:
         tune_collector()
+        quiet = asyncio.create_task(QuietCollector().run())
         config = server.config
         _log.info("listening on %s", server.url)
         _log.info("GraphQL: %s", config.graphql_url)
@@ -113,5 +114,6 @@ async def _serve_until_signal(server: Any) -> None:
         if server.metrics_port is not None:
             _log.info("metrics: http://%s:%d/metrics", server.host, server.metrics_port)
         await stop.wait()
+        quiet.cancel()
         _log.info("stopping")
     _log.info("stopped")
