@@ -19,7 +19,7 @@ from cogsync._store_thread import RunBlocking
 from cogsync.engine import commands
 from cogsync.engine.conflicts import last_writer_wins
 from cogsync.exceptions import OfflineError, UsageError
-from cogsync.models import Conflict, Resolution, SyncResult
+from cogsync.models import Conflict, LocalRecords, Resolution, SyncResult
 from cogsync.remote.base import RemoteBackend
 from cogsync.store.base import LocalStore
 
@@ -55,7 +55,8 @@ def _read(
     dirty = store.dirty_records(owner, name)
     records.update((record.key, record) for record in dirty)
     bases = store.get_bases(owner, name) if dirty else {}
-    return commands.LocalSnapshot(state, records, bases, complete=False)
+    # As rows: the snapshot of a push lives as long as its request.
+    return commands.LocalSnapshot(state, LocalRecords(records.values()), bases, complete=False)
 
 
 def _read_for_push(

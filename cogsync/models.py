@@ -5,18 +5,21 @@ All are immutable dataclasses; datetimes are timezone-aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TypeVar, overload
+from typing import Any, ClassVar, Self, TypeVar, overload
 
 __all__ = [
+    "Acknowledgements",
     "Conflict",
     "DatasetMetadata",
     "DatasetState",
     "DatasetSummary",
+    "LocalRecords",
     "PatchOp",
+    "PatchRows",
     "PulledRecords",
     "PushResult",
     "Record",
@@ -28,6 +31,7 @@ __all__ = [
     "ServerInfo",
     "SyncResult",
     "SyncWrites",
+    "patch_rows",
     "record_rows",
     "utcnow",
 ]
@@ -215,49 +219,94 @@ RecordRow = tuple[str, str | None, int, datetime | None, str | None, datetime | 
 last_modified_by, device_last_modified_date."""
 
 
-class PulledRecords(_SequenceValue[Record]):
-    """Clean records held as `RecordRow` tuples, each `Record` made only when asked for.
-
-    A page of 1,024 pulled records is then 1,024 tuples the garbage collector stops
-    tracking at its first look, not 1,024 objects it scans (and promotes while they wait
-    to be stored). Equal to any sequence of the same records.
-    """
+class _Rows(_SequenceValue[_T]):
+    """Items held as tuples of their fields, each made only when asked for: tuples of
+    strings, numbers and datetimes the garbage collector stops tracking at its first look,
+    where the items themselves it would scan, and promote while they wait."""
 
     __slots__ = ("rows",)
+    _make: ClassVar[Callable[..., Any]]
 
-    def __init__(self, rows: Iterable[RecordRow] = ()) -> None:
-        self.rows: tuple[RecordRow, ...] = tuple(rows)
+    def __init__(self, rows: Iterable[tuple[Any, ...]] = ()) -> None:
+        self.rows: tuple[tuple[Any, ...], ...] = tuple(rows)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     @overload
-    def __getitem__(self, index: int) -> Record: ...
+    def __getitem__(self, index: int) -> _T: ...
     @overload
-    def __getitem__(self, index: slice) -> PulledRecords: ...
-    def __getitem__(self, index: int | slice) -> Record | PulledRecords:
+    def __getitem__(self, index: slice) -> Self: ...
+    def __getitem__(self, index: int | slice) -> _T | Self:
         if isinstance(index, slice):
-            return PulledRecords(self.rows[index])
-        return Record(*self.rows[index])
+            return type(self)(self.rows[index])
+        item: _T = type(self)._make(*self.rows[index])
+        return item
 
-    def __iter__(self) -> Iterator[Record]:
+    def __iter__(self) -> Iterator[_T]:
+        make = type(self)._make
         for row in self.rows:
-            yield Record(*row)
+            yield make(*row)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, PulledRecords):
+        if type(other) is type(self):
+            assert isinstance(other, _Rows)
             return self.rows == other.rows
         return _SequenceValue.__eq__(self, other)
 
     __hash__ = _SequenceValue.__hash__
 
     def __repr__(self) -> str:
-        return f"PulledRecords({list(self)!r})"
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+class PulledRecords(_Rows[Record]):
+    """Clean records held as `RecordRow` tuples, each `Record` made only when asked for
+    (a page of 1,024 pulled records is 1,024 tuples). Equal to any sequence of the same
+    records."""
+
+    __slots__ = ()
+    _make = Record
 
     @classmethod
     def join(cls, parts: Iterable[Sequence[Record]]) -> PulledRecords:
         """The records of ``parts`` in order, as clean rows."""
         return cls(row for part in parts for row in record_rows(part))
+
+
+class LocalRecords(Mapping[str, Record]):
+    """Records by key, held as tuples of all of `Record`'s fields (``dirty`` and
+    ``revision`` too), each `Record` made only when asked for: a push of 1,024 records
+    reads them without keeping 1,024 objects for the collector while it waits."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, records: Iterable[Record] = ()) -> None:
+        self.rows: dict[str, tuple[Any, ...]] = {
+            r.key: (r.key, r.value, r.sync_count, r.last_modified_date, r.last_modified_by,
+                    r.device_last_modified_date, r.dirty, r.revision)
+            for r in records
+        }  # fmt: skip
+
+    def __getitem__(self, key: str) -> Record:
+        return Record(*self.rows[key])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return f"LocalRecords({dict(self)!r})"
+
+    def dirty(self) -> tuple[list[RecordRow], dict[str, int]]:
+        """The dirty records' `RecordRow`s in key order, and each one's revision."""
+        rows = sorted(row[:6] for row in self.rows.values() if row[6])
+        return rows, {row[0]: row[7] for row in self.rows.values() if row[6]}
 
 
 def record_rows(records: Iterable[Record]) -> Sequence[RecordRow]:
@@ -290,6 +339,58 @@ class RecordPatch:
     device_last_modified_date: datetime | None = None
 
 
+PatchRow = tuple[str, str, str | None, int, datetime | None]
+"""A patch's fields in `RecordPatch`'s order: op (its plain text: an enum member is an
+object the collector tracks), key, value, sync_count, device_last_modified_date."""
+
+
+def _record_patch(
+    op: str, key: str, value: str | None, sync_count: int, device: datetime | None
+) -> RecordPatch:
+    return RecordPatch(PatchOp(op), key, value, sync_count, device)
+
+
+class PatchRows(_Rows[RecordPatch]):
+    """A push's patches held as `PatchRow` tuples, each `RecordPatch` made only when asked
+    for (a push of 1,024 records holds no 1,024 objects while it waits for the server).
+    Equal to any sequence of the same patches."""
+
+    __slots__ = ()
+    _make = _record_patch
+
+
+def patch_rows(patches: Iterable[RecordPatch]) -> Sequence[PatchRow]:
+    """The `PatchRow` of each patch; the rows themselves for `PatchRows`."""
+    if isinstance(patches, PatchRows):
+        return patches.rows
+    return [
+        (p.op.value, p.key, p.value, p.sync_count, p.device_last_modified_date) for p in patches
+    ]
+
+
+def _acknowledgement(
+    key: str,
+    value: str | None,
+    sync_count: int,
+    modified: datetime | None,
+    by: str | None,
+    device: datetime | None,
+    expected_revision: int,
+) -> RecordWrite:
+    record = Record(key, value, sync_count, modified, by, device)
+    return RecordWrite(record, expected_revision, keep_sync_count_on_mismatch=True)
+
+
+class Acknowledgements(_Rows[RecordWrite]):
+    """The writes marking pushed records clean, held as rows: a `RecordRow` of the server's
+    record plus the local revision read for the push. Each is
+    ``RecordWrite(Record(*row[:6]), row[6], keep_sync_count_on_mismatch=True)``, made only
+    when asked for."""
+
+    __slots__ = ()
+    _make = _acknowledgement
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteDataset(DatasetSummary):
     """A dataset as the server lists it."""
@@ -313,7 +414,7 @@ class PushResult:
 
     dataset_name: str
     sync_count: int
-    records: tuple[Record, ...]
+    records: Sequence[Record]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from cogsync._callbacks import maybe_await
 from cogsync.engine import commands
-from cogsync.models import record_rows
+from cogsync.models import patch_rows, record_rows
 from cogsync.remote.base import RemoteBackend
 
 __all__ = ["OnProgress", "ProgressTracker", "SyncProgress", "chain", "progress_observer"]
@@ -78,7 +78,7 @@ class ProgressTracker:
         elif isinstance(command, commands.PushRecords):
             done, total, size = self._push
             done += len(command.patches)
-            size += sum(_size(p.key, p.value) for p in command.patches)
+            size += sum(_size(row[1], row[2]) for row in patch_rows(command.patches))
             self._push = [done, max(total, done), size]
             await self._report("push", self._push)
 

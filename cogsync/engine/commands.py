@@ -121,7 +121,7 @@ class PushRecords(Command[PushResult]):
     """
 
     dataset: str
-    patches: tuple[RecordPatch, ...]
+    patches: Sequence[RecordPatch]
     client_request_id: str
     device_id: str
 

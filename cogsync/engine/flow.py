@@ -45,12 +45,15 @@ from cogsync.engine.commands import (
 from cogsync.engine.conflicts import check_resolutions
 from cogsync.exceptions import ConflictError, OfflineError
 from cogsync.models import (
+    Acknowledgements,
     Conflict,
+    LocalRecords,
     PatchOp,
+    PatchRows,
     PulledRecords,
     PushResult,
     Record,
-    RecordPatch,
+    RecordRow,
     RecordWrite,
     Resolution,
     SyncResult,
@@ -191,29 +194,32 @@ def _settle(conflict: Conflict, resolution: Resolution, now: datetime) -> Record
     return RecordWrite(settled, expected_revision=ours.revision, base=theirs.value)
 
 
-def _patch(record: Record) -> RecordPatch:
-    op = PatchOp.REMOVE if record.value is None else PatchOp.REPLACE
-    return RecordPatch(
-        op, record.key, record.value, record.sync_count, record.device_last_modified_date
+def _local_records(records: Mapping[str, Record]) -> LocalRecords:
+    if isinstance(records, LocalRecords):
+        return records
+    return LocalRecords(records.values())
+
+
+def _patches(dirty: Iterable[RecordRow]) -> PatchRows:
+    """The patches pushing ``dirty`` records (a None value removes)."""
+    remove, replace_ = PatchOp.REMOVE.value, PatchOp.REPLACE.value
+    return PatchRows(
+        (remove if value is None else replace_, key, value, count, device)
+        for key, value, count, _, _, device in dirty
     )
 
 
 def _acknowledge(
-    pushed: Iterable[Record], result: PushResult, local: Mapping[str, Record]
-) -> tuple[RecordWrite, ...]:
-    """Writes marking pushed records clean with the server's new sync counts."""
-    stored = {r.key: r for r in result.records}
-    writes = []
-    for mine in pushed:
-        server = stored.get(mine.key) or replace(mine, sync_count=result.sync_count)
-        writes.append(
-            RecordWrite(
-                _clean(server),
-                expected_revision=local[mine.key].revision,
-                keep_sync_count_on_mismatch=True,
-            )
-        )
-    return tuple(writes)
+    pushed: Iterable[RecordRow], result: PushResult, revisions: Mapping[str, int]
+) -> Acknowledgements:
+    """Writes marking pushed records clean with the server's new sync counts
+    (``revisions``: each pushed key's local revision when it was read for the push)."""
+    stored = {row[0]: row for row in record_rows(result.records)}
+    count = result.sync_count
+    return Acknowledgements(
+        (*(stored.get(mine[0]) or (*mine[:2], count, *mine[3:])), revisions[mine[0]])
+        for mine in pushed
+    )
 
 
 def sync_dataset(
@@ -324,10 +330,14 @@ def sync_dataset(
         else:
             local = yield from _ask(ReadLocal(name, only=_DIRTY, for_push=True))
         fresh = False  # a retry pulls
-        dirty_records = sorted((r for r in local.records.values() if r.dirty), key=_key)
-        if not dirty_records:
+        # The push waits on the network holding rows and revisions, not the snapshot's
+        # records: a 1,024-record push keeps no objects for the collector to scan meanwhile.
+        to_push, revisions = _local_records(local.records).dirty()
+        if not to_push:
             return _result(name, pulled, 0, conflicts, pull.up_to, merged)
-        patches = tuple(_patch(r) for r in dirty_records)
+        snapshot = None
+        del local
+        patches = _patches(to_push)
         request_id = yield from _ask(NewRequestId())
         try:
             result = yield from _mutate(
@@ -350,7 +360,7 @@ def sync_dataset(
             continue
         advanced = result.sync_count if result.sync_count == pull.up_to + 1 else None
         advanced = advanced if behind is None else None
-        acks = _acknowledge(dirty_records, result, local.records)
+        acks = _acknowledge(to_push, result, revisions)
         yield from _ask(ApplySync(name, acks, last_sync_count=advanced))
         return _result(name, pulled, len(patches), conflicts, result.sync_count, merged)
 
@@ -364,10 +374,6 @@ def _drop_unless_edited(name: str, seen: LocalSnapshot) -> Flow[bool]:
             return False
     yield from _ask(DropDataset(name))
     return True
-
-
-def _key(record: Record) -> str:
-    return record.key
 
 
 def _result(

@@ -60,6 +60,7 @@ from cogsync.models import (
     RecordPatch,
     RemoteDataset,
     ServerInfo,
+    patch_rows,
 )
 from cogsync.remote import operations
 from cogsync.remote.payloads import (
@@ -68,7 +69,6 @@ from cogsync.remote.payloads import (
     answer_list,
     answer_object,
     answer_str,
-    decode_record,
     decode_records,
     dumps_body,
     format_datetime,
@@ -248,14 +248,15 @@ class GraphQLBackend(AsyncClosing):
         }
         data = await self._execute(operations.PUSH_RECORDS, variables)
         change = answer_object(data, "pushRecords")
-        sent = {patch.key: patch.value for patch in patches}
+        items = change.get("records") or []
+        sent = {row[1]: row[2] for row in patch_rows(patches)}
+        for item in items if type(items) is list else ():  # the answer carries no values
+            if type(item) is dict and type(key := item.get("key")) is str:
+                item["value"] = sent.get(key)
         return PushResult(
             dataset_name=answer_str(change, "datasetName"),
             sync_count=answer_int(change, "syncCount"),
-            records=tuple(
-                decode_record(item, sent.get(answer_str(item, "key")))
-                for item in change.get("records") or ()
-            ),
+            records=decode_records({"records": items}),
         )
 
     async def delete_dataset(self, dataset_name: str, *, client_request_id: str) -> int:

@@ -13,7 +13,15 @@ import orjson
 
 from cogsync import _awsdatetime
 from cogsync.exceptions import ServerError
-from cogsync.models import PatchOp, PulledRecords, Record, RecordPatch, RecordRow, record_rows
+from cogsync.models import (
+    PatchOp,
+    PulledRecords,
+    Record,
+    RecordPatch,
+    RecordRow,
+    patch_rows,
+    record_rows,
+)
 
 __all__ = [
     "PushPatches",
@@ -45,7 +53,7 @@ class PushPatches:
     (a 1,024-record push made 1,024 of them for the collector to trace)."""
 
     __slots__ = ("patches",)
-    _OPEN = {op: b'{"op":' + orjson.dumps(op) + b',"key":' for op in PatchOp}
+    _OPEN = {op.value: b'{"op":' + orjson.dumps(op) + b',"key":' for op in PatchOp}
 
     def __init__(self, patches: Sequence[RecordPatch]) -> None:
         self.patches = patches
@@ -59,18 +67,18 @@ class PushPatches:
         items = [
             b"".join(
                 (
-                    opening[p.op],
-                    dumps(p.key),
+                    opening[op],
+                    dumps(key),
                     b',"value":',
-                    dumps(p.value),
+                    dumps(text),
                     b',"syncCount":',
-                    dumps(p.sync_count),
+                    dumps(count),
                     b',"deviceLastModifiedDate":',
-                    dumps(format_datetime(p.device_last_modified_date)),
+                    dumps(format_datetime(device)),
                     b"}",
                 )
             )
-            for p in value.patches
+            for op, key, text, count, device in patch_rows(value.patches)
         ]
         return orjson.Fragment(b"[" + b",".join(items) + b"]")
 
@@ -81,13 +89,13 @@ class PushPatches:
             raise TypeError(f"cannot encode {type(value).__name__}")
         return [
             {
-                "op": p.op.value,
-                "key": p.key,
-                "value": p.value,
-                "syncCount": p.sync_count,
-                "deviceLastModifiedDate": format_datetime(p.device_last_modified_date),
+                "op": op,
+                "key": key,
+                "value": text,
+                "syncCount": count,
+                "deviceLastModifiedDate": format_datetime(device),
             }
-            for p in value.patches
+            for op, key, text, count, device in patch_rows(value.patches)
         ]
 
 

@@ -80,6 +80,6 @@ class SyncWritesContract:
             store.apply_sync(OWNER, "d", SyncWrites([RecordWrite(Record("a", "2", 2), 0)], [bad]))
         for row in [("", "v", 2, None, None, None), ("b", 5, 2, None, None, None)]:
             with pytest.raises((InvalidKeyError, InvalidValueError)):
-                pulled = PulledRecords([("c", "ok", 2, None, None, None), row])  # type: ignore[list-item]
+                pulled = PulledRecords([("c", "ok", 2, None, None, None), row])
                 store.apply_sync(OWNER, "d", SyncWrites(pulled=pulled), last_sync_count=2)
         self.assert_unchanged(store, before)
