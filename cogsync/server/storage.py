@@ -74,6 +74,7 @@ from cogsync.server.rows import (
 )
 from cogsync.server.transactions import Transactions
 from cogsync.server.wire import InvalidRequestError
+from cogsync.sqlite_many import insert_many
 
 __all__ = [
     "DATASET_PAGE_SIZE",
@@ -239,7 +240,8 @@ class ServerStorage:
                 Record(p.key, p.value, sync_count, now, device_id, p.device_last_modified_date)
                 for p in changes.values()
             )
-            db.executemany(
+            insert_many(
+                db,
                 "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(identity_id, dataset_name, *record_row(r)) for r in written],
             )
@@ -397,7 +399,8 @@ class ServerStorage:
                 changed = [(r[0], r[1], new_count, *r[3:]) for r in changed]
             else:
                 new_count = top
-            db.executemany(
+            insert_many(
+                db,
                 "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(identity_id, dataset_name, *r) for r in changed],
             )

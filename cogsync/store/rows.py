@@ -47,7 +47,7 @@ def as_dataset(row: Sequence[Any]) -> DatasetState:
 
 class SyncedRows:
     """The ``statements.UPSERT_SYNCED`` rows of the applied sync writes queued (`add`, then
-    `add_pulled`), made one at a time as ``executemany`` steps through `drain` (a pull of
+    `add_pulled`), made one at a time as the statement steps through `drain` (a pull of
     1,024 records keeps no 1,024 row tuples alive). ``newest`` is the latest modification
     time among them."""
 

@@ -39,6 +39,7 @@ from cogsync.limits import (
     validate_value,
 )
 from cogsync.models import DatasetState, Record, RecordWrite, SyncWrites, record_rows
+from cogsync.sqlite_many import execute_among, insert_many
 from cogsync.store import owners
 from cogsync.store import statements as sql
 from cogsync.store.connection import BUSY_TIMEOUT_SECONDS, connect, retry_busy
@@ -490,7 +491,7 @@ class SQLiteStore:
     def mark_sent(self, owner: str, name: str, keys: Sequence[str]) -> None:
         """Note that a push carrying these never-synced records is about to be sent."""
         with self._write() as conn:
-            conn.executemany(sql.MARK_SENT, [(owner, name, key) for key in keys])
+            execute_among(conn, sql.MARK_SENT, (owner, name), keys)
 
     def apply_sync(
         self,
@@ -525,7 +526,7 @@ class SQLiteStore:
                 key: row[1]
                 for key, row in self._touched(conn, owner, name, keys, sql.SELECT_REVISIONS).items()
             }
-            # Applied writes go to one executemany, their rows made as it steps (none kept).
+            # Applied writes go to insert_many, their rows made as it steps (none kept).
             rows = SyncedRows(owner, name)
             for write in ours:
                 rec = write.record
@@ -538,7 +539,7 @@ class SQLiteStore:
                 missed.append(write)
                 if not write.keep_sync_count_on_mismatch:
                     continue
-                conn.executemany(sql.UPSERT_SYNCED, rows.drain())  # keep the order per key
+                insert_many(conn, sql.UPSERT_SYNCED, rows.drain())  # keep the order per key
                 if current is not None:
                     conn.execute(sql.SET_SKIPPED, (rec.sync_count, rec.value, owner, name, rec.key))
                     continue
@@ -556,7 +557,7 @@ class SQLiteStore:
                 else:
                     rows.add_pulled(row)
                     revisions[row[0]] = 0
-            conn.executemany(sql.UPSERT_SYNCED, rows.drain())
+            insert_many(conn, sql.UPSERT_SYNCED, rows.drain())
             newest = rows.newest
             conn.execute(
                 sql.FINISH_DATASET,

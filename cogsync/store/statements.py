@@ -107,7 +107,7 @@ SET_SKIPPED = """UPDATE records SET sync_count = ?, base_value = ?, base_known =
 WHERE owner = ? AND dataset = ? AND key = ?"""
 # A push is about to carry this never-synced record.
 MARK_SENT = """UPDATE records SET sent = 1
-WHERE owner = ? AND dataset = ? AND key = ? AND sync_count = 0 AND sent = 0"""
+WHERE owner = ? AND dataset = ? AND key IN ({marks}) AND sync_count = 0 AND sent = 0"""
 # The dataset was deleted on the server: every record starts again from nothing.
 RESET_SYNC_COUNTS = """UPDATE records SET sync_count = 0, dirty = (dirty OR value IS NOT NULL),
   base_value = NULL, base_known = 1 WHERE owner = ? AND dataset = ?"""
