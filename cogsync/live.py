@@ -239,18 +239,19 @@ class LiveState:
             return
         seen, unsure, missed = self._seen.setdefault(name, {}), [], frozenset(skipped)
         ours, pulled = SyncWrites.parts(command.writes)
-        known = [
-            (w.record.key, w.record.value, w.record.sync_count, int(w.record.dirty))
-            for w in ours
-            if w.expected_revision is not None
-        ]
+        known = []
+        for write in ours:  # (acknowledgements make each write as they are read: once)
+            record = write.record
+            if write.expected_revision is None:
+                unsure.append(record.key)
+            else:
+                known.append((record.key, record.value, record.sync_count, int(record.dirty)))
         clean = ((row[0], row[1], row[2], 0) for row in record_rows(pulled))
         for key, value, count, dirty in itertools.chain(known, clean):
             if key in missed:
                 unsure.append(key)
             else:
                 seen[key] = hash((value, count, dirty))
-        unsure.extend(w.record.key for w in ours if w.expected_revision is None)
         if unsure:
             self._read_back(store, owner, name, unsure)
 

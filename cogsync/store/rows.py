@@ -54,17 +54,13 @@ class SyncedRows:
     def __init__(self, owner: str, name: str) -> None:
         self.owner, self.name = owner, name
         self.newest: str | None = None
-        self._records: list[Record] = []
-        self._revisions: list[int] = []
-        self._bases: list[str | None] = []
+        self._ours: list[tuple[Record, int, str | None]] = []
         self._pulled: list[RecordRow] = []
 
     def add(self, record: Record, revision: int, base: str | None = None) -> None:
         """Queue ``record``'s write, keeping local revision ``revision`` (and ``base``, the
         sync base of a dirty one)."""
-        self._records.append(record)
-        self._revisions.append(revision)
-        self._bases.append(base)
+        self._ours.append((record, revision, base))
 
     def add_pulled(self, row: RecordRow) -> None:
         """Queue a clean pulled record's write at revision 0 (after every `add`-ed one)."""
@@ -77,7 +73,7 @@ class SyncedRows:
         ours = (
             (r.key, r.value, r.sync_count, r.last_modified_date, r.last_modified_by,
              r.device_last_modified_date, int(r.dirty), revision, base)
-            for r, revision, base in zip(self._records, self._revisions, self._bases, strict=True)
+            for r, revision, base in self._ours
         )  # fmt: skip
         pulled = ((*row, 0, 0, None) for row in self._pulled)
         try:
@@ -98,7 +94,5 @@ class SyncedRows:
                        dirty, revision, base if dirty else None, dirty)  # fmt: skip
         finally:
             self.newest = newest
-            self._records.clear()
-            self._revisions.clear()
-            self._bases.clear()
+            self._ours.clear()
             self._pulled.clear()
