@@ -534,14 +534,19 @@ def run_scenarios(
     server as every ``restart_every``-th scenario starts (0: never). ``resolver`` is the
     devices' conflict resolver (the oracle expects last-writer-wins; tests swap it for a
     broken one to see the oracle catch it)."""
-    logging.getLogger("cogsync").setLevel(logging.CRITICAL)  # expected failures are noisy
-    with tempfile.TemporaryDirectory(prefix="cogsync-reliability-") as tmp:
-        work = _run_worker(
-            seed,
-            indices,
-            concurrency=concurrency,
-            restart_every=restart_every,
-            data=Path(tmp),
-            resolver=resolver,
-        )
-        return asyncio.run(work)
+    logger = logging.getLogger("cogsync")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # expected failures are noisy (for this run only)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cogsync-reliability-") as tmp:
+            work = _run_worker(
+                seed,
+                indices,
+                concurrency=concurrency,
+                restart_every=restart_every,
+                data=Path(tmp),
+                resolver=resolver,
+            )
+            return asyncio.run(work)
+    finally:
+        logger.setLevel(level)
